@@ -1,0 +1,185 @@
+// Tokens of a Dockerfile after line scanning (line_scanner.cpp): the input is the logical
+// instruction lines joined with '\n' -- continuations, comments, blank lines and parser
+// directives are already gone.
+//
+// The input is fed as bytes (one code point per byte, see parser.cpp), so non-ASCII text simply
+// falls into the "any other character" sets and token offsets are byte offsets.
+//
+// Each line starts in the default mode, where the instruction keyword is recognised. The keyword
+// then pushes the mode that tokenizes its arguments the way the reference parser splits them:
+//   EXEC_ARGS   RUN, CMD: JSON arrays (exec form) or free text (shell form)
+//   WORDS       ENV: words that respect quotes and the escape char (parseWords); WORDS_BACKTICK
+//               is the same with `# escape=`` in effect
+//   PLAIN_ARGS  everything else: words separated by whitespace, quotes mean nothing
+// The '\n' ending the line pops back to the default mode.
+lexer grammar DockerfileLexer;
+
+@members {
+  // (Members land in the generated class's public section.)
+
+  // The escape char from the `# escape=` directive; chooses between WORDS and WORDS_BACKTICK.
+  char escapeChar = '\\';
+
+  // Flags are only the leading `--` words after the keyword (extractBuilderFlags): once any
+  // other argument word has been seen, `--x` is an ordinary word again.
+  bool flagsAllowed = false;
+
+  void pushWordsMode() { pushMode(escapeChar == '`' ? WORDS_BACKTICK : WORDS); }
+
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    std::unique_ptr<antlr4::Token> token = antlr4::Lexer::nextToken();
+    size_t type = token->getType();
+    if (type >= FROM && type <= UNKNOWN_KEYWORD) {  // the keywords are declared contiguously
+      flagsAllowed = true;
+    } else if (type != WS && type != FLAG) {
+      flagsAllowed = false;
+    }
+    return token;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Default mode: the instruction keyword (case-insensitive).
+
+LEADING_WS : [ \t\u000B\f\r]+ -> skip ;
+NEWLINE    : '\n' ;
+
+FROM        : F R O M                         -> pushMode(PLAIN_ARGS) ;
+RUN         : R U N                           -> pushMode(EXEC_ARGS) ;
+CMD         : C M D                           -> pushMode(EXEC_ARGS) ;
+LABEL       : L A B E L                       -> pushMode(PLAIN_ARGS) ;
+MAINTAINER  : M A I N T A I N E R             -> pushMode(PLAIN_ARGS) ;
+EXPOSE      : E X P O S E                     -> pushMode(PLAIN_ARGS) ;
+ENV         : E N V                           { pushWordsMode(); } ;
+ADD         : A D D                           -> pushMode(PLAIN_ARGS) ;
+COPY        : C O P Y                         -> pushMode(PLAIN_ARGS) ;
+ENTRYPOINT  : E N T R Y P O I N T             -> pushMode(PLAIN_ARGS) ;
+VOLUME      : V O L U M E                     -> pushMode(PLAIN_ARGS) ;
+USER        : U S E R                         -> pushMode(PLAIN_ARGS) ;
+WORKDIR     : W O R K D I R                   -> pushMode(PLAIN_ARGS) ;
+ARG         : A R G                           -> pushMode(PLAIN_ARGS) ;
+ONBUILD     : O N B U I L D                   -> pushMode(PLAIN_ARGS) ;
+STOPSIGNAL  : S T O P S I G N A L             -> pushMode(PLAIN_ARGS) ;
+HEALTHCHECK : H E A L T H C H E C K           -> pushMode(PLAIN_ARGS) ;
+SHELL       : S H E L L                       -> pushMode(PLAIN_ARGS) ;
+
+// Anything else in keyword position. Longest match makes `FROMX` this and not FROM; the parser
+// turns it into "unknown instruction".
+UNKNOWN_KEYWORD : ~[ \t\u000B\f\r\n]+         -> pushMode(PLAIN_ARGS) ;
+
+// ---------------------------------------------------------------------------------------------
+// Fragments shared by the argument modes.
+
+fragment SPACE_CHARS : [ \t\u000B\f\r]+ ;
+
+// A builder flag (`--mount=type=cache`, `--chown="a b"`). Like extractBuilderFlags, '\' always
+// escapes here whatever the escape directive says. An unterminated quote or a lone '\' can only
+// end the word, so that longest-match never prefers leaving a quote open over closing it.
+fragment FLAG_WORD   : '--' ( FLAG_PART+ FLAG_TAIL? | FLAG_TAIL ) ;
+fragment FLAG_PART
+    : '\\' ~'\n'
+    | '"' ( '\\' ~'\n' | ~["\\\n] )* '"'
+    | '\'' ( '\\' ~'\n' | ~['\\\n] )* '\''
+    | ~[ \t\u000B\f\r\n"'\\]
+    ;
+fragment FLAG_TAIL
+    : '"' ( '\\' ~'\n' | ~["\\\n] )*
+    | '\'' ( '\\' ~'\n' | ~['\\\n] )*
+    | '\\'
+    ;
+
+fragment A : [aA] ; fragment B : [bB] ; fragment C : [cC] ; fragment D : [dD] ;
+fragment E : [eE] ; fragment F : [fF] ; fragment G : [gG] ; fragment H : [hH] ;
+fragment I : [iI] ; fragment K : [kK] ; fragment L : [lL] ; fragment M : [mM] ;
+fragment N : [nN] ; fragment O : [oO] ; fragment P : [pP] ; fragment R : [rR] ;
+fragment S : [sS] ; fragment T : [tT] ; fragment U : [uU] ; fragment V : [vV] ;
+fragment W : [wW] ; fragment X : [xX] ; fragment Y : [yY] ;
+
+// ---------------------------------------------------------------------------------------------
+// Arguments split on whitespace only (FROM, EXPOSE, MAINTAINER, and for now every instruction
+// without a typed form).
+mode PLAIN_ARGS;
+
+WS              : SPACE_CHARS ;
+PLAIN_NEWLINE   : '\n'         -> type(NEWLINE), popMode ;
+// A bare `--` ends the flags; rules earlier in the file win ties, so it is not a FLAG.
+END_OF_FLAGS    : {flagsAllowed}? '--' ;
+FLAG            : {flagsAllowed}? FLAG_WORD ;
+AS              : A S ;
+WORD            : ~[ \t\u000B\f\r\n]+ ;
+
+// ---------------------------------------------------------------------------------------------
+// RUN and CMD arguments: enough JSON to recognise a JSON array, and free text for the shell form.
+// JSON literals come before TEXT so that `true` or `12` are JSON, while `trueish` or `1.2.3`
+// (longer as TEXT) are not. (JSON_ prefix: NULL, TRUE and FALSE are C macros.)
+mode EXEC_ARGS;
+
+EXEC_WS           : SPACE_CHARS  -> type(WS) ;
+EXEC_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
+EXEC_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
+EXEC_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+
+LBRACKET : '[' ;
+RBRACKET : ']' ;
+LBRACE   : '{' ;
+RBRACE   : '}' ;
+COMMA    : ',' ;
+COLON    : ':' ;
+STRING   : '"' ( '\\' ( ["\\/bfnrt] | 'u' HEX HEX HEX HEX ) | ~["\\\u0000-\u001F] )* '"' ;
+NUMBER   : '-'? ( '0' | [1-9] [0-9]* ) ( '.' [0-9]+ )? ( [eE] [+-]? [0-9]+ )? ;
+JSON_TRUE  : 'true' ;
+JSON_FALSE : 'false' ;
+JSON_NULL  : 'null' ;
+TEXT     : ~[ \t\u000B\f\r\n[\]{},:"]+ ;
+// A quote that does not start a valid JSON string: shell-form text, e.g. `echo "it's`.
+STRAY_QUOTE : '"' ;
+
+fragment HEX : [0-9a-fA-F] ;
+
+// ---------------------------------------------------------------------------------------------
+// ENV arguments: parseWords. Quotes group words (kept raw), the escape char keeps the next
+// character in the word (both kept raw); inside single quotes nothing escapes. The two modes
+// differ only in the escape char.
+mode WORDS;
+
+WORDS_WS           : SPACE_CHARS  -> type(WS) ;
+WORDS_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
+WORDS_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
+WORDS_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+// The escape char is the only thing that could make the word longer here, so a trailing one
+// (`\\\` at the end of a line) just ends the word.
+QUOTED_WORD        : ( BS_PART+ BS_TAIL? | BS_TAIL ) ;
+
+fragment BS_PART
+    : '\\' ~'\n'
+    | '"' ( '\\' ~'\n' | ~["\\\n] )* '"'
+    | '\'' ~['\n]* '\''
+    | ~[ \t\u000B\f\r\n"'\\]
+    ;
+// Unterminated quotes run to the end of the line; they and a lone escape char can only end a
+// word (see FLAG_WORD).
+fragment BS_TAIL
+    : '"' ( '\\' ~'\n' | ~["\\\n] )*
+    | '\'' ~['\n]*
+    | '\\'
+    ;
+
+mode WORDS_BACKTICK;
+
+BT_WS           : SPACE_CHARS  -> type(WS) ;
+BT_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
+BT_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
+BT_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+BT_QUOTED_WORD  : ( BT_PART+ BT_TAIL? | BT_TAIL ) -> type(QUOTED_WORD) ;
+
+fragment BT_PART
+    : '`' ~'\n'
+    | '"' ( '`' ~'\n' | ~["`\n] )* '"'
+    | '\'' ~['\n]* '\''
+    | ~[ \t\u000B\f\r\n"'`]
+    ;
+fragment BT_TAIL
+    : '"' ( '`' ~'\n' | ~["`\n] )*
+    | '\'' ~['\n]*
+    | '`'
+    ;
