@@ -1,0 +1,323 @@
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/fs.h"
+#include "runtime/runtime.h"
+
+namespace slipway::runtime {
+namespace {
+
+// What a failed child tells its parent through the error pipe before it exits.
+struct ChildFailure {
+  int exit_code;
+  int error_number;
+  char message[512];
+};
+
+// Everything the child needs, prepared by the parent before clone: after clone the child makes
+// only system calls on this data, with no allocation, so it is safe even if the parent process
+// has other threads (whose locks, e.g. malloc's, the child would inherit in any state).
+struct ChildPlan {
+  std::string layers_base;
+  std::string rootfs;
+  std::string overlay_options;
+  std::string working_dir;
+  std::string hostname;
+  std::vector<std::string> exec_candidates;  // absolute paths to try, in PATH order
+  std::string command_name;                  // argv[0] as given, for messages
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  int stdin_fd = -1;  // dup2'd to 0 when >= 0
+  int error_fd = -1;
+};
+
+// Docker's default capability set (moby daemon/pkg/oci/caps/defaults.go).
+constexpr int kDefaultCapabilities[] = {
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE};
+
+// ---- child side: async-signal-safe helpers only
+
+void append(char* buffer, size_t size, const char* text) {
+  size_t used = strnlen(buffer, size);
+  for (; *text && used + 1 < size; ++text) buffer[used++] = *text;
+  buffer[used] = '\0';
+}
+
+[[noreturn]] void child_fail(const ChildPlan& plan, int exit_code, const char* what,
+                             const char* subject, int err) {
+  ChildFailure failure{};
+  failure.exit_code = exit_code;
+  failure.error_number = err;
+  append(failure.message, sizeof failure.message, what);
+  if (subject) append(failure.message, sizeof failure.message, subject);
+  ssize_t ignored = ::write(plan.error_fd, &failure, sizeof failure);
+  (void)ignored;
+  _exit(exit_code);
+}
+
+void check(const ChildPlan& plan, int result, const char* what, const char* subject = nullptr) {
+  if (result < 0) child_fail(plan, 125, what, subject, errno);
+}
+
+// mkdir -p for an absolute path inside the container, using a stack buffer.
+int make_directories(const char* path, mode_t mode) {
+  char buffer[4096];
+  size_t length = strnlen(path, sizeof buffer);
+  if (length >= sizeof buffer) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(buffer, path, length + 1);
+  for (size_t i = 1; i <= length; ++i) {
+    if (buffer[i] == '/' || buffer[i] == '\0') {
+      char saved = buffer[i];
+      buffer[i] = '\0';
+      if (::mkdir(buffer, mode) < 0 && errno != EEXIST) return -1;
+      buffer[i] = saved;
+    }
+  }
+  return 0;
+}
+
+void mount_virtual(const ChildPlan& plan, const char* source, const char* target, const char* type,
+                   unsigned long flags, const char* data) {
+  check(plan, make_directories(target, 0755), "cannot create mount point ", target);
+  check(plan, ::mount(source, target, type, flags, data), "cannot mount ", target);
+}
+
+void setup_dev(const ChildPlan& plan) {
+  mount_virtual(plan, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  struct Node {
+    const char* path;
+    unsigned major_number, minor_number;
+  };
+  static constexpr Node kNodes[] = {{"/dev/null", 1, 3},    {"/dev/zero", 1, 5},
+                                    {"/dev/full", 1, 7},    {"/dev/random", 1, 8},
+                                    {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+  for (const auto& node : kNodes) {
+    check(plan, ::mknod(node.path, S_IFCHR | 0666, makedev(node.major_number, node.minor_number)),
+          "cannot create ", node.path);
+    ::chmod(node.path, 0666);  // mknod's mode is filtered by the umask
+  }
+  mount_virtual(plan, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  check(plan, ::symlink("pts/ptmx", "/dev/ptmx"), "cannot create /dev/ptmx");
+  mount_virtual(plan, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                "mode=1777,size=65536k");
+  ::symlink("/proc/self/fd", "/dev/fd");
+  ::symlink("/proc/self/fd/0", "/dev/stdin");
+  ::symlink("/proc/self/fd/1", "/dev/stdout");
+  ::symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+void drop_privileges(const ChildPlan& plan) {
+  uint64_t keep = 0;
+  for (int cap : kDefaultCapabilities) keep |= uint64_t{1} << cap;
+  for (int cap = 0; cap < 64; ++cap) {
+    if (keep & (uint64_t{1} << cap)) continue;
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+      child_fail(plan, 125, "cannot drop capabilities", nullptr, errno);
+  }
+  check(plan, ::setgroups(0, nullptr), "cannot clear supplementary groups");
+  check(plan, ::setresgid(plan.gid, plan.gid, plan.gid), "cannot set group id");
+  check(plan, ::setresuid(plan.uid, plan.uid, plan.uid), "cannot set user id");
+  if (plan.uid != 0) return;  // setuid away from root already cleared every capability
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  data[0].effective = data[0].permitted = data[0].inheritable = static_cast<uint32_t>(keep);
+  data[1].effective = data[1].permitted = data[1].inheritable = static_cast<uint32_t>(keep >> 32);
+  check(plan, static_cast<int>(::syscall(SYS_capset, &header, data)), "cannot set capabilities");
+}
+
+[[noreturn]] void exec_command(const ChildPlan& plan) {
+  int first_error = ENOENT;
+  for (const auto& candidate : plan.exec_candidates) {
+    ::execve(candidate.c_str(), plan.argv.data(), plan.envp.data());
+    // Like a shell's PATH search: keep looking after ENOENT, but remember a more telling error.
+    if (errno != ENOENT && errno != ENOTDIR && first_error == ENOENT) first_error = errno;
+  }
+  char what[600] = "exec: \"";
+  append(what, sizeof what, plan.command_name.c_str());
+  if (first_error == ENOENT) {
+    append(what, sizeof what,
+           plan.command_name.find('/') == std::string::npos
+               ? "\": executable file not found in $PATH"
+               : "\": no such file or directory");
+    child_fail(plan, 127, what, nullptr, 0);
+  }
+  append(what, sizeof what, "\": ");
+  append(what, sizeof what, strerror(first_error));  // glibc's table: no allocation
+  child_fail(plan, 126, what, nullptr, 0);
+}
+
+[[noreturn]] void child_main(const ChildPlan& plan) {
+  if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
+  // Nothing of the container's mounts may propagate back to the host.
+  check(plan, ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr),
+        "cannot make mounts private");
+  check(plan, ::chdir(plan.layers_base.c_str()), "cannot enter ", plan.layers_base.c_str());
+  check(plan, ::mount("overlay", plan.rootfs.c_str(), "overlay", 0, plan.overlay_options.c_str()),
+        "cannot mount the overlay root filesystem at ", plan.rootfs.c_str());
+  check(plan, ::chdir(plan.rootfs.c_str()), "cannot enter ", plan.rootfs.c_str());
+  // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the image.
+  check(plan, static_cast<int>(::syscall(SYS_pivot_root, ".", ".")), "pivot_root failed");
+  check(plan, ::umount2(".", MNT_DETACH), "cannot detach the old root");
+  check(plan, ::chdir("/"), "cannot enter the new root");
+  // Virtual filesystems are mounted after the pivot so that a symlink in the image (say /proc ->
+  // /somewhere) resolves inside the container and never on the host.
+  mount_virtual(plan, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  setup_dev(plan);
+  // Programs rarely need /sys and the kernel may refuse sysfs in a shared network namespace:
+  // a container without it still runs, so this one mount is best effort.
+  if (make_directories("/sys", 0755) == 0)
+    ::mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  ::sethostname(plan.hostname.data(), plan.hostname.size());
+  drop_privileges(plan);
+  check(plan, make_directories(plan.working_dir.c_str(), 0755), "cannot create working directory ",
+        plan.working_dir.c_str());
+  check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
+        plan.working_dir.c_str());
+  exec_command(plan);
+}
+
+// ---- parent side
+
+std::string env_value(const std::vector<std::string>& env, std::string_view name) {
+  std::string value;
+  for (const auto& entry : env)
+    if (entry.size() > name.size() && entry.compare(0, name.size(), name) == 0 &&
+        entry[name.size()] == '=')
+      value = entry.substr(name.size() + 1);  // the last assignment wins, as in a shell
+  return value;
+}
+
+std::vector<std::string> exec_candidates(const std::string& command,
+                                         const std::vector<std::string>& env) {
+  if (command.find('/') != std::string::npos) return {command};
+  std::string path = env_value(env, "PATH");
+  if (path.empty()) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  std::vector<std::string> candidates;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    candidates.push_back((dir.empty() ? "." : dir) + "/" + command);
+    start = end + 1;
+  }
+  return candidates;
+}
+
+std::pair<uid_t, gid_t> parse_user(const std::string& user) {
+  if (user.empty()) return {0, 0};
+  auto parse_id = [&](std::string_view text) -> unsigned long {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos)
+      throw StartError(
+          "unable to find user " + user + ": only numeric USER values are supported so far", 125);
+    return std::stoul(std::string(text));
+  };
+  size_t colon = user.find(':');
+  uid_t uid = static_cast<uid_t>(parse_id(std::string_view(user).substr(0, colon)));
+  gid_t gid = colon == std::string::npos
+                  ? static_cast<gid_t>(uid)
+                  : static_cast<gid_t>(parse_id(std::string_view(user).substr(colon + 1)));
+  return {uid, gid};
+}
+
+std::string overlay_options(const ContainerSpec& spec) {
+  std::string options = "lowerdir=";
+  for (size_t i = 0; i < spec.lower_dirs.size(); ++i) {
+    if (i) options += ':';
+    options += spec.lower_dirs[i];
+  }
+  // Every layer must stand on its own as a lowerdir of later mounts: no redirects, no metacopy,
+  // no index pointing at inodes of other layers.
+  options += ",upperdir=" + spec.upper_dir.string() + ",workdir=" + spec.work_dir.string() +
+             ",index=off,redirect_dir=off,metacopy=off";
+  if (options.size() >= 4096)
+    throw Error("image has too many layers to mount (" + std::to_string(spec.lower_dirs.size()) +
+                ")");
+  return options;
+}
+
+}  // namespace
+
+int run_container(const ContainerSpec& spec) {
+  if (spec.argv.empty()) throw StartError("no command specified", 125);
+  if (spec.lower_dirs.empty()) throw StartError("no image layers to run on", 125);
+
+  ChildPlan plan;
+  plan.layers_base = spec.layers_base.string();
+  plan.rootfs = spec.rootfs.string();
+  plan.overlay_options = overlay_options(spec);
+  plan.working_dir = spec.working_dir.empty() ? "/" : spec.working_dir;
+  plan.hostname = spec.hostname;
+  plan.command_name = spec.argv[0];
+  plan.exec_candidates = exec_candidates(spec.argv[0], spec.env);
+  std::tie(plan.uid, plan.gid) = parse_user(spec.user);
+  std::vector<std::string> argv_storage = spec.argv;
+  std::vector<std::string> env_storage = spec.env;
+  for (auto& arg : argv_storage) plan.argv.push_back(arg.data());
+  plan.argv.push_back(nullptr);
+  for (auto& entry : env_storage) plan.envp.push_back(entry.data());
+  plan.envp.push_back(nullptr);
+
+  UniqueFd dev_null;
+  if (!spec.inherit_stdin) {
+    dev_null = open_or_throw("/dev/null", O_RDONLY);
+    plan.stdin_fd = dev_null.get();
+  }
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create pipe");
+  UniqueFd error_read(pipe_fds[0]);
+  UniqueFd error_write(pipe_fds[1]);
+  plan.error_fd = error_write.get();
+
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (spec.isolate_network) flags |= CLONE_NEWNET;
+  // The raw system call with no new stack behaves like fork() with namespace flags.
+  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
+  if (pid < 0) throw_errno("cannot create container namespaces");
+  if (pid == 0) child_main(plan);
+
+  error_write.reset();
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = ::read(error_read.get(), &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+
+  int status = 0;
+  while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid");
+  }
+  if (got == static_cast<ssize_t>(sizeof failure)) {
+    failure.message[sizeof failure.message - 1] = '\0';
+    std::string message = failure.message;
+    if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
+    throw StartError(message, failure.exit_code);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}
+
+}  // namespace slipway::runtime

@@ -1,0 +1,52 @@
+// Public interface of runtime/: runs one process in a fresh container and waits for it.
+//
+// The container is new namespaces (mount, PID, UTS, IPC, optionally network) on an overlay of
+// image layers: private mount propagation, overlay rootfs, /proc, a tmpfs /dev with the usual
+// nodes, devpts and shm, read-only /sys, pivot_root, docker's default capability set, then
+// execve. The process is PID 1 of its namespace; when it exits, everything in the container dies.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+
+namespace slipway::runtime {
+
+struct ContainerSpec {
+  // The overlay: lowerdirs (top first) may be relative to `layers_base`, which is the working
+  // directory while mounting, so that deep images fit the one-page limit of mount options.
+  std::filesystem::path layers_base;
+  std::vector<std::string> lower_dirs;
+  std::filesystem::path upper_dir;  // must exist, empty or from an earlier run
+  std::filesystem::path work_dir;   // overlay workdir: empty, same filesystem as upper_dir
+  std::filesystem::path rootfs;     // mount point: an empty directory
+
+  std::vector<std::string> argv;  // argv[0] is looked up in the container's PATH from `env`
+  std::vector<std::string> env;   // "K=V"
+  std::string working_dir = "/";
+  std::string user;  // "" or "0" for root; "UID[:GID]" numeric
+  std::string hostname = "slipway";
+  bool isolate_network = false;  // a new, empty network namespace (only loopback)
+  bool inherit_stdin = false;    // otherwise stdin is /dev/null
+};
+
+// The container could not be started (the command was never run): a bad command, a missing
+// working directory, a mount the kernel refused. exit_code() is what docker uses for it:
+// 127 for a command not found, 126 for one that cannot be executed, 125 otherwise.
+class StartError : public Error {
+ public:
+  StartError(const std::string& what, int exit_code) : Error(what), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+// Runs the container in the foreground (stdout/stderr inherited) and returns the process's exit
+// code, or 128+N when signal N killed it. Throws StartError when the process could not be
+// started, Error for failures around it.
+int run_container(const ContainerSpec& spec);
+
+}  // namespace slipway::runtime
