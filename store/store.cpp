@@ -1,0 +1,425 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "common/error.h"
+#include "store/digest.h"
+
+namespace slipway::store {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+
+// Holds an exclusive flock on a file for the life of the object.
+class FileLock {
+ public:
+  explicit FileLock(const fs::path& path) : fd_(open_or_throw(path, O_RDWR | O_CREAT, 0600)) {
+    while (::flock(fd_.get(), LOCK_EX) < 0) {
+      if (errno != EINTR) throw_errno("cannot lock " + path.string());
+    }
+  }
+
+ private:
+  UniqueFd fd_;
+};
+
+// Passes bytes through from one source while copying them into a sink: lets one read of a tar
+// feed both the unpacker and the blob writer.
+class TeeSource : public ByteSource {
+ public:
+  TeeSource(ByteSource& source, ByteSink& sink) : source_(source), sink_(sink) {}
+  size_t read(void* buffer, size_t size) override {
+    size_t n = source_.read(buffer, size);
+    sink_.write(buffer, n);
+    return n;
+  }
+
+ private:
+  ByteSource& source_;
+  ByteSink& sink_;
+};
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+         c == '/';
+}
+
+bool is_tag_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// Splits "repo:tag" at the tag colon (not a registry port colon).
+std::pair<std::string, std::string> split_name_tag(std::string_view name_tag) {
+  size_t slash = name_tag.rfind('/');
+  size_t colon = name_tag.rfind(':');
+  if (colon == std::string_view::npos || (slash != std::string_view::npos && colon < slash))
+    return {std::string(name_tag), "latest"};
+  return {std::string(name_tag.substr(0, colon)), std::string(name_tag.substr(colon + 1))};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- names and digests
+
+std::string normalize_image_name(std::string_view name) {
+  if (name.empty()) throw Error("invalid image name \"\": empty");
+  auto [repo, tag] = split_name_tag(name);
+  std::string quoted = "invalid image name \"" + std::string(name) + "\": ";
+  if (repo.empty()) throw Error(quoted + "empty repository");
+  if (tag.empty() || tag.size() > 128) throw Error(quoted + "tag must be 1 to 128 characters");
+  for (char c : tag)
+    if (!is_tag_char(c)) throw Error(quoted + "tag may contain only [A-Za-z0-9_.-]");
+  // A registry host part ("host:5000/...") may contain a port colon and upper case.
+  size_t first_slash = repo.find('/');
+  std::string_view path = repo;
+  if (first_slash != std::string::npos) {
+    std::string_view host = std::string_view(repo).substr(0, first_slash);
+    if (host.find_first_of(".:") != std::string_view::npos || host == "localhost")
+      path = std::string_view(repo).substr(first_slash + 1);
+  }
+  if (path.empty() || path.front() == '/' || path.back() == '/' ||
+      path.find("//") != std::string_view::npos)
+    throw Error(quoted + "bad repository path");
+  for (char c : path)
+    if (!is_name_char(c)) throw Error(quoted + "repository name must be lowercase [a-z0-9._/-]");
+  return repo + ":" + tag;
+}
+
+std::string chain_id(std::string_view parent_chain_id, std::string_view diff_id) {
+  if (parent_chain_id.empty()) return std::string(diff_id);
+  return sha256_digest(std::string(parent_chain_id) + " " + std::string(diff_id));
+}
+
+std::vector<std::string> Image::diff_ids() const {
+  std::vector<std::string> ids;
+  if (config.contains("rootfs") && config["rootfs"].contains("diff_ids"))
+    for (const auto& d : config["rootfs"]["diff_ids"]) ids.push_back(d.get<std::string>());
+  return ids;
+}
+
+std::vector<std::string> Image::chain_ids() const {
+  std::vector<std::string> chains;
+  std::string parent;
+  for (const auto& diff : diff_ids()) {
+    parent = chain_id(parent, diff);
+    chains.push_back(parent);
+  }
+  return chains;
+}
+
+// ---------------------------------------------------------------- store
+
+fs::path Store::default_root() {
+  const char* env = std::getenv("SLIPWAY_ROOT");
+  return env && *env ? fs::path(env) : fs::path("/var/lib/slipway");
+}
+
+Store::Store(fs::path root) : root_(std::move(root)) {
+  std::error_code ec;
+  root_ = fs::absolute(root_, ec);
+  for (const char* sub : {"oci/blobs/sha256", "layers", "l", "cache", "tmp"}) {
+    fs::create_directories(root_ / sub, ec);
+    if (ec)
+      throw Error("cannot create store directory " + (root_ / sub).string() + ": " + ec.message());
+  }
+  if (!fs::exists(oci_dir() / "oci-layout"))
+    write_file_atomic(oci_dir() / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})", false);
+  if (!fs::exists(oci_dir() / "index.json")) {
+    FileLock lock(root_ / "lock");
+    if (!fs::exists(oci_dir() / "index.json"))
+      write_file_atomic(oci_dir() / "index.json",
+                        json{{"schemaVersion", 2}, {"manifests", json::array()}}.dump());
+  }
+  clean_stale_temp_dirs();
+}
+
+void Store::clean_stale_temp_dirs() const {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_ / "tmp", ec)) {
+    std::string name = entry.path().filename().string();
+    size_t dash = name.find('-');
+    if (dash == std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::atoi(name.substr(0, dash).c_str()));
+    if (pid <= 0 || (::kill(pid, 0) < 0 && errno == ESRCH)) remove_tree(entry.path());
+  }
+}
+
+TempDir Store::make_temp_dir(std::string_view purpose) const {
+  return TempDir(root_ / "tmp", std::to_string(::getpid()) + "-" + std::string(purpose) + "-");
+}
+
+void Store::sync() const {
+  UniqueFd fd = open_or_throw(root_, O_RDONLY | O_DIRECTORY);
+  if (::syncfs(fd.get()) < 0) throw_errno("cannot sync store " + root_.string());
+}
+
+// ---- blobs
+
+fs::path Store::blob_path(std::string_view digest) const {
+  return oci_dir() / "blobs" / "sha256" / digest_hex(digest);
+}
+
+bool Store::has_blob(std::string_view digest) const {
+  return is_valid_digest(digest) && fs::exists(blob_path(digest));
+}
+
+std::string Store::read_blob(std::string_view digest) const {
+  try {
+    return read_file(blob_path(digest));
+  } catch (const SystemError& e) {
+    throw Error("blob " + std::string(digest) + " is missing from the store: " + e.what());
+  }
+}
+
+std::string Store::write_blob(std::string_view bytes) {
+  std::string digest = sha256_digest(bytes);
+  fs::path path = blob_path(digest);
+  if (!fs::exists(path)) write_file_atomic(path, bytes, /*durable=*/false);
+  return digest;
+}
+
+Descriptor Store::install_blob(const fs::path& tmp_file, const LayerDigests& digests) {
+  fs::path dest = blob_path(digests.digest);
+  if (::rename(tmp_file.c_str(), dest.c_str()) < 0)
+    throw_errno("cannot store blob " + dest.string());
+  return Descriptor{layer_media_type(Compression::kGzip), digests.digest,
+                    static_cast<int64_t>(digests.blob_size)};
+}
+
+// ---- layers
+
+fs::path Store::layer_path(std::string_view chain) const {
+  return root_ / "layers" / digest_hex(chain);
+}
+
+std::string Store::short_link_name(std::string_view chain) const {
+  // 20 hex digits (80 bits) make collisions between a store's layers practically impossible,
+  // and keep one lowerdir entry at 23 bytes: about 170 layers fit in a page of mount options.
+  return "l/" + digest_hex(chain).substr(0, 20);
+}
+
+bool Store::has_layer(std::string_view chain) const {
+  return is_valid_digest(chain) && fs::exists(layer_path(chain) / "layer.json");
+}
+
+void Store::install_layer_dir(TempDir& staged, const std::string& chain,
+                              const LayerDigests& digests) {
+  write_file_atomic(staged.path() / "layer.json",
+                    json{{"diff_id", digests.diff_id}, {"size", digests.tar_size}}.dump(), false);
+  fs::path dest = layer_path(chain);
+  if (::rename(staged.path().c_str(), dest.c_str()) == 0) {
+    staged.keep();
+  } else if (errno != EEXIST && errno != ENOTEMPTY) {
+    throw_errno("cannot install layer " + dest.string());
+  }
+  // Another build made the same layer first: ours is dropped with `staged`.
+  fs::path link = root_ / short_link_name(chain);
+  std::string target = "../layers/" + digest_hex(chain) + "/diff";
+  if (::symlink(target.c_str(), link.c_str()) < 0 && errno != EEXIST)
+    throw_errno("cannot link layer " + link.string());
+}
+
+StoredLayer Store::import_layer(const fs::path& tar_file, std::string_view parent_chain_id) {
+  TempDir staged = make_temp_dir("layer");
+  fs::create_directory(staged.path() / "diff");
+  fs::path blob_tmp = staged.path() / "blob";
+  LayerDigests digests;
+  {
+    UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    LayerBlobWriter writer(blob_fd.get(), Compression::kGzip);
+    auto source = open_tar_file(tar_file);
+    TeeSource tee(*source, writer);
+    apply_layer_tar(tee, staged.path() / "diff");
+    digests = writer.finish();
+  }
+  Descriptor desc = install_blob(blob_tmp, digests);
+  install_layer_dir(staged, chain_id(parent_chain_id, digests.diff_id), digests);
+  return StoredLayer{desc, digests.diff_id};
+}
+
+StoredLayer Store::commit_layer(const fs::path& upper_dir, std::string_view parent_chain_id) {
+  TempDir staged = make_temp_dir("layer");
+  fs::path blob_tmp = staged.path() / "blob";
+  LayerDigests digests;
+  {
+    UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    LayerBlobWriter writer(blob_fd.get(), Compression::kGzip);
+    write_layer_tar(upper_dir, writer);
+    digests = writer.finish();
+  }
+  Descriptor desc = install_blob(blob_tmp, digests);
+  if (::rename(upper_dir.c_str(), (staged.path() / "diff").c_str()) < 0)
+    throw_errno("cannot move layer " + upper_dir.string() + " into the store");
+  install_layer_dir(staged, chain_id(parent_chain_id, digests.diff_id), digests);
+  return StoredLayer{desc, digests.diff_id};
+}
+
+std::vector<std::string> Store::overlay_lowers(const Image& image) const {
+  std::vector<std::string> lowers;
+  for (const auto& chain : image.chain_ids()) {
+    if (!has_layer(chain))
+      throw Error("layer " + chain + " of image " + image.id + " is not unpacked in the store");
+    lowers.push_back(short_link_name(chain));
+  }
+  std::reverse(lowers.begin(), lowers.end());
+  return lowers;
+}
+
+uint64_t Store::image_size(const Image& image) const {
+  uint64_t total = 0;
+  for (const auto& chain : image.chain_ids()) {
+    try {
+      total += json::parse(read_file(layer_path(chain) / "layer.json")).value("size", uint64_t{0});
+    } catch (const std::exception&) {
+      // A missing layer counts as empty here; commands that need it report it.
+    }
+  }
+  return total;
+}
+
+// ---- images
+
+Image Store::write_image(const json& config, const std::vector<Descriptor>& layers) {
+  std::string config_bytes = config.dump();
+  std::string config_digest = write_blob(config_bytes);
+  json manifest = {{"schemaVersion", 2},
+                   {"mediaType", kOciManifestMediaType},
+                   {"config",
+                    {{"mediaType", kOciConfigMediaType},
+                     {"digest", config_digest},
+                     {"size", config_bytes.size()}}},
+                   {"layers", json::array()}};
+  for (const auto& layer : layers)
+    manifest["layers"].push_back(
+        {{"mediaType", layer.media_type}, {"digest", layer.digest}, {"size", layer.size}});
+  Image image;
+  image.manifest_digest = write_blob(manifest.dump());
+  image.id = config_digest;
+  image.config = config;
+  image.layers = layers;
+  return image;
+}
+
+Image Store::load_image(std::string_view manifest_digest) const {
+  json manifest = json::parse(read_blob(manifest_digest));
+  Image image;
+  image.manifest_digest = std::string(manifest_digest);
+  image.id = manifest.at("config").at("digest").get<std::string>();
+  image.config = json::parse(read_blob(image.id));
+  for (const auto& layer : manifest.at("layers"))
+    image.layers.push_back(Descriptor{layer.at("mediaType").get<std::string>(),
+                                      layer.at("digest").get<std::string>(),
+                                      layer.at("size").get<int64_t>()});
+  return image;
+}
+
+json Store::read_index() const {
+  return json::parse(read_file(oci_dir() / "index.json"));
+}
+
+std::vector<NamedImage> Store::list_images() const {
+  std::vector<NamedImage> out;
+  const json index = read_index();
+  for (const auto& entry : index["manifests"]) {
+    auto annotations = entry.value("annotations", json::object());
+    if (!annotations.contains(std::string(kRefNameAnnotation))) continue;
+    auto [repo, tag] =
+        split_name_tag(annotations[std::string(kRefNameAnnotation)].get<std::string>());
+    out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>())});
+  }
+  return out;
+}
+
+std::optional<Image> Store::try_find_image(std::string_view reference) const {
+  std::string_view id_part = reference;
+  if (id_part.substr(0, 7) == "sha256:") id_part.remove_prefix(7);
+  bool could_be_id = id_part.size() >= 4 && id_part.size() <= 64 &&
+                     id_part.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  std::optional<std::string> wanted_name;
+  try {
+    wanted_name = normalize_image_name(reference);
+  } catch (const Error&) {
+    if (!could_be_id) throw;
+  }
+  auto images = list_images();
+  if (wanted_name) {
+    for (auto& named : images)
+      if (named.repository + ":" + named.tag == *wanted_name) return std::move(named.image);
+  }
+  if (could_be_id) {
+    for (auto& named : images)
+      if (digest_hex(named.image.id).compare(0, id_part.size(), id_part) == 0)
+        return std::move(named.image);
+  }
+  return std::nullopt;
+}
+
+Image Store::find_image(std::string_view reference) const {
+  auto image = try_find_image(reference);
+  if (!image) throw Error("no such image: " + std::string(reference));
+  return std::move(*image);
+}
+
+void Store::tag(std::string_view name, const Image& image) {
+  std::string full_name = normalize_image_name(name);
+  sync();  // everything the image needs is durable before a name points at it
+  FileLock lock(root_ / "lock");
+  json index = read_index();
+  json manifests = json::array();
+  for (auto& entry : index["manifests"]) {
+    auto annotations = entry.value("annotations", json::object());
+    if (annotations.value(std::string(kRefNameAnnotation), "") != full_name)
+      manifests.push_back(entry);
+  }
+  manifests.push_back({{"mediaType", kOciManifestMediaType},
+                       {"digest", image.manifest_digest},
+                       {"size", fs::file_size(blob_path(image.manifest_digest))},
+                       {"annotations", {{kRefNameAnnotation, full_name}}}});
+  index["manifests"] = std::move(manifests);
+  write_file_atomic(oci_dir() / "index.json", index.dump());
+}
+
+// ---- build cache
+
+std::optional<Image> Store::cache_lookup(std::string_view key_digest) const {
+  fs::path entry = root_ / "cache" / digest_hex(key_digest);
+  std::string manifest_digest;
+  try {
+    manifest_digest = read_file(entry);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  // An entry written just before a crash may point at blobs that never reached the disk:
+  // check the small blobs' digests and the layers' presence, and treat any damage as a miss.
+  try {
+    if (!is_valid_digest(manifest_digest) ||
+        sha256_digest(read_blob(manifest_digest)) != manifest_digest)
+      return std::nullopt;
+    Image image = load_image(manifest_digest);
+    if (sha256_digest(read_blob(image.id)) != image.id) return std::nullopt;
+    for (const auto& chain : image.chain_ids())
+      if (!has_layer(chain)) return std::nullopt;
+    for (const auto& layer : image.layers)
+      if (!has_blob(layer.digest)) return std::nullopt;
+    return image;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void Store::cache_record(std::string_view key_digest, const Image& image) {
+  write_file_atomic(root_ / "cache" / digest_hex(key_digest), image.manifest_digest, false);
+}
+
+}  // namespace slipway::store

@@ -1,0 +1,928 @@
+// Tests for store/layer.h: layer tars from overlay upper dirs, blob compression, decompression,
+// and applying (including hostile) tars. Runs as root: it makes devices, chowns and sets
+// trusted.* / security.* xattrs.
+#include "store/layer.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "store/digest.h"
+
+namespace slipway::store {
+namespace {
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+class StringSink : public ByteSink {
+ public:
+  void write(const void* data, size_t size) override {
+    bytes.append(static_cast<const char*>(data), size);
+  }
+  std::string bytes;
+};
+
+// Serves a string in reads of at most `chunk` bytes (small chunks exercise the buffering).
+class StringSource : public ByteSource {
+ public:
+  explicit StringSource(std::string data, size_t chunk = 1 << 20)
+      : data_(std::move(data)), chunk_(chunk) {}
+  size_t read(void* buffer, size_t size) override {
+    size_t n = std::min({size, chunk_, data_.size() - pos_});
+    std::memcpy(buffer, data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+  size_t position() const { return pos_; }
+
+ private:
+  std::string data_;
+  size_t chunk_;
+  size_t pos_ = 0;
+};
+
+std::string read_all(ByteSource& source, size_t chunk = 64 * 1024) {
+  std::string out;
+  std::string buffer(chunk, '\0');
+  while (size_t n = source.read(buffer.data(), buffer.size())) out.append(buffer, 0, n);
+  return out;
+}
+
+void check_call(int result, const std::string& what) {
+  if (result < 0) throw_errno(what);
+}
+
+void write_bytes(const fs::path& path, std::string_view content, mode_t mode = 0644) {
+  UniqueFd fd = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  write_all(fd.get(), content.data(), content.size(), path.c_str());
+  check_call(::fchmod(fd.get(), mode), "chmod " + path.string());  // past the umask
+}
+
+void set_mtime(const fs::path& path, time_t seconds) {
+  const timespec times[2] = {{seconds, 0}, {seconds, 0}};
+  check_call(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), "utimensat");
+}
+
+void set_xattr(const fs::path& path, const char* name, std::string_view value) {
+  check_call(::lsetxattr(path.c_str(), name, value.data(), value.size(), 0),
+             std::string("setxattr ") + name + " on " + path.string());
+}
+
+std::string pseudo_random_bytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
+  return out;
+}
+
+// What setcap cap_net_bind_service+ep writes: VFS_CAP_REVISION_2 | effective, permitted bit 10.
+const std::string kCapability(
+    "\x01\x00\x00\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+    "\x00\x00\x00\x00",
+    20);
+const std::string kLongDir(60, 'd');
+const std::string kLongFile = std::string(120, 'f') + ".txt";
+const std::string kUnicodeName =
+    "\xc3\xbcnic\xc3\xb6"
+    "de-" +
+    std::string(100, 'u');
+
+// Builds an overlay upper dir with every kind of node slipway must carry in a layer.
+void build_tree(const fs::path& root) {
+  auto p = [&](std::string_view rel) { return root / rel; };
+  for (const char* dir : {"bin", "dev", "etc", "etc/opaque", "tmp", "usr", "usr/shared"}) {
+    fs::create_directory(p(dir));
+  }
+  fs::create_directory(p(kLongDir));
+
+  write_bytes(p("bin/sh"), "#!/bin/sh\necho hello\n", 0755);
+  set_xattr(p("bin/sh"), "user.comment", "a shell");
+  check_call(::link(p("bin/sh").c_str(), p("bin/sh-link").c_str()), "link");
+  check_call(::link(p("bin/sh").c_str(), p("usr/sh-other").c_str()), "link");
+  write_bytes(p("bin/ping"), "ping binary", 04755);
+  set_xattr(p("bin/ping"), "security.capability", kCapability);
+  write_bytes(p("bin/big"), pseudo_random_bytes(3 * 1024 * 1024 + 123, 7), 0644);
+  write_bytes(p("bin/empty"), "", 0600);
+
+  check_call(::mknod(p("dev/null").c_str(), S_IFCHR | 0666, makedev(1, 3)), "mknod null");
+  check_call(::mknod(p("dev/loop0").c_str(), S_IFBLK | 0660, makedev(7, 0)), "mknod loop0");
+  check_call(::chown(p("dev/loop0").c_str(), 0, 6), "chown loop0");
+  check_call(::mkfifo(p("dev/fifo").c_str(), 0620), "mkfifo");
+
+  // Overlay whiteout and opaque dir; overlay bookkeeping xattrs that must not travel.
+  check_call(::mknod(p("etc/deleted").c_str(), S_IFCHR | 0, makedev(0, 0)), "mknod whiteout");
+  set_xattr(p("etc/opaque"), "trusted.overlay.opaque", "y");
+  write_bytes(p("etc/opaque/keep"), "kept", 0640);
+  set_xattr(p("etc/opaque/keep"), "trusted.overlay.origin", "bookkeeping");
+  check_call(::symlink("../bin/sh", p("etc/symlink").c_str()), "symlink");
+  check_call(::symlink("/nonexistent/absolute", p("etc/dangling").c_str()), "symlink");
+
+  write_bytes(p(kLongDir + "/" + kLongFile), "long name", 0644);
+  write_bytes(p(kUnicodeName), "unicode name", 0644);
+
+  check_call(::chmod(p("tmp").c_str(), 01777), "chmod tmp");
+  check_call(::chown(p("usr/shared").c_str(), 1000, 1001), "chown shared");
+  check_call(::chmod(p("usr/shared").c_str(), 02775), "chmod shared");
+  write_bytes(p("usr/shared/owned"), "owned", 0640);
+  check_call(::chown(p("usr/shared/owned").c_str(), 1000, 1001), "chown owned");
+
+  // Fixed whole-second mtimes (tar keeps seconds), directories last, deepest first.
+  time_t t = 1700000000;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (entry.is_symlink() || !entry.is_directory()) set_mtime(entry.path(), t++);
+  }
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (entry.is_directory() && !entry.is_symlink()) dirs.push_back(entry.path());
+  }
+  std::sort(dirs.rbegin(), dirs.rend());
+  for (const auto& dir : dirs) set_mtime(dir, t++);
+}
+
+// Everything about one node that a layer round trip must keep.
+struct Node {
+  std::string type;
+  mode_t perm = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  time_t mtime = 0;
+  std::string content_digest;
+  std::string link_target;
+  dev_t rdev = 0;
+  std::map<std::string, std::string> xattrs;
+  std::string hardlink_group;  // first path (sorted) of the inode, for nlink > 1
+
+  bool operator==(const Node&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& os, const Node& n) {
+  os << n.type << " perm=" << std::oct << n.perm << std::dec << " uid=" << n.uid << " gid=" << n.gid
+     << " mtime=" << n.mtime << " link=" << n.link_target << " rdev=" << major(n.rdev) << ":"
+     << minor(n.rdev) << " group=" << n.hardlink_group << " content=" << n.content_digest
+     << " xattrs={";
+  for (const auto& [k, v] : n.xattrs) os << k << "=" << v.size() << "B ";
+  return os << "}";
+}
+
+std::map<std::string, std::string> xattrs_of(const fs::path& path) {
+  std::map<std::string, std::string> result;
+  std::string names(4096, '\0');
+  ssize_t n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) throw_errno("llistxattr " + path.string());
+  names.resize(static_cast<size_t>(n));
+  for (size_t start = 0; start < names.size();) {
+    std::string name(names.c_str() + start);
+    start += name.size() + 1;
+    std::string value(4096, '\0');
+    ssize_t size = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (size < 0) throw_errno("lgetxattr " + name);
+    value.resize(static_cast<size_t>(size));
+    result[name] = value;
+  }
+  return result;
+}
+
+std::map<std::string, Node> snapshot(const fs::path& root) {
+  std::map<std::string, Node> nodes;
+  std::map<std::pair<dev_t, ino_t>, std::string> first_path;
+  std::vector<fs::path> paths;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) paths.push_back(entry.path());
+  std::sort(paths.begin(), paths.end());
+  for (const fs::path& path : paths) {
+    struct stat st {};
+    check_call(::lstat(path.c_str(), &st), "lstat " + path.string());
+    Node node;
+    node.perm = st.st_mode & 07777;
+    node.uid = st.st_uid;
+    node.gid = st.st_gid;
+    node.mtime = st.st_mtim.tv_sec;
+    node.xattrs = xattrs_of(path);
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) {
+      // Whiteouts carry no metadata worth keeping (overlayfs shares one inode among them).
+      node = Node{};
+      node.type = "whiteout";
+    } else if (S_ISREG(st.st_mode)) {
+      node.type = "file";
+      node.content_digest = sha256_digest(read_file(path));
+    } else if (S_ISDIR(st.st_mode)) {
+      node.type = "dir";
+    } else if (S_ISLNK(st.st_mode)) {
+      node.type = "symlink";
+      node.perm = 0;
+      node.link_target = fs::read_symlink(path).string();
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      node.type = S_ISCHR(st.st_mode) ? "char" : "block";
+      node.rdev = st.st_rdev;
+    } else if (S_ISFIFO(st.st_mode)) {
+      node.type = "fifo";
+    }
+    std::string rel = path.lexically_relative(root).string();
+    if (node.type != "whiteout" && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+      node.hardlink_group = first_path.try_emplace({st.st_dev, st.st_ino}, rel).first->second;
+    }
+    nodes[rel] = std::move(node);
+  }
+  return nodes;
+}
+
+struct TarEntry {
+  std::string name;
+  char type = '?';  // f d l h c b p
+  std::string link;
+  int64_t size = 0;
+  std::string uname;
+  std::map<std::string, std::string> xattrs;
+};
+
+std::vector<TarEntry> list_tar(const std::string& tar) {
+  std::unique_ptr<archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
+  archive_read_support_format_tar(a.get());
+  EXPECT_EQ(archive_read_open_memory(a.get(), tar.data(), tar.size()), ARCHIVE_OK);
+  std::vector<TarEntry> entries;
+  archive_entry* entry = nullptr;
+  // ARCHIVE_WARN: a UTF-8 name that the C locale cannot represent; the raw bytes are kept.
+  for (;;) {
+    const int status = archive_read_next_header(a.get(), &entry);
+    if (status != ARCHIVE_OK && status != ARCHIVE_WARN) break;
+    TarEntry e;
+    e.name = archive_entry_pathname(entry);
+    e.size = archive_entry_size(entry);
+    if (const char* uname = archive_entry_uname(entry)) e.uname = uname;
+    if (const char* link = archive_entry_hardlink(entry)) {
+      e.type = 'h';
+      e.link = link;
+    } else {
+      switch (archive_entry_filetype(entry)) {
+        case AE_IFREG:
+          e.type = 'f';
+          break;
+        case AE_IFDIR:
+          e.type = 'd';
+          break;
+        case AE_IFLNK:
+          e.type = 'l';
+          e.link = archive_entry_symlink(entry);
+          break;
+        case AE_IFCHR:
+          e.type = 'c';
+          break;
+        case AE_IFBLK:
+          e.type = 'b';
+          break;
+        case AE_IFIFO:
+          e.type = 'p';
+          break;
+      }
+    }
+    archive_entry_xattr_reset(entry);
+    const char* key;
+    const void* value;
+    size_t size;
+    while (archive_entry_xattr_next(entry, &key, &value, &size) == ARCHIVE_OK) {
+      e.xattrs[key] = std::string(static_cast<const char*>(value), size);
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+// Builds hostile or hand-made tars entry by entry with libarchive.
+class TarBuilder {
+ public:
+  TarBuilder() : archive_(archive_write_new(), archive_write_free) {
+    archive_write_set_format_pax_restricted(archive_.get());
+    archive_write_set_bytes_in_last_block(archive_.get(), 1);
+    archive_write_open(archive_.get(), &bytes_, nullptr, &TarBuilder::append, nullptr);
+  }
+  TarBuilder& file(const std::string& name, const std::string& content, mode_t perm = 0644) {
+    auto e = make(name, AE_IFREG, perm);
+    archive_entry_set_size(e.get(), static_cast<la_int64_t>(content.size()));
+    archive_write_header(archive_.get(), e.get());
+    archive_write_data(archive_.get(), content.data(), content.size());
+    return *this;
+  }
+  TarBuilder& dir(const std::string& name, mode_t perm = 0755) {
+    archive_write_header(archive_.get(), make(name, AE_IFDIR, perm).get());
+    return *this;
+  }
+  TarBuilder& symlink(const std::string& name, const std::string& target) {
+    auto e = make(name, AE_IFLNK, 0777);
+    archive_entry_set_symlink(e.get(), target.c_str());
+    archive_write_header(archive_.get(), e.get());
+    return *this;
+  }
+  TarBuilder& hardlink(const std::string& name, const std::string& target) {
+    auto e = make(name, AE_IFREG, 0644);
+    archive_entry_set_hardlink(e.get(), target.c_str());
+    archive_write_header(archive_.get(), e.get());
+    return *this;
+  }
+  std::string finish() {
+    archive_write_close(archive_.get());
+    return bytes_;
+  }
+
+ private:
+  using EntryPtr = std::unique_ptr<archive_entry, decltype(&archive_entry_free)>;
+  static EntryPtr make(const std::string& name, mode_t type, mode_t perm) {
+    EntryPtr e(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(e.get(), name.c_str());
+    archive_entry_set_filetype(e.get(), type);
+    archive_entry_set_perm(e.get(), perm);
+    archive_entry_set_mtime(e.get(), 1600000000, 0);
+    return e;
+  }
+  static la_ssize_t append(archive*, void* client, const void* data, size_t size) {
+    static_cast<std::string*>(client)->append(static_cast<const char*>(data), size);
+    return static_cast<la_ssize_t>(size);
+  }
+  std::unique_ptr<archive, decltype(&archive_write_free)> archive_;
+  std::string bytes_;
+};
+
+// Compresses `data` into a blob file and returns the blob bytes and digests.
+std::pair<std::string, LayerDigests> compress(const std::string& data, Compression compression,
+                                              const fs::path& dir, size_t write_chunk = 100000) {
+  const fs::path blob = dir / "blob";
+  UniqueFd fd = open_or_throw(blob, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LayerBlobWriter writer(fd.get(), compression);
+  for (size_t pos = 0; pos < data.size(); pos += write_chunk) {
+    writer.write(data.data() + pos, std::min(write_chunk, data.size() - pos));
+  }
+  LayerDigests digests = writer.finish();
+  fd.reset();
+  return {read_file(blob), digests};
+}
+
+std::string run_command(const std::string& command) {
+  std::unique_ptr<FILE, decltype(&pclose)> pipe(::popen(command.c_str(), "r"), pclose);
+  if (!pipe) throw_errno("popen");
+  std::string out;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe.get())) out.append(buffer, n);
+  return out;
+}
+
+class LayerTest : public ::testing::Test {
+ protected:
+  LayerTest() : tmp_("/tmp", "layer-test-") {}
+  fs::path make_dir(const std::string& name) {
+    fs::path path = tmp_.path() / name;
+    fs::create_directory(path);
+    return path;
+  }
+  TempDir tmp_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// write_layer_tar
+
+TEST_F(LayerTest, TarListsEntriesSortedWithOverlayConventions) {
+  fs::path upper = make_dir("upper");
+  build_tree(upper);
+  StringSink sink;
+  uint64_t size = write_layer_tar(upper, sink);
+  EXPECT_EQ(size, sink.bytes.size());
+  EXPECT_EQ(size % 512, 0u);
+  // No padding to a 10 KiB record: the tar ends with exactly two zero blocks.
+  ASSERT_GE(size, 1024u);
+  EXPECT_EQ(sink.bytes.substr(size - 1024), std::string(1024, '\0'));
+
+  std::vector<std::string> names;
+  std::map<std::string, TarEntry> by_name;
+  for (TarEntry& e : list_tar(sink.bytes)) {
+    names.push_back(e.name);
+    EXPECT_EQ(e.uname, "") << e.name;
+    by_name[e.name] = std::move(e);
+  }
+  const std::vector<std::string> expected = {
+      "bin/",
+      "bin/big",
+      "bin/empty",
+      "bin/ping",
+      "bin/sh",
+      "bin/sh-link",
+      kLongDir + "/",
+      kLongDir + "/" + kLongFile,
+      "dev/",
+      "dev/fifo",
+      "dev/loop0",
+      "dev/null",
+      "etc/",
+      "etc/dangling",
+      "etc/.wh.deleted",  // in the sorted place of "deleted"
+      "etc/opaque/",
+      "etc/opaque/.wh..wh..opq",  // right after its directory
+      "etc/opaque/keep",
+      "etc/symlink",
+      "tmp/",
+      "usr/",
+      "usr/sh-other",
+      "usr/shared/",
+      "usr/shared/owned",
+      kUnicodeName,
+  };
+  EXPECT_EQ(names, expected);
+
+  EXPECT_EQ(by_name["bin/sh-link"].type, 'h');
+  EXPECT_EQ(by_name["bin/sh-link"].link, "bin/sh");
+  EXPECT_EQ(by_name["usr/sh-other"].type, 'h');
+  EXPECT_EQ(by_name["usr/sh-other"].link, "bin/sh");
+  EXPECT_EQ(by_name["bin/sh"].type, 'f');
+  EXPECT_EQ(by_name["bin/sh"].xattrs,
+            (std::map<std::string, std::string>{{"user.comment", "a shell"}}));
+  EXPECT_EQ(by_name["bin/ping"].xattrs["security.capability"], kCapability);
+  EXPECT_EQ(by_name["bin/big"].size, 3 * 1024 * 1024 + 123);
+  EXPECT_EQ(by_name["etc/.wh.deleted"].type, 'f');
+  EXPECT_EQ(by_name["etc/.wh.deleted"].size, 0);
+  EXPECT_EQ(by_name["etc/opaque/.wh..wh..opq"].type, 'f');
+  // overlayfs' own xattrs never travel.
+  EXPECT_TRUE(by_name["etc/opaque/"].xattrs.empty());
+  EXPECT_TRUE(by_name["etc/opaque/keep"].xattrs.empty());
+  EXPECT_EQ(by_name["etc/symlink"].type, 'l');
+  EXPECT_EQ(by_name["etc/symlink"].link, "../bin/sh");
+  EXPECT_EQ(by_name["dev/null"].type, 'c');
+  EXPECT_EQ(by_name["dev/loop0"].type, 'b');
+  EXPECT_EQ(by_name["dev/fifo"].type, 'p');
+  // No pid or other per-run noise in PAX header names.
+  EXPECT_EQ(sink.bytes.find(std::to_string(::getpid())), std::string::npos);
+}
+
+TEST_F(LayerTest, TarOfEmptyDirIsTwoZeroBlocks) {
+  fs::path upper = make_dir("upper");
+  StringSink sink;
+  EXPECT_EQ(write_layer_tar(upper, sink), 1024u);
+  EXPECT_EQ(sink.bytes, std::string(1024, '\0'));
+}
+
+TEST_F(LayerTest, SameTreeGivesSameBytesAndDigests) {
+  fs::path a = make_dir("a");
+  fs::path b = make_dir("b");
+  build_tree(a);
+  build_tree(b);  // different inodes and creation times, same content and metadata
+  StringSink first, second, third;
+  write_layer_tar(a, first);
+  write_layer_tar(a, second);
+  write_layer_tar(b, third);
+  // Compared by digest: a byte diff of two tars is unreadable in a test log.
+  EXPECT_EQ(sha256_digest(first.bytes), sha256_digest(second.bytes));
+  EXPECT_EQ(sha256_digest(first.bytes), sha256_digest(third.bytes));
+  if (const char* dump = std::getenv("LAYER_TEST_DUMP")) {
+    write_file_atomic(fs::path(dump) / "first.tar", first.bytes, false);
+    write_file_atomic(fs::path(dump) / "third.tar", third.bytes, false);
+  }
+
+  fs::path work = make_dir("work");
+  auto [blob1, d1] = compress(first.bytes, Compression::kGzip, work);
+  auto [blob2, d2] = compress(third.bytes, Compression::kGzip, work, 4096);
+  EXPECT_EQ(d1.diff_id, d2.diff_id);
+  EXPECT_EQ(d1.digest, d2.digest);
+  EXPECT_EQ(sha256_digest(blob1), sha256_digest(blob2));
+}
+
+// A real overlay mount: whiteouts and opaque dirs made by the kernel come out as `.wh.` entries,
+// and the applied layer works as a lowerdir again.
+TEST_F(LayerTest, KernelOverlayUpperDirRoundTrip) {
+  fs::path lower = make_dir("lower");
+  fs::path upper = make_dir("upper");
+  fs::path work = make_dir("work");
+  fs::path merged = make_dir("merged");
+  write_bytes(lower / "a", "a");
+  write_bytes(lower / "b", "b");
+  fs::create_directory(lower / "d");
+  write_bytes(lower / "d/x", "x");
+  write_bytes(lower / "d/y", "y");
+
+  auto mount_overlay = [&](const std::string& lowerdirs) {
+    const std::string options = "lowerdir=" + lowerdirs + ",upperdir=" + upper.string() +
+                                ",workdir=" + work.string() +
+                                ",index=off,redirect_dir=off,metacopy=off";
+    return ::mount("overlay", merged.c_str(), "overlay", 0, options.c_str());
+  };
+  // Detaches a mount left behind by a failed assertion, before the temp dirs are removed.
+  struct Unmounter {
+    const fs::path& path;
+    ~Unmounter() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmounter{merged};
+  if (mount_overlay(lower.string()) < 0)
+    GTEST_SKIP() << "cannot mount overlay: " << strerror(errno);
+  fs::remove(merged / "a");
+  fs::remove(merged / "b");  // overlayfs may share one whiteout inode between a and b
+  fs::remove_all(merged / "d");
+  fs::create_directory(merged / "d");  // over a whited-out dir: opaque
+  write_bytes(merged / "d/z", "z");
+  write_bytes(merged / "c", "c");
+  ASSERT_EQ(::umount(merged.c_str()), 0);
+
+  StringSink sink;
+  write_layer_tar(upper, sink);
+  std::vector<std::string> names;
+  for (const TarEntry& e : list_tar(sink.bytes)) {
+    names.push_back(e.name);
+    EXPECT_NE(e.type, 'h') << e.name;  // shared whiteout inodes are not hardlinks
+    EXPECT_NE(e.type, 'c') << e.name;
+  }
+  EXPECT_EQ(names,
+            (std::vector<std::string>{".wh.a", ".wh.b", "c", "d/", "d/.wh..wh..opq", "d/z"}));
+
+  // Apply it as a layer and use that as the upper of the two lowers: same view as before.
+  fs::path layer = make_dir("layer");
+  StringSource source(sink.bytes);
+  apply_layer_tar(source, layer);
+  remove_tree(upper);
+  remove_tree(work);
+  fs::create_directory(upper);
+  fs::create_directory(work);
+  ASSERT_EQ(mount_overlay(layer.string() + ":" + lower.string()), 0) << strerror(errno);
+  std::vector<std::string> visible;
+  for (const auto& entry : fs::recursive_directory_iterator(merged)) {
+    visible.push_back(entry.path().lexically_relative(merged).string());
+  }
+  std::sort(visible.begin(), visible.end());
+  const std::string z = read_file(merged / "d/z");
+  ASSERT_EQ(::umount(merged.c_str()), 0);
+  EXPECT_EQ(visible, (std::vector<std::string>{"c", "d", "d/z"}));
+  EXPECT_EQ(z, "z");
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerBlobWriter and decompression
+
+TEST_F(LayerTest, GzipBlobIsStandardGzip) {
+  fs::path work = make_dir("work");
+  const std::string data = pseudo_random_bytes(2'000'000, 1) + std::string(3'000'000, 'a');
+  auto [blob, digests] = compress(data, Compression::kGzip, work);
+  EXPECT_EQ(digests.diff_id, sha256_digest(data));
+  EXPECT_EQ(digests.digest, sha256_digest(blob));
+  EXPECT_EQ(digests.tar_size, data.size());
+  EXPECT_EQ(digests.blob_size, blob.size());
+  EXPECT_LT(blob.size(), 2'200'000u);  // the run of 'a' compresses
+  ASSERT_GE(blob.size(), 2u);
+  EXPECT_EQ(static_cast<uint8_t>(blob[0]), 0x1f);
+  EXPECT_EQ(static_cast<uint8_t>(blob[1]), 0x8b);
+
+  // The system gzip agrees on the content.
+  const std::string out =
+      run_command("gzip -dc " + (work / "blob").string() + " | sha256sum | cut -d' ' -f1");
+  EXPECT_EQ("sha256:" + out.substr(0, 64), digests.diff_id);
+
+  StringSource source(blob, 7777);
+  auto plain = decompressing_source(std::make_unique<StringSource>(blob, 7777));
+  EXPECT_EQ(sha256_digest(read_all(*plain, 3000)), sha256_digest(data));
+}
+
+TEST_F(LayerTest, ZstdRoundTrip) {
+  fs::path work = make_dir("work");
+  const std::string data = pseudo_random_bytes(1'500'000, 2) + std::string(2'000'000, 'z');
+  auto [blob, digests] = compress(data, Compression::kZstd, work);
+  EXPECT_EQ(digests.diff_id, sha256_digest(data));
+  EXPECT_EQ(digests.digest, sha256_digest(blob));
+  EXPECT_LT(blob.size(), 1'700'000u);
+  const std::string out =
+      run_command("zstd -dc " + (work / "blob").string() + " | sha256sum | cut -d' ' -f1");
+  EXPECT_EQ("sha256:" + out.substr(0, 64), digests.diff_id);
+  auto plain = decompressing_source(std::make_unique<StringSource>(blob, 1000));
+  EXPECT_EQ(sha256_digest(read_all(*plain)), sha256_digest(data));
+}
+
+TEST_F(LayerTest, UncompressedBlobIsTheTar) {
+  fs::path work = make_dir("work");
+  const std::string data = pseudo_random_bytes(3'000'000, 3);
+  auto [blob, digests] = compress(data, Compression::kNone, work, 333);
+  EXPECT_EQ(sha256_digest(blob), sha256_digest(data));
+  EXPECT_EQ(digests.diff_id, sha256_digest(data));
+  EXPECT_EQ(digests.digest, digests.diff_id);
+  EXPECT_EQ(digests.blob_size, data.size());
+  auto plain = decompressing_source(std::make_unique<StringSource>(data, 1));
+  EXPECT_EQ(sha256_digest(read_all(*plain)), sha256_digest(data));
+}
+
+TEST_F(LayerTest, EmptyInputs) {
+  fs::path work = make_dir("work");
+  for (Compression c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
+    auto [blob, digests] = compress("", c, work);
+    EXPECT_EQ(digests.diff_id, sha256_digest(""));
+    EXPECT_EQ(digests.tar_size, 0u);
+    auto plain = decompressing_source(std::make_unique<StringSource>(blob));
+    EXPECT_EQ(read_all(*plain), "");
+  }
+}
+
+TEST_F(LayerTest, MultiMemberGzip) {
+  fs::path work = make_dir("work");
+  const std::string part1 = pseudo_random_bytes(300'000, 4);
+  const std::string part2 = std::string(500'000, 'b') + "end";
+  const std::string blob = compress(part1, Compression::kGzip, work).first +
+                           compress(part2, Compression::kGzip, work).first;
+  for (size_t chunk : {size_t{1} << 20, size_t{4096}, size_t{1}}) {
+    auto plain = decompressing_source(std::make_unique<StringSource>(blob, chunk));
+    EXPECT_EQ(sha256_digest(read_all(*plain)), sha256_digest(part1 + part2)) << "chunk " << chunk;
+  }
+  // And one made by the system gzip tool.
+  write_file_atomic(work / "a", part1, false);
+  const std::string tool_blob =
+      run_command("gzip -c " + (work / "a").string() + " " + (work / "a").string());
+  auto plain = decompressing_source(std::make_unique<StringSource>(tool_blob));
+  EXPECT_EQ(sha256_digest(read_all(*plain)), sha256_digest(part1 + part1));
+}
+
+TEST_F(LayerTest, CorruptAndTruncatedCompressedDataThrow) {
+  fs::path work = make_dir("work");
+  const std::string data = pseudo_random_bytes(200'000, 5);
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    const std::string blob = compress(data, c, work).first;
+    auto truncated =
+        decompressing_source(std::make_unique<StringSource>(blob.substr(0, blob.size() / 2)));
+    EXPECT_THROW(read_all(*truncated), Error);
+    auto cut_trailer =
+        decompressing_source(std::make_unique<StringSource>(blob.substr(0, blob.size() - 3)));
+    EXPECT_THROW(read_all(*cut_trailer), Error);
+    std::string flipped = blob;
+    flipped[flipped.size() / 2] ^= 0x55;
+    auto corrupt = decompressing_source(std::make_unique<StringSource>(flipped));
+    EXPECT_THROW(read_all(*corrupt), Error);
+  }
+}
+
+TEST_F(LayerTest, OpenTarFileDetectsCompression) {
+  fs::path work = make_dir("work");
+  fs::path upper = make_dir("upper");
+  build_tree(upper);
+  StringSink sink;
+  write_layer_tar(upper, sink);
+  const fs::path tar = work / "layer.tar";
+  write_file_atomic(tar, sink.bytes, false);
+  const std::string quoted = tar.string();
+  ASSERT_EQ(std::system(("gzip -k " + quoted + " && zstd -q " + quoted + " && xz -k " + quoted +
+                         " && bzip2 -k " + quoted)
+                            .c_str()),
+            0);
+  for (const char* suffix : {"", ".gz", ".zst", ".xz", ".bz2"}) {
+    auto source = open_tar_file(tar.string() + suffix);
+    EXPECT_EQ(sha256_digest(read_all(*source)), sha256_digest(sink.bytes)) << suffix;
+  }
+  EXPECT_THROW(open_tar_file(work / "missing.tar"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply_layer_tar
+
+TEST_F(LayerTest, RoundTripKeepsEveryAttribute) {
+  fs::path upper = make_dir("upper");
+  fs::path target = make_dir("target");
+  fs::path work = make_dir("work");
+  build_tree(upper);
+
+  StringSink sink;
+  write_layer_tar(upper, sink);
+  auto [blob, digests] = compress(sink.bytes, Compression::kGzip, work);
+  auto source = decompressing_source(std::make_unique<StringSource>(blob, 65536));
+  ApplyStats stats = apply_layer_tar(*source, target);
+  EXPECT_EQ(stats.entries, 25u);
+  EXPECT_EQ(stats.bytes, 3u * 1024 * 1024 + 123 + 21 + 11 + 4 + 9 + 12 + 5);
+
+  auto expected = snapshot(upper);
+  // overlayfs bookkeeping other than opacity is dropped on the way.
+  expected["etc/opaque/keep"].xattrs.erase("trusted.overlay.origin");
+  auto actual = snapshot(target);
+  ASSERT_EQ(actual.size(), expected.size());
+  for (const auto& [path, node] : expected) {
+    ASSERT_TRUE(actual.contains(path)) << path;
+    EXPECT_EQ(actual[path], node) << path;
+  }
+  // Spot checks with literal values, so the comparison above cannot pass vacuously.
+  EXPECT_EQ(actual["bin/ping"].perm, 04755u);
+  EXPECT_EQ(actual["bin/ping"].xattrs["security.capability"], kCapability);
+  EXPECT_EQ(actual["tmp"].perm, 01777u);
+  EXPECT_EQ(actual["usr/shared"].perm, 02775u);
+  EXPECT_EQ(actual["usr/shared"].uid, 1000u);
+  EXPECT_EQ(actual["usr/shared"].gid, 1001u);
+  EXPECT_EQ(actual["dev/null"].rdev, makedev(1, 3));
+  EXPECT_EQ(actual["dev/loop0"].type, "block");
+  EXPECT_EQ(actual["dev/loop0"].gid, 6u);
+  EXPECT_EQ(actual["etc/deleted"].type, "whiteout");
+  EXPECT_EQ(actual["etc/opaque"].xattrs["trusted.overlay.opaque"], "y");
+  EXPECT_EQ(actual["etc/symlink"].link_target, "../bin/sh");
+  EXPECT_EQ(actual["usr/sh-other"].hardlink_group, "bin/sh");
+  EXPECT_EQ(actual["bin/sh"].mtime, expected["bin/sh"].mtime);
+  EXPECT_GE(actual["bin/sh"].mtime, 1700000000);
+  EXPECT_EQ(read_file(target / kLongDir / kLongFile), "long name");
+  EXPECT_EQ(read_file(target / kUnicodeName), "unicode name");
+
+  // Applying to a tree and writing it again gives the same tar.
+  StringSink again;
+  write_layer_tar(target, again);
+  EXPECT_EQ(sha256_digest(again.bytes), digests.diff_id);
+  if (const char* dump = std::getenv("LAYER_TEST_DUMP")) {
+    write_file_atomic(fs::path(dump) / "src.tar", sink.bytes, false);
+    write_file_atomic(fs::path(dump) / "again.tar", again.bytes, false);
+  }
+}
+
+TEST_F(LayerTest, ZstdBlobAppliesToSameTree) {
+  fs::path upper = make_dir("upper");
+  fs::path target = make_dir("target");
+  fs::path work = make_dir("work");
+  build_tree(upper);
+  StringSink sink;
+  write_layer_tar(upper, sink);
+  auto [blob, digests] = compress(sink.bytes, Compression::kZstd, work);
+  auto source = decompressing_source(std::make_unique<StringSource>(blob));
+  apply_layer_tar(*source, target);
+  StringSink again;
+  write_layer_tar(target, again);
+  EXPECT_EQ(sha256_digest(again.bytes), digests.diff_id);
+}
+
+TEST_F(LayerTest, WhiteoutsAndOpaqueMarkersBecomeOverlayForm) {
+  fs::path target = make_dir("target");
+  const std::string tar = TarBuilder()
+                              .dir("etc/")
+                              .file("etc/.wh.passwd", "")
+                              .file("etc/kept", "mine")
+                              .file("etc/.wh.kept", "")  // same layer: the file wins
+                              .file("var/lib/.wh..wh..opq", "")
+                              .file(".wh..wh..wh.plnk", "")  // AUFS metadata: ignored
+                              .finish();
+  StringSource source(tar);
+  apply_layer_tar(source, target);
+  struct stat st {};
+  ASSERT_EQ(::lstat((target / "etc/passwd").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_EQ(read_file(target / "etc/kept"), "mine");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(target / "etc/.wh.passwd")));
+  EXPECT_EQ(xattrs_of(target / "var/lib")["trusted.overlay.opaque"], "y");
+  EXPECT_TRUE(fs::is_empty(target / "var/lib"));
+  EXPECT_EQ(fs::status(target / "var").permissions(), fs::perms(0755));  // implicit parent
+}
+
+TEST_F(LayerTest, WhiteoutThenNewDirectoryBecomesOpaque) {
+  fs::path target = make_dir("target");
+  const std::string tar = TarBuilder()
+                              .file(".wh.d", "")
+                              .dir("d/", 0750)
+                              .file("d/x", "x")
+                              .file(".wh.e", "")
+                              .file("e/y", "y")  // implicit parent over the whiteout
+                              .file(".wh.f", "")
+                              .file("f", "a file simply replaces the whiteout")
+                              .finish();
+  StringSource source(tar);
+  apply_layer_tar(source, target);
+  EXPECT_EQ(xattrs_of(target / "d")["trusted.overlay.opaque"], "y");
+  EXPECT_EQ(fs::status(target / "d").permissions(), fs::perms(0750));
+  EXPECT_EQ(read_file(target / "d/x"), "x");
+  EXPECT_EQ(xattrs_of(target / "e")["trusted.overlay.opaque"], "y");
+  EXPECT_EQ(read_file(target / "e/y"), "y");
+  EXPECT_EQ(read_file(target / "f"), "a file simply replaces the whiteout");
+  EXPECT_TRUE(xattrs_of(target / "f").empty());
+}
+
+TEST_F(LayerTest, LaterEntriesReplaceEarlierOnes) {
+  fs::path target = make_dir("target");
+  const std::string tar = TarBuilder()
+                              .file("a", "first")
+                              .file("a", "second")
+                              .dir("d/")
+                              .file("d/x", "x")
+                              .file("d", "now a file")
+                              .symlink("s", "a")
+                              .file("s", "replaces the symlink, not its target")
+                              .finish();
+  StringSource source(tar);
+  apply_layer_tar(source, target);
+  EXPECT_EQ(read_file(target / "a"), "second");
+  EXPECT_EQ(read_file(target / "d"), "now a file");
+  EXPECT_FALSE(fs::is_symlink(target / "s"));
+  EXPECT_EQ(read_file(target / "s"), "replaces the symlink, not its target");
+}
+
+TEST_F(LayerTest, ConsumesTheWholeSource) {
+  fs::path target = make_dir("target");
+  std::string tar = TarBuilder().file("f", "data").finish();
+  const size_t tar_size = tar.size();
+  tar += std::string(10240, '\0');  // record padding some tar writers add
+  StringSource source(tar, 512);
+  ApplyStats stats = apply_layer_tar(source, target);
+  EXPECT_EQ(stats.entries, 1u);
+  EXPECT_EQ(stats.bytes, 4u);
+  EXPECT_EQ(source.position(), tar_size + 10240);
+}
+
+// Each hostile tar must throw and leave `outside` untouched.
+class HostileLayerTest : public LayerTest {
+ protected:
+  HostileLayerTest() : target_(make_dir("target")), outside_(make_dir("outside")) {
+    write_bytes(outside_ / "secret", "secret");
+  }
+  void expect_refused(const std::string& tar, const std::string& message_part) {
+    StringSource source(tar);
+    try {
+      apply_layer_tar(source, target_);
+      ADD_FAILURE() << "apply_layer_tar accepted a hostile tar";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message_part), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(outside_ / "secret"), "secret");
+    struct stat st {};
+    ASSERT_EQ(::stat((outside_ / "secret").c_str(), &st), 0);
+    EXPECT_EQ(st.st_nlink, 1u);
+    size_t count = 0;
+    for ([[maybe_unused]] const auto& entry : fs::directory_iterator(outside_)) ++count;
+    EXPECT_EQ(count, 1u);
+    EXPECT_FALSE(fs::exists(tmp_.path() / "evil"));
+  }
+  fs::path target_;
+  fs::path outside_;
+};
+
+TEST_F(HostileLayerTest, AbsolutePath) {
+  expect_refused(TarBuilder().file(outside_.string() + "/evil", "x").finish(),
+                 "\"" + outside_.string() + "/evil\": absolute path");
+}
+
+TEST_F(HostileLayerTest, DotDot) {
+  expect_refused(TarBuilder().file("../evil", "x").finish(), "\"../evil\": path contains \"..\"");
+  expect_refused(TarBuilder().file("a/../../evil", "x").finish(), "\"..\"");
+}
+
+TEST_F(HostileLayerTest, FileBeneathSymlinkFromSameLayer) {
+  expect_refused(TarBuilder().symlink("link", outside_.string()).file("link/evil", "x").finish(),
+                 "layer entry \"link/evil\": path goes through a symlink");
+  EXPECT_TRUE(fs::is_symlink(target_ / "link"));  // the symlink itself is fine
+}
+
+TEST_F(HostileLayerTest, RelativeSymlinkParentAndOverwrite) {
+  expect_refused(TarBuilder().symlink("up", "../outside").file("up/secret", "overwritten").finish(),
+                 "path goes through a symlink");
+}
+
+TEST_F(HostileLayerTest, DirectoryReplacedBySymlink) {
+  expect_refused(TarBuilder().dir("d/").symlink("d", outside_.string()).dir("d/sub/").finish(),
+                 "\"d/sub/\": path goes through a symlink");
+}
+
+TEST_F(HostileLayerTest, SymlinkFromEarlierLayer) {
+  check_call(::symlink(outside_.c_str(), (target_ / "lower-link").c_str()), "symlink");
+  expect_refused(TarBuilder().file("lower-link/evil", "x").finish(), "symlink");
+}
+
+TEST_F(HostileLayerTest, HardlinkOutside) {
+  expect_refused(TarBuilder().hardlink("hl", "../outside/secret").finish(), "\"..\"");
+  expect_refused(TarBuilder().hardlink("hl", outside_.string() + "/secret").finish(),
+                 "absolute path");
+}
+
+TEST_F(HostileLayerTest, HardlinkThroughSymlink) {
+  expect_refused(TarBuilder().symlink("l", outside_.string()).hardlink("hl", "l/secret").finish(),
+                 "\"hl\": path goes through a symlink");
+}
+
+TEST_F(HostileLayerTest, TruncatedGzip) {
+  fs::path work = make_dir("work");
+  const std::string tar = TarBuilder()
+                              .file("a", pseudo_random_bytes(400'000, 9))
+                              .file("b", pseudo_random_bytes(400'000, 10))
+                              .finish();
+  const std::string blob = compress(tar, Compression::kGzip, work).first;
+  auto source =
+      decompressing_source(std::make_unique<StringSource>(blob.substr(0, blob.size() / 2)));
+  try {
+    apply_layer_tar(*source, target_);
+    ADD_FAILURE() << "truncated gzip accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(HostileLayerTest, TruncatedAndGarbageTar) {
+  const std::string tar = TarBuilder().file("a", pseudo_random_bytes(100'000, 11)).finish();
+  expect_refused(tar.substr(0, 50'000), "runcated");
+  expect_refused(pseudo_random_bytes(4096, 12), "layer tar");
+}
+
+}  // namespace
+}  // namespace slipway::store

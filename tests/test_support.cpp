@@ -1,0 +1,102 @@
+#include "tests/test_support.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "common/fs.h"
+
+namespace slipway::testing {
+namespace fs = std::filesystem;
+
+CommandResult run_program(const std::vector<std::string>& argv) {
+  ScratchDir capture;
+  fs::path out_path = capture.path() / "out", err_path = capture.path() / "err";
+  pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int in = ::open("/dev/null", O_RDONLY);
+    int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> args;
+    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = read_file(out_path);
+  result.err = read_file(err_path);
+  return result;
+}
+
+CommandResult run_slipway(const fs::path& root, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {SLIPWAY_BINARY, "--root", root.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv);
+}
+
+const fs::path& busybox_rootfs_tarball() {
+  static ScratchDir dir;
+  static fs::path tarball = [] {
+    fs::path path = dir.path() / "busybox-rootfs.tar";
+    auto result = run_program(
+        {std::string(SLIPWAY_SOURCE_DIR) + "/testdata/make-busybox-rootfs.sh", path.string()});
+    if (result.exit_code != 0)
+      throw std::runtime_error("cannot make the busybox rootfs: " + result.err);
+    return path;
+  }();
+  return tarball;
+}
+
+ScratchDir::ScratchDir() {
+  std::string pattern = (fs::temp_directory_path() / "slipway-test-XXXXXX").string();
+  if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+ScratchDir::~ScratchDir() {
+  try {
+    remove_tree(path_);
+  } catch (...) {
+  }
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+int count_lines_containing(const std::string& text, const std::string& needle) {
+  std::istringstream lines(text);
+  int count = 0;
+  for (std::string line; std::getline(lines, line);)
+    if (line.find(needle) != std::string::npos) ++count;
+  return count;
+}
+
+int count_lines_equal(const std::string& text, const std::string& wanted) {
+  std::istringstream lines(text);
+  int count = 0;
+  for (std::string line; std::getline(lines, line);) count += line == wanted;
+  return count;
+}
+
+nlohmann::json image_config(const fs::path& root, const std::string& image) {
+  auto inspected = run_slipway(root, {"inspect", image});
+  if (inspected.exit_code != 0) throw std::runtime_error("inspect failed: " + inspected.err);
+  std::string id = nlohmann::json::parse(inspected.out)[0]["Id"];
+  return nlohmann::json::parse(read_file(root / "oci/blobs/sha256" / id.substr(7)));
+}
+
+}  // namespace slipway::testing

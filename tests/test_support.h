@@ -1,0 +1,52 @@
+// Helpers for tests that drive the real slipway binary against a throwaway store.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace slipway::testing {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a program with the given arguments, stdin from /dev/null, and captures its output.
+CommandResult run_program(const std::vector<std::string>& argv);
+
+// Runs the slipway binary under test with `--root root` in front of `args`.
+CommandResult run_slipway(const std::filesystem::path& root, const std::vector<std::string>& args);
+
+// A rootfs tarball made once per test process from busybox-static
+// (testdata/make-busybox-rootfs.sh).
+const std::filesystem::path& busybox_rootfs_tarball();
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_text(const std::filesystem::path& path, const std::string& text);
+
+// Number of lines of `text` that contain `needle`.
+int count_lines_containing(const std::string& text, const std::string& needle);
+
+// Number of lines of `text` that are exactly `line` (a command's own output, not the build's
+// "Step N/M : RUN echo ..." line that mentions it).
+int count_lines_equal(const std::string& text, const std::string& line);
+
+// The OCI config of an image, read from the store's OCI layout by way of `inspect`'s Id.
+nlohmann::json image_config(const std::filesystem::path& root, const std::string& image);
+
+}  // namespace slipway::testing
