@@ -1,0 +1,49 @@
+// Public interface of builder/: turns a Dockerfile and a build context into an image in the
+// store, one cached step at a time, printing docker's classic build output.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "store/store.h"
+
+namespace slipway::builder {
+
+struct BuildOptions {
+  std::filesystem::path context_dir;
+  std::filesystem::path dockerfile;  // empty: <context_dir>/Dockerfile
+  std::vector<std::string> tags;     // NAME[:TAG]
+  bool no_cache = false;
+};
+
+struct BuildResult {
+  store::Image image;
+  int steps_run = 0;     // steps that executed (a cache miss)
+  int steps_cached = 0;  // steps taken from the build cache
+};
+
+// A build that failed. what() is the whole one-line message, already in the form the CLI prints:
+// "Dockerfile:LINE:COL: message" for errors tied to a place in the Dockerfile, docker's wording
+// otherwise ("The command '/bin/sh -c false' returned a non-zero code: 1").
+class BuildError : public Error {
+ public:
+  explicit BuildError(const std::string& message, int exit_code = 1)
+      : Error(message), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+// Builds and tags the image. Progress goes to `out`; RUN steps write straight to the process's
+// stdout/stderr. Nothing is tagged unless every step succeeded.
+BuildResult build(store::Store& store, const BuildOptions& options, std::ostream& out);
+
+// The current time in the RFC 3339 form image configs use ("2026-11-23T10:00:00.123456789Z").
+std::string timestamp_now();
+
+}  // namespace slipway::builder

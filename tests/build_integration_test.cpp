@@ -1,0 +1,331 @@
+// End-to-end tests of `slipway build` and `slipway run`: the real binary, a throwaway store,
+// a busybox base image imported from a tarball, real namespaces and overlayfs.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "common/fs.h"
+#include "tests/test_support.h"
+
+namespace slipway::testing {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+class BuildTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    ASSERT_EQ(imported.out.rfind("sha256:", 0), 0u) << imported.out;
+  }
+
+  fs::path root() const { return scratch_.path() / "store"; }
+  fs::path context() const { return scratch_.path() / "context"; }
+
+  CommandResult build(const std::string& dockerfile, const std::string& tag,
+                      std::vector<std::string> extra = {}) {
+    write_text(context() / "Dockerfile", dockerfile);
+    std::vector<std::string> args = {"build", "-t", tag};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(context().string());
+    return run_slipway(root(), args);
+  }
+
+  // The image list as "repository:tag" lines.
+  std::string image_names() {
+    auto listed = run_slipway(root(), {"images"});
+    EXPECT_EQ(listed.exit_code, 0) << listed.err;
+    std::string names;
+    std::istringstream lines(listed.out);
+    std::string line;
+    std::getline(lines, line);  // header
+    while (std::getline(lines, line)) {
+      std::istringstream words(line);
+      std::string repository, tag;
+      words >> repository >> tag;
+      names += repository + ":" + tag + "\n";
+    }
+    return names;
+  }
+
+  ScratchDir scratch_;
+};
+
+TEST_F(BuildTest, ImagesListsTheImportedBaseImage) {
+  auto listed = run_slipway(root(), {"images"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(listed.out.rfind("REPOSITORY   TAG       IMAGE ID       CREATED", 0), 0u) << listed.out;
+  EXPECT_EQ(image_names(), "busybox:latest\n");
+  EXPECT_NE(listed.out.find("MB\n"), std::string::npos) << listed.out;
+}
+
+TEST_F(BuildTest, ClassicDockerfileBuildsAndItsImageRuns) {
+  auto built = run_slipway(
+      root(), {"build", "-t", "classic:1", std::string(SLIPWAY_SOURCE_DIR) + "/testdata/classic"});
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  EXPECT_NE(built.out.find("Step 1/8 : FROM busybox\n"), std::string::npos) << built.out;
+  EXPECT_NE(built.out.find("Step 8/8 : CMD [\"/bin/sh\", \"-c\", "), std::string::npos);
+  EXPECT_EQ(count_lines_containing(built.out, " ---> Running in "), 3) << built.out;
+  EXPECT_NE(built.out.find("Successfully tagged classic:1\n"), std::string::npos);
+
+  auto ran = run_slipway(root(), {"run", "--rm", "classic:1"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out,
+            "hello from the first layer\n"
+            "hello from the second layer\n"
+            "export VISIBLE=now\n"
+            "NOTVISIBLE=in users profile\n");
+
+  json config = image_config(root(), "classic:1");
+  EXPECT_EQ(config["author"], "slipway developers <dev@slipway.invalid>");
+  EXPECT_EQ(config["config"]["Env"], json({kDefaultPath, "NOTVISIBLE=in users profile"}));
+  EXPECT_EQ(config["config"]["ExposedPorts"], json({{"22/tcp", json::object()}}));
+  EXPECT_EQ(config["config"]["Cmd"],
+            json({"/bin/sh", "-c", "cat /greeting.txt /var/run/demo/info.txt /etc/profile"}));
+  EXPECT_EQ(config["rootfs"]["diff_ids"].size(), 4u);  // base + three RUN layers
+
+  std::vector<std::pair<std::string, bool>> history;
+  for (const auto& entry : config["history"])
+    history.emplace_back(entry.value("created_by", ""), entry.value("empty_layer", false));
+  std::vector<std::pair<std::string, bool>> expected = {
+      {"", false},  // the imported base layer
+      {"MAINTAINER slipway developers <dev@slipway.invalid>", true},
+      {"RUN /bin/sh -c echo \"hello from the first layer\" > /greeting.txt # buildkit", false},
+      {"RUN /bin/sh -c mkdir -p /var/run/demo     && echo \"hello from the second layer\" > "
+       "/var/run/demo/info.txt # buildkit",
+       false},
+      {"ENV NOTVISIBLE=in users profile", true},
+      {"RUN /bin/sh -c echo \"export VISIBLE=now\" >> /etc/profile     && echo "
+       "\"NOTVISIBLE=$NOTVISIBLE\" >> /etc/profile # buildkit",
+       false},
+      {"EXPOSE [22/tcp]", true},
+      {"CMD [\"/bin/sh\" \"-c\" \"cat /greeting.txt /var/run/demo/info.txt /etc/profile\"]", true}};
+  EXPECT_EQ(history, expected);
+  for (const auto& entry : config["history"]) EXPECT_TRUE(entry.contains("created"));
+}
+
+// Accepts TCP connections on a loopback port and counts them: a RUN step (which shares the
+// host's network during builds) that connects here proves it ran, and its absence proves the
+// step did not run.
+class ConnectionCounter {
+ public:
+  ConnectionCounter() {
+    listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), length) < 0 ||
+        ::listen(listener_.get(), 16) < 0 ||
+        ::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) < 0)
+      throw std::runtime_error("cannot listen on loopback");
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{listener_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 50) > 0) {
+          UniqueFd connection(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+          if (connection) ++count_;
+        }
+      }
+    });
+  }
+  ~ConnectionCounter() {
+    stop_ = true;
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int count() const { return count_; }
+
+ private:
+  UniqueFd listener_;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> count_{0};
+  std::thread thread_;
+};
+
+TEST_F(BuildTest, SecondBuildIsFullyCachedAndStartsNoContainer) {
+  ConnectionCounter counter;
+  std::string dockerfile =
+      "FROM busybox\n"
+      "RUN echo first-step-ran && echo one > /one\n"
+      "RUN echo side-effect | nc 127.0.0.1 " +
+      std::to_string(counter.port()) +
+      "\n"
+      "ENV GREETING=hello\n"
+      "RUN echo third-step-ran && echo $GREETING > /three\n"
+      "CMD [\"cat\", \"/one\", \"/three\"]\n";
+  auto first = build(dockerfile, "cached:1");
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_EQ(counter.count(), 1);
+  EXPECT_EQ(count_lines_equal(first.out, "first-step-ran"), 1);
+
+  auto second = build(dockerfile, "cached:1");
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(counter.count(), 1) << "a cached RUN step ran again";
+  EXPECT_EQ(count_lines_containing(second.out, " ---> Using cache"), 5) << second.out;
+  EXPECT_EQ(count_lines_containing(second.out, "Running in"), 0) << second.out;
+  EXPECT_EQ(count_lines_equal(second.out, "first-step-ran"), 0);
+  EXPECT_EQ(count_lines_equal(second.out, "third-step-ran"), 0);
+
+  auto last_line = [](const std::string& out, const std::string& prefix) {
+    size_t at = out.find(prefix);
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_EQ(last_line(first.out, "Successfully built "),
+            last_line(second.out, "Successfully built "));
+  EXPECT_FALSE(last_line(first.out, "Successfully built ").empty());
+
+  auto ran = run_slipway(root(), {"run", "--rm", "cached:1"});
+  EXPECT_EQ(ran.out, "one\nhello\n");
+}
+
+TEST_F(BuildTest, ChangingOneRunRebuildsThatStepAndTheOnesAfter) {
+  auto dockerfile = [](const std::string& middle) {
+    return "FROM busybox\n"
+           "RUN echo step-a-ran > /a\n"
+           "RUN echo " +
+           middle +
+           "-ran > /b\n"
+           "RUN echo step-c-ran > /c\n";
+  };
+  ASSERT_EQ(build(dockerfile("step-b"), "partial:1").exit_code, 0);
+  auto rebuilt = build(dockerfile("step-b2"), "partial:1");
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.out << rebuilt.err;
+  EXPECT_EQ(count_lines_containing(rebuilt.out, " ---> Using cache"), 1) << rebuilt.out;
+  EXPECT_EQ(count_lines_containing(rebuilt.out, "Running in"), 2) << rebuilt.out;
+  // The cache hit is step 2, the first RUN.
+  size_t step2 = rebuilt.out.find("Step 2/4");
+  size_t step3 = rebuilt.out.find("Step 3/4");
+  EXPECT_NE(rebuilt.out.substr(step2, step3 - step2).find("Using cache"), std::string::npos);
+
+  auto ran = run_slipway(root(), {"run", "--rm", "partial:1", "cat", "/a", "/b", "/c"});
+  EXPECT_EQ(ran.out, "step-a-ran\nstep-b2-ran\nstep-c-ran\n");
+}
+
+TEST_F(BuildTest, NoCacheRunsEveryStepAgain) {
+  std::string dockerfile = "FROM busybox\nRUN echo ran-again\n";
+  ASSERT_EQ(build(dockerfile, "nocache:1").exit_code, 0);
+  auto again = build(dockerfile, "nocache:1", {"--no-cache"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(count_lines_containing(again.out, "Using cache"), 0);
+  EXPECT_EQ(count_lines_equal(again.out, "ran-again"), 1);
+}
+
+TEST_F(BuildTest, DeletingALowerFileMakesAWhiteout) {
+  auto built = build(
+      "FROM busybox\n"
+      "RUN mkdir -p /data && echo keep > /data/kept && echo drop > /data/dropped\n"
+      "RUN rm /data/dropped /etc/hosts\n",
+      "whiteout:1");
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  auto listed = run_slipway(root(), {"run", "--rm", "whiteout:1", "ls", "/data", "/etc"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("kept"), std::string::npos);
+  EXPECT_EQ(listed.out.find("dropped"), std::string::npos) << listed.out;
+  EXPECT_EQ(listed.out.find("hosts"), std::string::npos) << listed.out;
+  EXPECT_NE(listed.out.find("passwd"), std::string::npos);
+
+  // The top layer, as a tar, says so with OCI whiteout entries.
+  auto inspected = run_slipway(root(), {"inspect", "whiteout:1"});
+  json manifest_index = json::parse(read_file(root() / "oci/index.json"));
+  std::string manifest_digest;
+  for (const auto& entry : manifest_index["manifests"])
+    if (entry["annotations"]["org.opencontainers.image.ref.name"] == "whiteout:1")
+      manifest_digest = entry["digest"];
+  json manifest = json::parse(read_file(root() / "oci/blobs/sha256" / manifest_digest.substr(7)));
+  std::string top = manifest["layers"].back()["digest"];
+  auto entries =
+      run_program({"tar", "-tzf", (root() / "oci/blobs/sha256" / top.substr(7)).string()});
+  ASSERT_EQ(entries.exit_code, 0) << entries.err;
+  EXPECT_NE(entries.out.find("data/.wh.dropped\n"), std::string::npos) << entries.out;
+  EXPECT_NE(entries.out.find("etc/.wh.hosts\n"), std::string::npos) << entries.out;
+}
+
+TEST_F(BuildTest, RunPassesTheExitCodeThrough) {
+  auto ran = run_slipway(root(), {"run", "--rm", "busybox", "sh", "-c", "echo out; exit 7"});
+  EXPECT_EQ(ran.exit_code, 7);
+  EXPECT_EQ(ran.out, "out\n");
+  auto missing = run_slipway(root(), {"run", "--rm", "busybox", "no-such-command"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.err.find("executable file not found in $PATH"), std::string::npos)
+      << missing.err;
+}
+
+// ---- bad input: one clear line, exit 1, nothing tagged, and the store still works.
+
+struct BadInputCase {
+  const char* name;
+  const char* dockerfile;
+  const char* expected_error;
+};
+
+void PrintTo(const BadInputCase& input, std::ostream* os) {
+  *os << input.name;
+}
+
+class BadDockerfileTest : public BuildTest, public ::testing::WithParamInterface<BadInputCase> {};
+
+TEST_P(BadDockerfileTest, FailsWithAClearErrorAndLeavesTheStoreUsable) {
+  const auto& param = GetParam();
+  auto failed = build(param.dockerfile, "bad:1");
+  EXPECT_EQ(failed.exit_code, 1) << failed.out << failed.err;
+  EXPECT_EQ(failed.err, std::string(param.expected_error) + "\n") << failed.out;
+  EXPECT_EQ(image_names(), "busybox:latest\n");
+
+  auto good = build("FROM busybox\nRUN echo fine > /fine\n", "good:1");
+  ASSERT_EQ(good.exit_code, 0) << good.out << good.err;
+  EXPECT_EQ(run_slipway(root(), {"run", "--rm", "good:1", "cat", "/fine"}).out, "fine\n");
+  // Nothing is left behind in the store's scratch space.
+  EXPECT_TRUE(fs::is_empty(root() / "tmp"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Errors, BadDockerfileTest,
+    ::testing::Values(
+        BadInputCase{"UnknownInstruction", "FROM busybox\nFORM busybox\n",
+                     "Dockerfile:2:1: unknown instruction: FORM (did you mean FROM?)"},
+        BadInputCase{"UnterminatedJsonArray", "FROM busybox\nCMD [\"echo\", \"hi\"\n",
+                     "Dockerfile:2:1: unterminated JSON array in CMD: [\"echo\", \"hi\" (exec "
+                     "form needs a closing ']')"},
+        BadInputCase{"MissingFrom", "RUN echo hi\n",
+                     "Dockerfile:1:1: no build stage in current context: the first instruction "
+                     "must be FROM, found RUN"},
+        BadInputCase{"FromMissingImage", "FROM nosuchimage:1.0\nRUN true\n",
+                     "Dockerfile:1:1: FROM nosuchimage:1.0: no such image: nosuchimage:1.0 "
+                     "(import or pull it first)"},
+        BadInputCase{"FailingRun", "FROM busybox\nRUN echo partial > /x && exit 3\n",
+                     "The command '/bin/sh -c echo partial > /x && exit 3' returned a non-zero "
+                     "code: 3"},
+        BadInputCase{"EmptyDockerfile", "# nothing here\n",
+                     "Dockerfile:1:1: file with no instructions"}),
+    [](const auto& case_info) { return case_info.param.name; });
+
+TEST_F(BuildTest, MissingContextDirectoryIsAClearError) {
+  auto failed = run_slipway(root(), {"build", "-t", "x:1", (scratch_.path() / "nope").string()});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_EQ(failed.err, "unable to prepare context: path \"" + (scratch_.path() / "nope").string() +
+                            "\" not found\n");
+  EXPECT_EQ(image_names(), "busybox:latest\n");
+}
+
+TEST_F(BuildTest, BadTagIsRejectedBeforeBuilding) {
+  auto failed = build("FROM busybox\nRUN echo should-not-run\n", "Bad/Name");
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_EQ(failed.out.find("should-not-run"), std::string::npos);
+  EXPECT_NE(failed.err.find("invalid image name \"Bad/Name\""), std::string::npos) << failed.err;
+}
+
+}  // namespace
+}  // namespace slipway::testing
