@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job on local defaults: install what is missing, build slipway, make a busybox base
+# image, build the example image from testdata/classic, and run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+slipway=build/cli/slipway
+rootfs=$(mktemp -d)/busybox-rootfs.tar
+trap 'rm -rf "$(dirname "$rootfs")"' EXIT
+testdata/make-busybox-rootfs.sh "$rootfs"
+echo "+ slipway import $rootfs busybox"
+"$slipway" import "$rootfs" busybox
+echo "+ slipway build -t classic testdata/classic"
+"$slipway" build -t classic testdata/classic
+echo "+ slipway images"
+"$slipway" images
+echo "+ slipway run --rm classic"
+"$slipway" run --rm classic

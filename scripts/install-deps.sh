@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages slipway needs to build, test and benchmark, if any are missing.
+# apt-get update runs only when something has to be installed, so a warm machine pays nothing.
+set -euo pipefail
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config
+  # libraries (DESIGN.md "Dependencies")
+  antlr4 libantlr4-runtime-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
+  libarchive-dev libxxhash-dev libgtest-dev libisal-dev libzstd-dev libcli11-dev
+  # base images for tests and the demo; tools the tests drive
+  busybox-static tar gzip
+)
+if [ "${1:-}" = "--with-peers" ]; then
+  # Peers for the side-by-side benchmarks and interop tests.
+  packages+=(buildah docker-registry skopeo umoci runc)
+fi
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' ||
+    missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
