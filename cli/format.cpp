@@ -1,0 +1,67 @@
+#include "cli/format.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+
+namespace slipway::cli {
+
+std::string human_duration(std::chrono::seconds elapsed) {
+  long long seconds = elapsed.count();
+  long long minutes = seconds / 60;
+  long long hours = (seconds + 1800) / 3600;
+  auto count = [](long long n, const char* unit) { return std::to_string(n) + " " + unit; };
+  if (seconds < 1) return "Less than a second";
+  if (seconds == 1) return "1 second";
+  if (seconds < 60) return count(seconds, "seconds");
+  if (minutes == 1) return "About a minute";
+  if (minutes < 60) return count(minutes, "minutes");
+  if (hours == 1) return "About an hour";
+  if (hours < 48) return count(hours, "hours");
+  if (hours < 24 * 7 * 2) return count(hours / 24, "days");
+  if (hours < 24 * 30 * 2) return count(hours / 24 / 7, "weeks");
+  if (hours < 24 * 365 * 2) return count(hours / 24 / 30, "months");
+  return count(hours / 24 / 365, "years");
+}
+
+std::string human_size(double size) {
+  static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+  int unit = 0;
+  while (size >= 1000 && unit < 5) {
+    size /= 1000;
+    ++unit;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.3g%s", size, kUnits[unit]);
+  return buffer;
+}
+
+std::string time_ago(const std::string& rfc3339) {
+  std::tm tm{};
+  if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "N/A";
+  auto then = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto elapsed =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - then);
+  return human_duration(std::max(elapsed, std::chrono::seconds(0))) + " ago";
+}
+
+void print_table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (widths.size() <= i) widths.push_back(0);
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(std::max<size_t>(10, widths[i] + 3) - row[i].size(), ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+}  // namespace slipway::cli

@@ -1,0 +1,86 @@
+// slipway run
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "runtime/runtime.h"
+#include "store/digest.h"
+
+namespace slipway::cli {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct RunOptions {
+  bool remove = false;
+  bool interactive = false;
+  bool tty = false;
+  std::string network = "private";
+  std::vector<std::string> env;
+  std::string workdir;
+  std::string user;
+  std::string name;
+};
+
+// `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
+std::string environment_entry(const std::string& option) {
+  if (option.find('=') != std::string::npos) return option;
+  const char* value = std::getenv(option.c_str());
+  return option + "=" + (value ? value : "");
+}
+
+int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
+  if (args.empty()) throw Error("\"slipway run\" requires at least 1 argument: IMAGE [COMMAND...]");
+  store::Image image = store.find_image(args.front());
+  args.erase(args.begin());
+  const json config = image.config.value("config", json::object());
+  std::vector<std::string> argv = config.value("Entrypoint", std::vector<std::string>{});
+  std::vector<std::string> command =
+      args.empty() ? config.value("Cmd", std::vector<std::string>{}) : args;
+  argv.insert(argv.end(), command.begin(), command.end());
+  if (argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
+
+  TempDir container_dir = store.make_temp_dir("container");
+  for (const char* sub : {"upper", "work", "rootfs"})
+    fs::create_directory(container_dir.path() / sub);
+  runtime::ContainerSpec spec;
+  spec.layers_base = store.root();
+  spec.lower_dirs = store.overlay_lowers(image);
+  spec.upper_dir = container_dir.path() / "upper";
+  spec.work_dir = container_dir.path() / "work";
+  spec.rootfs = container_dir.path() / "rootfs";
+  spec.argv = argv;
+  spec.env = config.value("Env", std::vector<std::string>{});
+  for (const auto& entry : options.env) spec.env.push_back(environment_entry(entry));
+  spec.working_dir =
+      options.workdir.empty() ? config.value("WorkingDir", std::string()) : options.workdir;
+  if (spec.working_dir.empty()) spec.working_dir = "/";
+  spec.user = options.user.empty() ? config.value("User", std::string()) : options.user;
+  spec.isolate_network = options.network != "host";
+  spec.inherit_stdin = options.interactive;
+  spec.hostname = fs::path(container_dir.path()).filename().string().substr(0, 12);
+  return runtime::run_container(spec);
+}
+
+}  // namespace
+
+void add_run_commands(CLI::App& app, CommandContext& context) {
+  auto options = std::make_shared<RunOptions>();
+  auto* run = app.add_subcommand("run", "Run a command in a new container");
+  run->add_flag("--rm", options->remove, "Remove the container when it exits");
+  run->add_flag("-i,--interactive", options->interactive, "Keep STDIN open");
+  run->add_flag("-t,--tty", options->tty, "Allocate a pseudo-TTY (not yet supported)");
+  run->add_option("-e,--env", options->env, "Set environment variables");
+  run->add_option("-w,--workdir", options->workdir, "Working directory inside the container");
+  run->add_option("-u,--user", options->user, "UID[:GID]");
+  run->add_option("--name", options->name, "Container name");
+  run->add_option("--network", options->network, "host or none (default: a private namespace)");
+  // Everything from the image name on belongs to the container, flags included.
+  run->prefix_command();
+  run->callback([&context, options, run] {
+    context.action = [&context, options, run] {
+      return run_image(context.store(), *options, run->remaining());
+    };
+  });
+}
+
+}  // namespace slipway::cli
