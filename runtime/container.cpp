@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "common/fs.h"
 #include "runtime/runtime.h"
@@ -190,9 +191,11 @@ void drop_privileges(const ChildPlan& plan) {
   if (make_directories("/sys", 0755) == 0)
     ::mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   ::sethostname(plan.hostname.data(), plan.hostname.size());
-  drop_privileges(plan);
+  // Created as root, like runc does, so that a USER without write access to its parent still
+  // gets its WORKDIR; entered as the user, so that permissions on it apply.
   check(plan, make_directories(plan.working_dir.c_str(), 0755), "cannot create working directory ",
         plan.working_dir.c_str());
+  drop_privileges(plan);
   check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
         plan.working_dir.c_str());
   exec_command(plan);
@@ -258,6 +261,25 @@ std::string overlay_options(const ContainerSpec& spec) {
   return options;
 }
 
+// The runtime creates /proc, /dev and /sys when the image lacks them. They must not become
+// part of the step's layer: remove those that are empty in the upper dir and absent below it.
+void remove_created_mount_points(const ContainerSpec& spec) {
+  namespace fs = std::filesystem;
+  for (const char* name : {"proc", "dev", "sys"}) {
+    fs::path in_upper = spec.upper_dir / name;
+    std::error_code ec;
+    if (!fs::is_directory(fs::symlink_status(in_upper, ec)) || !fs::is_empty(in_upper, ec))
+      continue;
+    bool in_image = false;
+    for (const auto& lower : spec.lower_dirs) {
+      fs::path lower_dir =
+          fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower;
+      in_image |= fs::exists(fs::symlink_status(lower_dir / name, ec));
+    }
+    if (!in_image) fs::remove(in_upper, ec);
+  }
+}
+
 }  // namespace
 
 int run_container(const ContainerSpec& spec) {
@@ -309,6 +331,7 @@ int run_container(const ContainerSpec& spec) {
   while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid");
   }
+  remove_created_mount_points(spec);
   if (got == static_cast<ssize_t>(sizeof failure)) {
     failure.message[sizeof failure.message - 1] = '\0';
     std::string message = failure.message;
