@@ -235,23 +235,10 @@ std::vector<std::string> Build::shell_argv(const ast::Command& command) const {
 
 store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction& run) {
   const store::Image& parent = stage_->image;
-  const json& config = parent.config["config"];
   std::vector<std::string> argv = shell_argv(run.command);
-
-  TempDir container_dir = store_.make_temp_dir("run");
-  for (const char* sub : {"upper", "work", "rootfs"})
-    fs::create_directory(container_dir.path() / sub);
-  runtime::ContainerSpec spec;
-  spec.layers_base = store_.root();
-  spec.lower_dirs = store_.overlay_lowers(parent);
-  spec.upper_dir = container_dir.path() / "upper";
-  spec.work_dir = container_dir.path() / "work";
-  spec.rootfs = container_dir.path() / "rootfs";
+  runtime::ImageContainer container = runtime::prepare_image_container(store_, parent, "run");
+  runtime::ContainerSpec& spec = container.spec;
   spec.argv = argv;
-  for (const auto& entry : config.value("Env", json::array()))
-    spec.env.push_back(entry.get<std::string>());
-  spec.working_dir = config.value("WorkingDir", std::string("/"));
-  spec.user = config.value("User", std::string());
 
   std::string container_id = random_container_id();
   out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;

@@ -39,25 +39,15 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
   argv.insert(argv.end(), command.begin(), command.end());
   if (argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
 
-  TempDir container_dir = store.make_temp_dir("container");
-  for (const char* sub : {"upper", "work", "rootfs"})
-    fs::create_directory(container_dir.path() / sub);
-  runtime::ContainerSpec spec;
-  spec.layers_base = store.root();
-  spec.lower_dirs = store.overlay_lowers(image);
-  spec.upper_dir = container_dir.path() / "upper";
-  spec.work_dir = container_dir.path() / "work";
-  spec.rootfs = container_dir.path() / "rootfs";
+  runtime::ImageContainer container = runtime::prepare_image_container(store, image, "container");
+  runtime::ContainerSpec& spec = container.spec;
   spec.argv = argv;
-  spec.env = config.value("Env", std::vector<std::string>{});
   for (const auto& entry : options.env) spec.env.push_back(environment_entry(entry));
-  spec.working_dir =
-      options.workdir.empty() ? config.value("WorkingDir", std::string()) : options.workdir;
-  if (spec.working_dir.empty()) spec.working_dir = "/";
-  spec.user = options.user.empty() ? config.value("User", std::string()) : options.user;
+  if (!options.workdir.empty()) spec.working_dir = options.workdir;
+  if (!options.user.empty()) spec.user = options.user;
   spec.isolate_network = options.network != "host";
   spec.inherit_stdin = options.interactive;
-  spec.hostname = fs::path(container_dir.path()).filename().string().substr(0, 12);
+  spec.hostname = container.scratch.path().filename().string().substr(0, 12);
   return runtime::run_container(spec);
 }
 

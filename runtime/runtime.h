@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/fs.h"
+#include "store/store.h"
 
 namespace slipway::runtime {
 
@@ -43,6 +45,17 @@ class StartError : public Error {
  private:
   int exit_code_;
 };
+
+// Scratch space for one container of an image, on the store's filesystem (so the upper dir can
+// later be renamed into a layer): upper, work and rootfs dirs, removed with the object.
+struct ImageContainer {
+  TempDir scratch;
+  ContainerSpec spec;  // overlay of the image's layers; env, working dir and user from its config
+};
+
+// Prepares a container of `image`: the caller sets spec.argv and any overrides, then runs it.
+ImageContainer prepare_image_container(const store::Store& store, const store::Image& image,
+                                       std::string_view purpose);
 
 // Runs the container in the foreground (stdout/stderr inherited) and returns the process's exit
 // code, or 128+N when signal N killed it. Throws StartError when the process could not be
