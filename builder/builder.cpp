@@ -58,13 +58,25 @@ class Build {
 
   void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
   void execute(const ast::Instruction& instruction);
+  // One overload per instruction type; execute() picks it from the instruction's body.
+  void dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from);
+  void dispatch(const ast::Instruction& instruction, const ast::MaintainerInstruction& maintainer);
+  void dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run);
+  void dispatch(const ast::Instruction& instruction, const ast::EnvInstruction& env);
+  void dispatch(const ast::Instruction& instruction, const ast::ExposeInstruction& expose);
+  void dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd);
+  void dispatch(const ast::Instruction& instruction, const ast::OtherInstruction& other);
+  void check_command(const ast::Instruction& instruction, const ast::Command& command) const;
 
   // Runs `apply` unless the step's cache key was built before. `apply` turns the current image
   // into the step's result; a hit reuses that result and runs nothing.
   template <typename Apply>
   void cached_step(const json& step_description, Apply&& apply);
 
-  store::Image commit_config(json config, const std::vector<store::Descriptor>& layers);
+  // A step that changes only the config: cached like any other, no layer, and a history entry
+  // with empty_layer. `mutate` edits a copy of the whole image config.
+  template <typename Mutate>
+  void config_step(const json& step_description, const std::string& created_by, Mutate&& mutate);
   json add_history(json config, const std::string& created_by, bool empty_layer) const;
 
   store::Image run_step(const ast::Instruction& instruction, const ast::RunInstruction& run);
@@ -179,8 +191,15 @@ json Build::add_history(json config, const std::string& created_by, bool empty_l
   return config;
 }
 
-store::Image Build::commit_config(json config, const std::vector<store::Descriptor>& layers) {
-  return store_.write_image(config, layers);
+template <typename Mutate>
+void Build::config_step(const json& step_description, const std::string& created_by,
+                        Mutate&& mutate) {
+  cached_step(step_description, [&] {
+    json config = stage_->image.config;
+    mutate(config);
+    return store_.write_image(add_history(std::move(config), created_by, true),
+                              stage_->image.layers);
+  });
 }
 
 template <typename Apply>
@@ -262,7 +281,7 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
   std::vector<store::Descriptor> layers = parent.layers;
   layers.push_back(layer.blob);
   out_ << "Removing intermediate container " << container_id.substr(0, 12) << "\n";
-  return commit_config(std::move(new_config), layers);
+  return store_.write_image(new_config, layers);
 }
 
 // Parses one EXPOSE word ("80", "53/udp", "8000-8002/tcp") into "port/proto" entries.
@@ -297,85 +316,81 @@ std::vector<std::string> parse_exposed_ports(const std::string& spec) {
 
 void Build::execute(const ast::Instruction& instruction) {
   try {
-    std::visit(
-        [&](const auto& body) {
-          using T = std::decay_t<decltype(body)>;
-          if constexpr (requires { body.command; }) {
-            if (!body.command.exec_form && is_unterminated_exec_form(body.command.shell_text))
-              fail_at(instruction, "unterminated JSON array in " + instruction.keyword + ": " +
-                                       body.command.shell_text +
-                                       " (exec form needs a closing ']')");
-          }
-          if constexpr (std::is_same_v<T, ast::FromInstruction>) {
-            if (stage_ && !stage_->name.empty()) named_stages_[stage_->name] = stage_->image;
-            start_stage(instruction, body);
-          } else if constexpr (std::is_same_v<T, ast::MaintainerInstruction>) {
-            cached_step({{"MAINTAINER", body.name}}, [&] {
-              json config = stage_->image.config;
-              config["author"] = body.name;
-              return commit_config(add_history(config, "MAINTAINER " + body.name, true),
-                                   stage_->image.layers);
-            });
-          } else if constexpr (std::is_same_v<T, ast::RunInstruction>) {
-            cached_step({{"RUN", shell_argv(body.command)}},
-                        [&] { return run_step(instruction, body); });
-          } else if constexpr (std::is_same_v<T, ast::EnvInstruction>) {
-            // Every value sees the variables as they were before this instruction (docker's rule).
-            Variables before = scope_variables();
-            std::vector<std::pair<std::string, std::string>> assignments;
-            for (const auto& variable : body.variables)
-              assignments.emplace_back(words_.expand_word(variable.key, before),
-                                       words_.expand_word(variable.value, before));
-            cached_step({{"ENV", assignments}}, [&] {
-              json config = stage_->image.config;
-              json& env = config["config"]["Env"];
-              std::string created_by = "ENV";
-              for (const auto& [key, value] : assignments) {
-                json kept = json::array();
-                for (const auto& entry : env)
-                  if (entry.get<std::string>().rfind(key + "=", 0) != 0) kept.push_back(entry);
-                kept.push_back(key + "=" + value);
-                env = std::move(kept);
-                created_by += " " + key + "=" + value;
-              }
-              return commit_config(add_history(config, created_by, true), stage_->image.layers);
-            });
-          } else if constexpr (std::is_same_v<T, ast::ExposeInstruction>) {
-            Variables vars = scope_variables();
-            std::vector<std::string> ports;
-            for (const auto& word : body.ports)
-              for (const auto& expanded : words_.expand_words(word, vars))
-                for (auto& port : parse_exposed_ports(expanded)) ports.push_back(std::move(port));
-            cached_step({{"EXPOSE", ports}}, [&] {
-              json config = stage_->image.config;
-              std::string listed;
-              for (const auto& port : ports) {
-                config["config"]["ExposedPorts"][port] = json::object();
-                listed += (listed.empty() ? "" : " ") + port;
-              }
-              return commit_config(add_history(config, "EXPOSE [" + listed + "]", true),
-                                   stage_->image.layers);
-            });
-          } else if constexpr (std::is_same_v<T, ast::CmdInstruction>) {
-            std::vector<std::string> argv = shell_argv(body.command);
-            cached_step({{"CMD", argv}}, [&] {
-              json config = stage_->image.config;
-              config["config"]["Cmd"] = argv;
-              config["config"]["ArgsEscaped"] = true;
-              return commit_config(add_history(config, "CMD " + go_quote_list(argv), true),
-                                   stage_->image.layers);
-            });
-          } else {
-            fail_at(instruction,
-                    instruction.keyword + " is not supported by this version of slipway");
-          }
-        },
-        instruction.body);
+    std::visit([&](const auto& body) { dispatch(instruction, body); }, instruction.body);
   } catch (const BuildError&) {
     throw;
   } catch (const Error& e) {
     fail_at(instruction, instruction.keyword + ": " + e.what());
   }
+}
+
+void Build::check_command(const ast::Instruction& instruction, const ast::Command& command) const {
+  if (!command.exec_form && is_unterminated_exec_form(command.shell_text))
+    fail_at(instruction, "unterminated JSON array in " + instruction.keyword + ": " +
+                             command.shell_text + " (exec form needs a closing ']')");
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from) {
+  if (stage_ && !stage_->name.empty()) named_stages_[stage_->name] = stage_->image;
+  start_stage(instruction, from);
+}
+
+void Build::dispatch(const ast::Instruction&, const ast::MaintainerInstruction& maintainer) {
+  config_step({{"MAINTAINER", maintainer.name}}, "MAINTAINER " + maintainer.name,
+              [&](json& config) { config["author"] = maintainer.name; });
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run) {
+  check_command(instruction, run.command);
+  cached_step({{"RUN", shell_argv(run.command)}}, [&] { return run_step(instruction, run); });
+}
+
+void Build::dispatch(const ast::Instruction&, const ast::EnvInstruction& env) {
+  // Every value sees the variables as they were before this instruction (docker's rule).
+  Variables before = scope_variables();
+  std::vector<std::pair<std::string, std::string>> assignments;
+  std::string created_by = "ENV";
+  for (const auto& variable : env.variables) {
+    assignments.emplace_back(words_.expand_word(variable.key, before),
+                             words_.expand_word(variable.value, before));
+    created_by += " " + assignments.back().first + "=" + assignments.back().second;
+  }
+  config_step({{"ENV", assignments}}, created_by, [&](json& config) {
+    json& variables = config["config"]["Env"];
+    for (const auto& [key, value] : assignments) {
+      json kept = json::array();
+      for (const auto& entry : variables)
+        if (entry.get<std::string>().rfind(key + "=", 0) != 0) kept.push_back(entry);
+      kept.push_back(key + "=" + value);
+      variables = std::move(kept);
+    }
+  });
+}
+
+void Build::dispatch(const ast::Instruction&, const ast::ExposeInstruction& expose) {
+  Variables vars = scope_variables();
+  std::vector<std::string> ports;
+  for (const auto& word : expose.ports)
+    for (const auto& expanded : words_.expand_words(word, vars))
+      for (auto& port : parse_exposed_ports(expanded)) ports.push_back(std::move(port));
+  std::string listed;
+  for (const auto& port : ports) listed += (listed.empty() ? "" : " ") + port;
+  config_step({{"EXPOSE", ports}}, "EXPOSE [" + listed + "]", [&](json& config) {
+    for (const auto& port : ports) config["config"]["ExposedPorts"][port] = json::object();
+  });
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd) {
+  check_command(instruction, cmd.command);
+  std::vector<std::string> argv = shell_argv(cmd.command);
+  config_step({{"CMD", argv}}, "CMD " + go_quote_list(argv), [&](json& config) {
+    config["config"]["Cmd"] = argv;
+    config["config"]["ArgsEscaped"] = true;
+  });
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::OtherInstruction&) {
+  fail_at(instruction, instruction.keyword + " is not supported by this version of slipway");
 }
 
 }  // namespace
