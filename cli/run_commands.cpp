@@ -29,15 +29,22 @@ std::string environment_entry(const std::string& option) {
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
-  if (args.empty()) throw Error("\"slipway run\" requires at least 1 argument: IMAGE [COMMAND...]");
-  store::Image image = store.find_image(args.front());
+  // Like docker, failures before the container's process starts exit with 125, so scripts can
+  // tell them from the command's own exit codes.
+  if (args.empty())
+    throw runtime::StartError("\"slipway run\" requires at least 1 argument: IMAGE [COMMAND...]",
+                              125);
+  auto found = store.try_find_image(args.front());
+  if (!found) throw runtime::StartError("no such image: " + args.front(), 125);
+  store::Image image = std::move(*found);
   args.erase(args.begin());
   const json config = image.config.value("config", json::object());
   std::vector<std::string> argv = config.value("Entrypoint", std::vector<std::string>{});
   std::vector<std::string> command =
       args.empty() ? config.value("Cmd", std::vector<std::string>{}) : args;
   argv.insert(argv.end(), command.begin(), command.end());
-  if (argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
+  if (argv.empty())
+    throw runtime::StartError("no command specified: the image has no CMD or ENTRYPOINT", 125);
 
   runtime::ImageContainer container = runtime::prepare_image_container(store, image, "container");
   runtime::ContainerSpec& spec = container.spec;

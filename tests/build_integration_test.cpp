@@ -263,6 +263,21 @@ TEST_F(BuildTest, RunPassesTheExitCodeThrough) {
       << missing.err;
 }
 
+TEST_F(BuildTest, RunFailuresBeforeTheCommandStartsExitWith125) {
+  auto missing = run_slipway(root(), {"run", "--rm", "nosuch:1"});
+  EXPECT_EQ(missing.exit_code, 125);
+  EXPECT_EQ(missing.err, "Error: no such image: nosuch:1\n");
+  auto no_command = run_slipway(root(), {"run", "--rm", "busybox"});
+  EXPECT_EQ(no_command.exit_code, 125);
+  EXPECT_EQ(no_command.err, "Error: no command specified: the image has no CMD or ENTRYPOINT\n");
+}
+
+TEST_F(BuildTest, UnknownCommandIsNamed) {
+  auto unknown = run_slipway(root(), {"biuld", "."});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.err, "slipway: 'biuld' is not a slipway command.\nSee 'slipway --help'\n");
+}
+
 // ---- bad input: one clear line, exit 1, nothing tagged, and the store still works.
 
 struct BadInputCase {
