@@ -65,7 +65,9 @@ class Build {
   void dispatch(const ast::Instruction& instruction, const ast::EnvInstruction& env);
   void dispatch(const ast::Instruction& instruction, const ast::ExposeInstruction& expose);
   void dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd);
-  void dispatch(const ast::Instruction& instruction, const ast::OtherInstruction& other);
+  // Every other instruction: refused.
+  template <typename Unsupported>
+  void dispatch(const ast::Instruction& instruction, const Unsupported& other);
   void check_command(const ast::Instruction& instruction, const ast::Command& command) const;
 
   // Runs `apply` unless the step's cache key was built before. `apply` turns the current image
@@ -389,7 +391,8 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::CmdInstruct
   });
 }
 
-void Build::dispatch(const ast::Instruction& instruction, const ast::OtherInstruction&) {
+template <typename Unsupported>
+void Build::dispatch(const ast::Instruction& instruction, const Unsupported&) {
   fail_at(instruction, instruction.keyword + " is not supported by this version of slipway");
 }
 

@@ -28,5 +28,6 @@ class CommandContext {
 void add_build_commands(CLI::App& app, CommandContext& context);  // build
 void add_image_commands(CLI::App& app, CommandContext& context);  // import images inspect tag
 void add_run_commands(CLI::App& app, CommandContext& context);    // run
+void add_parse_commands(CLI::App& app, CommandContext& context);  // parse
 
 }  // namespace slipway::cli

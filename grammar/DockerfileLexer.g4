@@ -1,17 +1,20 @@
 // Tokens of a Dockerfile after line scanning (line_scanner.cpp): the input is the logical
-// instruction lines joined with '\n' -- continuations, comments, blank lines and parser
-// directives are already gone.
+// instruction lines joined with '\n' -- continuations, comments, blank lines, parser directives
+// and heredoc bodies are already gone.
 //
 // The input is fed as bytes (one code point per byte, see parser.cpp), so non-ASCII text simply
 // falls into the "any other character" sets and token offsets are byte offsets.
 //
 // Each line starts in the default mode, where the instruction keyword is recognised. The keyword
 // then pushes the mode that tokenizes its arguments the way the reference parser splits them:
-//   EXEC_ARGS   RUN, CMD: JSON arrays (exec form) or free text (shell form)
-//   WORDS       ENV: words that respect quotes and the escape char (parseWords); WORDS_BACKTICK
-//               is the same with `# escape=`` in effect
-//   PLAIN_ARGS  everything else: words separated by whitespace, quotes mean nothing
-// The '\n' ending the line pops back to the default mode.
+//   EXEC_ARGS   RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, ADD, COPY, VOLUME: JSON arrays (exec
+//               form) or free text / whitespace-separated words
+//   WORDS       ENV, LABEL, ARG: words that respect quotes and the escape char (parseWords);
+//               WORDS_BACKTICK is the same with `# escape=`` in effect
+//   PLAIN_ARGS  FROM, EXPOSE, MAINTAINER, USER, WORKDIR, STOPSIGNAL: words separated by
+//               whitespace, quotes mean nothing
+// ONBUILD pushes nothing: its flags are lexed in the default mode, and then comes the trigger's
+// own keyword. The '\n' ending the line pops back to the default mode.
 lexer grammar DockerfileLexer;
 
 @members {
@@ -24,11 +27,15 @@ lexer grammar DockerfileLexer;
   // other argument word has been seen, `--x` is an ordinary word again.
   bool flagsAllowed = false;
 
+  // Whitespace at the start of a line is skipped; after ONBUILD it separates words.
+  bool atLineStart = true;
+
   void pushWordsMode() { pushMode(escapeChar == '`' ? WORDS_BACKTICK : WORDS); }
 
   std::unique_ptr<antlr4::Token> nextToken() override {
     std::unique_ptr<antlr4::Token> token = antlr4::Lexer::nextToken();
     size_t type = token->getType();
+    atLineStart = type == NEWLINE;
     if (type >= FROM && type <= UNKNOWN_KEYWORD) {  // the keywords are declared contiguously
       flagsAllowed = true;
     } else if (type != WS && type != FLAG) {
@@ -41,27 +48,33 @@ lexer grammar DockerfileLexer;
 // ---------------------------------------------------------------------------------------------
 // Default mode: the instruction keyword (case-insensitive).
 
-LEADING_WS : [ \t\u000B\f\r]+ -> skip ;
+INNER_WS   : {!atLineStart}? SPACE_CHARS      -> type(WS) ;
+LEADING_WS : SPACE_CHARS                      -> skip ;
 NEWLINE    : '\n' ;
 
 FROM        : F R O M                         -> pushMode(PLAIN_ARGS) ;
 RUN         : R U N                           -> pushMode(EXEC_ARGS) ;
 CMD         : C M D                           -> pushMode(EXEC_ARGS) ;
-LABEL       : L A B E L                       -> pushMode(PLAIN_ARGS) ;
+LABEL       : L A B E L                       { pushWordsMode(); } ;
 MAINTAINER  : M A I N T A I N E R             -> pushMode(PLAIN_ARGS) ;
 EXPOSE      : E X P O S E                     -> pushMode(PLAIN_ARGS) ;
 ENV         : E N V                           { pushWordsMode(); } ;
-ADD         : A D D                           -> pushMode(PLAIN_ARGS) ;
-COPY        : C O P Y                         -> pushMode(PLAIN_ARGS) ;
-ENTRYPOINT  : E N T R Y P O I N T             -> pushMode(PLAIN_ARGS) ;
-VOLUME      : V O L U M E                     -> pushMode(PLAIN_ARGS) ;
+ADD         : A D D                           -> pushMode(EXEC_ARGS) ;
+COPY        : C O P Y                         -> pushMode(EXEC_ARGS) ;
+ENTRYPOINT  : E N T R Y P O I N T             -> pushMode(EXEC_ARGS) ;
+VOLUME      : V O L U M E                     -> pushMode(EXEC_ARGS) ;
 USER        : U S E R                         -> pushMode(PLAIN_ARGS) ;
 WORKDIR     : W O R K D I R                   -> pushMode(PLAIN_ARGS) ;
-ARG         : A R G                           -> pushMode(PLAIN_ARGS) ;
-ONBUILD     : O N B U I L D                   -> pushMode(PLAIN_ARGS) ;
+ARG         : A R G                           { pushWordsMode(); } ;
+ONBUILD     : O N B U I L D ;
 STOPSIGNAL  : S T O P S I G N A L             -> pushMode(PLAIN_ARGS) ;
-HEALTHCHECK : H E A L T H C H E C K           -> pushMode(PLAIN_ARGS) ;
-SHELL       : S H E L L                       -> pushMode(PLAIN_ARGS) ;
+HEALTHCHECK : H E A L T H C H E C K           -> pushMode(EXEC_ARGS) ;
+SHELL       : S H E L L                       -> pushMode(EXEC_ARGS) ;
+
+// ONBUILD's flags (see INNER_WS): keywords cannot start with '-', so these only compete with
+// UNKNOWN_KEYWORD, which they beat by coming first.
+ONBUILD_END_OF_FLAGS : {flagsAllowed}? '--'     -> type(END_OF_FLAGS) ;
+ONBUILD_FLAG         : {flagsAllowed}? FLAG_WORD -> type(FLAG) ;
 
 // Anything else in keyword position. Longest match makes `FROMX` this and not FROM; the parser
 // turns it into "unknown instruction".

@@ -14,43 +14,75 @@ instruction
     : fromInstruction
     | runInstruction
     | cmdInstruction
-    | maintainerInstruction
+    | entrypointInstruction
+    | shellInstruction
+    | healthcheckInstruction
+    | addInstruction
+    | copyInstruction
+    | volumeInstruction
     | envInstruction
+    | labelInstruction
+    | argInstruction
+    | maintainerInstruction
+    | userInstruction
+    | workdirInstruction
+    | stopsignalInstruction
     | exposeInstruction
-    | otherInstruction
+    | onbuildInstruction
     | unknownInstruction
     ;
 
+// ---------------------------------------------------------------------------------------------
+// Every instruction is KEYWORD [--flags] arguments; the argument forms are below.
+
 // FROM [--platform=p] image [AS name]
 fromInstruction
-    : FROM ( WS flags )? WS image=word ( WS AS WS stageName=word )? WS?
+    : FROM ( WS flags )? WS image=word ( WS as=AS WS stageName=word )? WS?
     ;
 
-// RUN [--mount=...] ["exec", "form"] | shell form
-runInstruction : RUN ( WS flags )? ( WS command )? WS? ;
+// Exec form or shell form: RUN ["sh", "-c", "x"] | RUN x (heredoc bodies come from the line
+// scanner; here `<<EOF` is just shell text).
+runInstruction        : RUN ( WS flags )? ( WS command )? WS? ;
+cmdInstruction        : CMD ( WS flags )? ( WS command )? WS? ;
+entrypointInstruction : ENTRYPOINT ( WS flags )? ( WS command )? WS? ;
+// Docker wants the exec form; the builder rejects a shell form.
+shellInstruction      : SHELL ( WS flags )? ( WS command )? WS? ;
 
-// CMD ["exec", "form"] | shell form
-cmdInstruction : CMD ( WS flags )? ( WS command )? WS? ;
+// HEALTHCHECK [--interval=...] CMD command | HEALTHCHECK NONE: the first word is the type,
+// whatever it is (the builder checks it), the rest is exec or shell form.
+healthcheckInstruction
+    : HEALTHCHECK ( WS flags )? ( WS healthcheckType ( WS command )? )? WS?
+    ;
+healthcheckType : ~( WS | NEWLINE )+ ;
 
-// MAINTAINER the rest of the line
-maintainerInstruction : MAINTAINER ( WS flags )? ( WS words )? WS? ;
+// ADD/COPY [--chown=...] src... dest | ADD/COPY ["src", ..., "dest"] (`<<EOF` sources are
+// heredocs), VOLUME /a /b | VOLUME ["/a", "/b"]
+addInstruction    : ADD ( WS flags )? ( WS jsonOrWords )? WS? ;
+copyInstruction   : COPY ( WS flags )? ( WS jsonOrWords )? WS? ;
+volumeInstruction : VOLUME ( WS flags )? ( WS jsonOrWords )? WS? ;
 
-// ENV key value with spaces   (legacy form: one variable, the value is the rest of the line)
-// ENV k=v k2="a b" k3=x\ y    (key=value form: values kept raw)
+// ENV/LABEL key value with spaces   (legacy form: one pair, the value is the rest of the line)
+// ENV/LABEL k=v k2="a b" k3=x\ y    (key=value form: values kept raw)
 // Which form it is depends on whether the first word contains '=', so both are parsed as a
 // list of quote-aware words here.
-envInstruction : ENV ( WS flags )? ( WS envWord ( WS envWord )* )? WS? ;
-envWord        : QUOTED_WORD ;
+envInstruction   : ENV ( WS flags )? ( WS quotedWords )? WS? ;
+labelInstruction : LABEL ( WS flags )? ( WS quotedWords )? WS? ;
+
+// ARG name[=default] ... (quote-aware words, split at the first '=' in parser.cpp)
+argInstruction : ARG ( WS flags )? ( WS quotedWords )? WS? ;
+
+// The rest of the line as one string.
+maintainerInstruction : MAINTAINER ( WS flags )? ( WS words )? WS? ;
+userInstruction       : USER ( WS flags )? ( WS words )? WS? ;
+workdirInstruction    : WORKDIR ( WS flags )? ( WS words )? WS? ;
+stopsignalInstruction : STOPSIGNAL ( WS flags )? ( WS words )? WS? ;
 
 // EXPOSE 80 53/udp $PORT
 exposeInstruction : EXPOSE ( WS flags )? ( WS words )? WS? ;
 
-// Known instructions without a typed form yet: flags and whitespace-separated words.
-otherInstruction
-    : keyword=( LABEL | ADD | COPY | ENTRYPOINT | VOLUME | USER | WORKDIR | ARG | ONBUILD
-              | STOPSIGNAL | HEALTHCHECK | SHELL )
-      ( WS flags )? ( WS words )? WS?
-    ;
+// ONBUILD [--flags] INSTRUCTION: the trigger is parsed like a line of its own (parser.cpp
+// rejects ONBUILD ONBUILD, FROM and MAINTAINER as triggers, as docker does).
+onbuildInstruction : ONBUILD ( WS flags )? ( WS trigger=instruction )? WS? ;
 
 // Parsed so that the error can name it (and suggest a keyword); see parser.cpp.
 unknownInstruction : UNKNOWN_KEYWORD ( ~NEWLINE )* ;
@@ -83,6 +115,14 @@ jsonValue
     | jsonArray
     | jsonObject
     ;
+
+// JSON array of strings (preferred when the whole argument is one), or words separated by
+// whitespace in which quotes mean nothing (parseMaybeJSONToList). The words are cut from the
+// text in parser.cpp: a token such as a JSON string may hold whitespace.
+jsonOrWords : execForm | shellForm ;
+
+// Words that keep quotes and escapes together (parseWords).
+quotedWords : QUOTED_WORD ( WS QUOTED_WORD )* ;
 
 // Whitespace-separated words (`as` is a word too where it is not FROM's keyword).
 words : word ( WS word )* ;

@@ -1,35 +1,44 @@
 // The typed Dockerfile AST that the ANTLR parse tree is turned into. Values are kept as the
-// parser sees them (quotes and escapes still in ENV values, shell-form text verbatim): variable
-// expansion and quote removal are the builder's job, because docker applies them per instruction
-// and per field with the build's variables in scope.
+// parser sees them (quotes and escapes still in ENV/LABEL/ARG values, shell-form text verbatim,
+// heredoc bodies unexpanded): variable expansion and quote removal are the builder's job, because
+// docker applies them per instruction and per field with the build's variables in scope.
+//
+// What is checked here and what is not: the parser rejects what the reference parser rejects
+// (see grammar.h), plus the few shapes the typed form cannot hold (COPY/ADD without a
+// destination, ONBUILD without a trigger). Everything docker validates later -- flag names and
+// values, HEALTHCHECK's type, SHELL in shell form, WORKDIR/USER/STOPSIGNAL being empty, ARG
+// names -- is left to the builder, which finds what it needs in these types.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
 namespace slipway::ast {
 
-// 1-based positions in the Dockerfile as written (physical lines).
+// 1-based positions in the Dockerfile as written (physical lines, byte columns).
 struct Position {
   int line = 0;
   int column = 0;
 };
 
 // `--name=value` or `--name` (value absent) as written before an instruction's arguments, with
-// quotes and escapes removed as the reference parser does.
+// quotes and escapes removed as the reference parser does. Not validated: the builder knows
+// which instruction takes which flag.
 struct Flag {
   std::string name;  // without the leading "--"
   std::optional<std::string> value;
   Position position;
 };
 
-// The argument of RUN, CMD, ENTRYPOINT, SHELL: either a JSON string array (exec form) or the rest
-// of the line as one string (shell form).
+// The argument of RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK CMD: either a JSON string array
+// (exec form) or the rest of the line as one string (shell form).
 struct Command {
   bool exec_form = false;
-  std::vector<std::string> exec_args;  // exec form
+  std::vector<std::string> exec_args;  // exec form, JSON strings decoded
   std::string shell_text;              // shell form, trimmed, continuation lines joined
 };
 
@@ -38,42 +47,151 @@ struct KeyValue {
   std::string value;  // raw: quotes and escapes as written
 };
 
+// A here-document (`<<EOF` ... `EOF`) of RUN, COPY or ADD.
+struct Heredoc {
+  std::string name;              // the delimiter word, quotes removed
+  std::string content;           // body lines exactly as written, each with its line ending;
+                                 // leading tabs are NOT removed yet for `<<-` (see chomp)
+  unsigned file_descriptor = 0;  // digits before `<<` (`3<<EOF`), 0 when absent
+  bool chomp = false;            // `<<-`: strip leading tabs from every body line
+  bool expand = true;            // false if any part of the delimiter was quoted (`<<'EOF'`)
+  Position position;             // of the `<<` word
+};
+
+// A heap-allocated value with value semantics (copying copies the value). It lets ONBUILD's body
+// hold a whole Instruction although Instruction contains the body.
+template <typename T>
+class Box {
+ public:
+  Box() : value_(std::make_unique<T>()) {}
+  Box(T value) : value_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit on purpose
+  Box(const Box& other) : value_(std::make_unique<T>(*other.value_)) {}
+  Box(Box&&) noexcept = default;
+  Box& operator=(const Box& other) {
+    if (this != &other) value_ = std::make_unique<T>(*other.value_);
+    return *this;
+  }
+  Box& operator=(Box&&) noexcept = default;
+  ~Box() = default;
+
+  T& operator*() { return *value_; }
+  const T& operator*() const { return *value_; }
+  T* operator->() { return value_.get(); }
+  const T* operator->() const { return value_.get(); }
+
+ private:
+  std::unique_ptr<T> value_;
+};
+
+// FROM [--platform=p] image [AS name]
 struct FromInstruction {
   std::string image;                      // raw (may contain $VARS from global ARGs)
-  std::optional<std::string> stage_name;  // from `AS name`
+  std::optional<std::string> stage_name;  // from `AS name`, as written (not lowercased)
+  std::string as_keyword = "AS";          // the `AS` word as written (`as`, `As`...), for dumps
 };
+// MAINTAINER text
 struct MaintainerInstruction {
-  std::string name;
+  std::string name;  // the rest of the line; empty if there is none
 };
+// RUN [flags] command, possibly with here-documents (`RUN <<EOF`): the `<<EOF` words stay in
+// the shell text, the bodies are in heredocs, in order.
 struct RunInstruction {
   Command command;
+  std::vector<Heredoc> heredocs;
 };
+// CMD command
 struct CmdInstruction {
   Command command;
 };
+// ENTRYPOINT command
+struct EntrypointInstruction {
+  Command command;
+};
+// SHELL ["executable", "arg"...]. Docker only accepts the exec form; a shell form is kept here so
+// that the builder can say so.
+struct ShellInstruction {
+  Command command;
+};
+// ENV k=v k2=v2 | ENV k value with spaces
 struct EnvInstruction {
   std::vector<KeyValue> variables;
   bool legacy_form = false;  // `ENV KEY value with spaces`
 };
+// LABEL k=v k2=v2 | LABEL k value with spaces
+struct LabelInstruction {
+  std::vector<KeyValue> labels;
+  bool legacy_form = false;  // `LABEL key value with spaces`
+};
+// EXPOSE 80 53/udp
 struct ExposeInstruction {
   std::vector<std::string> ports;  // raw words: "80", "53/udp", "$PORT"
 };
-// An instruction the grammar knows but whose typed form is not defined yet: its arguments are
-// the whitespace-separated words of the rest of the line.
-struct OtherInstruction {
-  std::vector<std::string> words;
+// COPY/ADD [flags] src... dest | COPY ["src"..., "dest"]. Heredoc sources (`COPY <<EOF /dst`)
+// stay in `sources` as their `<<EOF` word; their bodies are in `heredocs`, in order.
+struct FileTransfer {
+  std::vector<std::string> sources;  // raw words (shell form) or decoded JSON strings
+  std::string destination;
+  bool json_form = false;
+  std::vector<Heredoc> heredocs;
+};
+struct AddInstruction : FileTransfer {};
+struct CopyInstruction : FileTransfer {};
+// VOLUME /a /b | VOLUME ["/a", "/b"]
+struct VolumeInstruction {
+  std::vector<std::string> paths;  // raw words or decoded JSON strings; may be empty
+  bool json_form = false;
+};
+// USER name[:group]
+struct UserInstruction {
+  std::string user;  // the rest of the line; empty if there is none
+};
+// WORKDIR path
+struct WorkdirInstruction {
+  std::string path;  // the rest of the line; empty if there is none
+};
+// STOPSIGNAL signal
+struct StopsignalInstruction {
+  std::string signal;  // the rest of the line; empty if there is none
+};
+// ARG name[=default] ...
+struct ArgDefinition {
+  std::string name;                          // raw, may be empty (`ARG =x`: builder rejects)
+  std::optional<std::string> default_value;  // raw: quotes and escapes as written
+};
+struct ArgInstruction {
+  std::vector<ArgDefinition> args;  // may be empty (`ARG`: builder rejects)
+};
+// HEALTHCHECK [flags] CMD command | HEALTHCHECK NONE
+struct HealthcheckInstruction {
+  std::string type;  // the first word as written: "CMD", "NONE", "cmd", anything; "" if none
+  Command command;   // what follows the type word (empty shell text if nothing)
 };
 
-using InstructionBody = std::variant<FromInstruction, MaintainerInstruction, RunInstruction,
-                                     CmdInstruction, EnvInstruction, ExposeInstruction,
-                                     OtherInstruction>;
+struct Instruction;
+// ONBUILD [flags] INSTRUCTION: the trigger is a complete instruction of its own (its keyword,
+// flags, source text, position and heredocs). It is never ONBUILD, FROM or MAINTAINER.
+struct OnbuildInstruction;
+
+using InstructionBody =
+    std::variant<FromInstruction, MaintainerInstruction, RunInstruction, CmdInstruction,
+                 EnvInstruction, ExposeInstruction, LabelInstruction, AddInstruction,
+                 CopyInstruction, EntrypointInstruction, VolumeInstruction, UserInstruction,
+                 WorkdirInstruction, ArgInstruction, OnbuildInstruction, StopsignalInstruction,
+                 HealthcheckInstruction, ShellInstruction>;
+
+struct OnbuildInstruction {
+  Box<Instruction> trigger;
+};
 
 struct Instruction {
   std::string keyword;  // upper case: "RUN"
   std::string source;   // the logical line (continuations joined), as in build output "Step N/M"
+                        // (heredoc bodies not included); for an ONBUILD trigger, the text
+                        // after ONBUILD and its flags
   std::vector<Flag> flags;
-  Position start;     // keyword position
-  int end_line = 0;   // last physical line consumed, counting skipped comment/blank lines
+  Position start;    // keyword position
+  int end_line = 0;  // last physical line consumed, counting skipped comment/blank lines and
+                     // heredoc bodies
   InstructionBody body;
 };
 
@@ -85,8 +203,9 @@ struct Warning {
 struct Dockerfile {
   std::vector<Instruction> instructions;
   std::vector<Warning> warnings;
-  char escape = '\\';                  // from `# escape=`
-  std::optional<std::string> syntax;   // from `# syntax=`
+  char escape = '\\';                 // from `# escape=`
+  std::optional<std::string> syntax;  // from `# syntax=`
+  std::optional<std::string> check;   // from `# check=`, unparsed
 };
 
 }  // namespace slipway::ast

@@ -2,8 +2,9 @@
 //
 // Two layers: a line scanner that does what the reference parser does line by line (parser
 // directives, BOM, CRLF, backslash/backtick continuation with interleaved comments and blank
-// lines), then the ANTLR4 grammar (Dockerfile.g4) that parses the logical instruction lines into
-// keywords, flags and argument forms. Positions always refer to the physical lines of the input.
+// lines, heredoc bodies), then the ANTLR4 grammar (DockerfileLexer.g4, DockerfileParser.g4) that
+// parses the logical instruction lines into keywords, flags and argument forms. Positions always
+// refer to the physical lines of the input. dump.h prints the AST as the reference parser does.
 #pragma once
 
 #include <string>
@@ -28,9 +29,12 @@ class SyntaxError : public Error {
   std::string message_;
 };
 
-// Parses a whole Dockerfile. Throws SyntaxError for anything docker would reject at parse time
-// (unknown instruction, malformed JSON array with non-string elements, ENV without value, no
-// instructions, ...).
+// Parses a whole Dockerfile. Throws SyntaxError for what the reference parser rejects (bad
+// directives, lines over 64 KiB, JSON arrays with non-string elements, ENV/LABEL without a
+// value or `=`, unterminated heredocs, no instructions), unknown instructions (with a
+// suggestion), FROM without one or three arguments, and the shapes the typed AST cannot hold:
+// ENV/LABEL/ONBUILD without arguments, ADD/COPY without a destination, ONBUILD ONBUILD/FROM/
+// MAINTAINER. Flags and the other argument rules are checked by the builder (see ast.h).
 ast::Dockerfile parse_dockerfile(std::string_view text);
 
 }  // namespace slipway::grammar

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "DockerfileLexer.h"
 #include "DockerfileParser.h"
 #include "DockerfileParserBaseVisitor.h"
+#include "common/go_quote.h"
 #include "grammar/grammar.h"
 #include "grammar/line_scanner.h"
 
@@ -129,7 +132,8 @@ class Source {
 
 // Turns the first ANTLR complaint into a SyntaxError at the physical position, instead of
 // printing to the console and recovering. The grammar accepts nearly any argument list, so the
-// only expected complaint is a FROM with the wrong number of words; it gets docker's message.
+// only expected complaint is a FROM with the wrong number of words (also as an ONBUILD
+// trigger); it gets docker's message.
 class ThrowingErrorListener : public antlr4::BaseErrorListener {
  public:
   explicit ThrowingErrorListener(const Source& source) : source_(source) {}
@@ -144,6 +148,24 @@ class ThrowingErrorListener : public antlr4::BaseErrorListener {
     if (to_upper(keyword) == "FROM") {
       ast::Position from = logical.position_of(0);
       throw SyntaxError(from.line, from.column, "FROM requires either one or three arguments");
+    }
+    if (to_upper(keyword) == "ONBUILD") {
+      // `ONBUILD FROM a b`: docker refuses the trigger before looking at its arguments.
+      std::size_t pos = keyword.size();
+      while (true) {
+        while (pos < text.size() && is_separator(text[pos])) ++pos;
+        std::size_t end = pos;
+        while (end < text.size() && !is_separator(text[end])) ++end;
+        std::string word(text.substr(pos, end - pos));
+        if (!word.starts_with("--")) {
+          if (to_upper(word) == "FROM") {
+            ast::Position from = logical.position_of(pos);
+            throw SyntaxError(from.line, from.column, "FROM isn't allowed as an ONBUILD trigger");
+          }
+          break;
+        }
+        pos = end;
+      }
     }
     ast::Position at = source_.position(line, column);
     std::string what = "unexpected ";
@@ -181,6 +203,123 @@ std::string unquote_flag(std::string_view raw) {
   return word;
 }
 
+// Appends code point `rune` to `out` as UTF-8.
+void append_utf8(std::string& out, uint32_t rune) {
+  if (rune < 0x80) {
+    out += static_cast<char>(rune);
+  } else if (rune < 0x800) {
+    out += static_cast<char>(0xC0 | (rune >> 6));
+    out += static_cast<char>(0x80 | (rune & 0x3F));
+  } else if (rune < 0x10000) {
+    out += static_cast<char>(0xE0 | (rune >> 12));
+    out += static_cast<char>(0x80 | ((rune >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (rune & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (rune >> 18));
+    out += static_cast<char>(0x80 | ((rune >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((rune >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (rune & 0x3F));
+  }
+}
+
+// Length of the valid UTF-8 sequence at text[i], or 0 (Go's utf8.DecodeRune returning
+// RuneError with size 1).
+std::size_t utf8_length(std::string_view text, std::size_t i) {
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  unsigned char lead = byte(i);
+  std::size_t length = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0;
+  if (length == 0 || lead >= 0xF5 || i + length > text.size()) return 0;
+  uint32_t rune = lead & (0x7F >> length);
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    rune = (rune << 6) | (byte(i + k) & 0x3F);
+  }
+  static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (length > 1 &&
+      (rune < kMinimum[length] || rune > 0x10FFFF || (rune >= 0xD800 && rune <= 0xDFFF))) {
+    return 0;
+  }
+  return length;
+}
+
+// Decodes a JSON string token (the lexer has checked its syntax) the way Go's encoding/json
+// does: invalid UTF-8 bytes and unpaired surrogates become U+FFFD instead of failing.
+std::string decode_json_string(std::string_view quoted) {
+  std::string_view text = quoted.substr(1, quoted.size() - 2);
+  std::string out;
+  auto hex4 = [&](std::size_t at) -> int {
+    if (at + 4 > text.size()) return -1;
+    uint32_t value = 0;
+    for (std::size_t k = at; k < at + 4; ++k) {
+      char c = text[k];
+      int digit = c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -1;
+      if (digit < 0) return -1;
+      value = value * 16 + static_cast<uint32_t>(digit);
+    }
+    return static_cast<int>(value);
+  };
+  for (std::size_t i = 0; i < text.size();) {
+    char c = text[i];
+    if (c != '\\') {
+      std::size_t length = utf8_length(text, i);
+      if (length == 0) {
+        append_utf8(out, 0xFFFD);
+        ++i;
+      } else {
+        out.append(text.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
+    char kind = text[i + 1];
+    i += 2;
+    switch (kind) {
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case 'u': {
+        auto rune = static_cast<uint32_t>(hex4(i));
+        i += 4;
+        if (rune >= 0xD800 && rune <= 0xDFFF) {
+          int low = text.substr(i, 2) == "\\u" ? hex4(i + 2) : -1;
+          if (rune < 0xDC00 && low >= 0xDC00 && low <= 0xDFFF) {
+            rune = 0x10000 + ((rune - 0xD800) << 10) + (static_cast<uint32_t>(low) - 0xDC00);
+            i += 6;
+          } else {
+            rune = 0xFFFD;
+          }
+        }
+        append_utf8(out, rune);
+        break;
+      }
+      default:
+        out += kind;
+        break;  // \" \\ \/
+    }
+  }
+  return out;
+}
+
+std::string trim_right(std::string text) {
+  while (!text.empty() && (is_separator(text.back()) || text.back() == '\n')) text.pop_back();
+  return text;
+}
+
 // Builds the AST. Each instruction visitor returns a complete ast::Instruction.
 class AstBuilder : public gen::DockerfileParserBaseVisitor {
  public:
@@ -202,44 +341,130 @@ class AstBuilder : public gen::DockerfileParserBaseVisitor {
 
   antlrcpp::Any visitFromInstruction(DockerfileParser::FromInstructionContext* ctx) override {
     ast::FromInstruction from{source_.text(ctx->image), std::nullopt};
-    if (ctx->stageName != nullptr) from.stage_name = source_.text(ctx->stageName);
+    if (ctx->stageName != nullptr) {
+      from.stage_name = source_.text(ctx->stageName);
+      from.as_keyword = source_.text(ctx->as);
+    }
     return instruction(ctx, ctx->flags(), std::move(from));
   }
 
   antlrcpp::Any visitRunInstruction(DockerfileParser::RunInstructionContext* ctx) override {
-    return instruction(ctx, ctx->flags(), ast::RunInstruction{command(ctx->command())});
+    return instruction(ctx, ctx->flags(),
+                       ast::RunInstruction{command(ctx->command()), heredocs(ctx)});
   }
 
   antlrcpp::Any visitCmdInstruction(DockerfileParser::CmdInstructionContext* ctx) override {
     return instruction(ctx, ctx->flags(), ast::CmdInstruction{command(ctx->command())});
   }
 
-  antlrcpp::Any visitMaintainerInstruction(
-      DockerfileParser::MaintainerInstructionContext* ctx) override {
-    std::string name = ctx->words() != nullptr ? source_.text(ctx->words()) : std::string();
-    return instruction(ctx, ctx->flags(), ast::MaintainerInstruction{std::move(name)});
+  antlrcpp::Any visitEntrypointInstruction(
+      DockerfileParser::EntrypointInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::EntrypointInstruction{command(ctx->command())});
+  }
+
+  antlrcpp::Any visitShellInstruction(DockerfileParser::ShellInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::ShellInstruction{command(ctx->command())});
+  }
+
+  antlrcpp::Any visitHealthcheckInstruction(
+      DockerfileParser::HealthcheckInstructionContext* ctx) override {
+    ast::HealthcheckInstruction healthcheck;
+    if (ctx->healthcheckType() != nullptr) {
+      healthcheck.type = source_.text(ctx->healthcheckType());
+      healthcheck.command = command(ctx->command());
+    }
+    return instruction(ctx, ctx->flags(), std::move(healthcheck));
+  }
+
+  antlrcpp::Any visitAddInstruction(DockerfileParser::AddInstructionContext* ctx) override {
+    ast::AddInstruction add;
+    file_transfer(ctx, "ADD", ctx->jsonOrWords(), add);
+    return instruction(ctx, ctx->flags(), std::move(add));
+  }
+
+  antlrcpp::Any visitCopyInstruction(DockerfileParser::CopyInstructionContext* ctx) override {
+    ast::CopyInstruction copy;
+    file_transfer(ctx, "COPY", ctx->jsonOrWords(), copy);
+    return instruction(ctx, ctx->flags(), std::move(copy));
+  }
+
+  antlrcpp::Any visitVolumeInstruction(DockerfileParser::VolumeInstructionContext* ctx) override {
+    ast::VolumeInstruction volume;
+    volume.json_form = json_or_words(ctx->jsonOrWords(), volume.paths);
+    return instruction(ctx, ctx->flags(), std::move(volume));
   }
 
   antlrcpp::Any visitEnvInstruction(DockerfileParser::EnvInstructionContext* ctx) override {
-    return instruction(ctx, ctx->flags(), env(ctx));
+    ast::EnvInstruction env;
+    env.legacy_form = key_values(ctx, "ENV", ctx->quotedWords(), env.variables);
+    return instruction(ctx, ctx->flags(), std::move(env));
+  }
+
+  antlrcpp::Any visitLabelInstruction(DockerfileParser::LabelInstructionContext* ctx) override {
+    ast::LabelInstruction label;
+    label.legacy_form = key_values(ctx, "LABEL", ctx->quotedWords(), label.labels);
+    return instruction(ctx, ctx->flags(), std::move(label));
+  }
+
+  antlrcpp::Any visitArgInstruction(DockerfileParser::ArgInstructionContext* ctx) override {
+    ast::ArgInstruction arg;
+    if (ctx->quotedWords() != nullptr) {
+      for (auto* word : ctx->quotedWords()->QUOTED_WORD()) {
+        std::string text = source_.text(word->getSymbol());
+        if (auto equals = text.find('='); equals != std::string::npos) {
+          arg.args.push_back({text.substr(0, equals), text.substr(equals + 1)});
+        } else {
+          arg.args.push_back({std::move(text), std::nullopt});
+        }
+      }
+    }
+    return instruction(ctx, ctx->flags(), std::move(arg));
+  }
+
+  antlrcpp::Any visitMaintainerInstruction(
+      DockerfileParser::MaintainerInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::MaintainerInstruction{rest(ctx->words())});
+  }
+
+  antlrcpp::Any visitUserInstruction(DockerfileParser::UserInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::UserInstruction{rest(ctx->words())});
+  }
+
+  antlrcpp::Any visitWorkdirInstruction(DockerfileParser::WorkdirInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::WorkdirInstruction{rest(ctx->words())});
+  }
+
+  antlrcpp::Any visitStopsignalInstruction(
+      DockerfileParser::StopsignalInstructionContext* ctx) override {
+    return instruction(ctx, ctx->flags(), ast::StopsignalInstruction{rest(ctx->words())});
   }
 
   antlrcpp::Any visitExposeInstruction(DockerfileParser::ExposeInstructionContext* ctx) override {
     return instruction(ctx, ctx->flags(), ast::ExposeInstruction{words(ctx->words())});
   }
 
-  antlrcpp::Any visitOtherInstruction(DockerfileParser::OtherInstructionContext* ctx) override {
-    return instruction(ctx, ctx->flags(), ast::OtherInstruction{words(ctx->words())});
+  antlrcpp::Any visitOnbuildInstruction(DockerfileParser::OnbuildInstructionContext* ctx) override {
+    if (ctx->trigger == nullptr) fail(ctx, "ONBUILD requires at least one argument");
+    auto trigger = visit(ctx->trigger).as<ast::Instruction>();
+    if (trigger.keyword == "ONBUILD") {
+      fail(ctx->trigger, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+    }
+    if (trigger.keyword == "FROM" || trigger.keyword == "MAINTAINER") {
+      fail(ctx->trigger, trigger.keyword + " isn't allowed as an ONBUILD trigger");
+    }
+    return instruction(ctx, ctx->flags(), ast::OnbuildInstruction{std::move(trigger)});
   }
 
   antlrcpp::Any visitUnknownInstruction(DockerfileParser::UnknownInstructionContext* ctx) override {
-    ast::Position at = source_.position(ctx);
-    throw SyntaxError(
-        at.line, at.column,
-        unknown_instruction_message(source_.text(ctx->UNKNOWN_KEYWORD()->getSymbol())));
+    fail(ctx, unknown_instruction_message(source_.text(ctx->UNKNOWN_KEYWORD()->getSymbol())));
   }
 
  private:
+  [[noreturn]] void fail(antlr4::ParserRuleContext* ctx, const std::string& message) const {
+    ast::Position at = source_.position(ctx);
+    throw SyntaxError(at.line, at.column, message);
+  }
+
   // The parts every instruction has: keyword, source line, positions, flags.
   ast::Instruction instruction(antlr4::ParserRuleContext* ctx,
                                DockerfileParser::FlagsContext* flags,
@@ -248,7 +473,9 @@ class AstBuilder : public gen::DockerfileParserBaseVisitor {
     const LogicalLine& line = source_.line(keyword->getLine());
     ast::Instruction result;
     result.keyword = to_upper(source_.text(keyword));
-    result.source = line.text;
+    // An ONBUILD trigger's text is what follows ONBUILD (the line itself is left-trimmed).
+    std::size_t offset = keyword->getCharPositionInLine();
+    result.source = offset == 0 ? line.text : trim_right(line.text.substr(offset));
     result.start = source_.position(keyword);
     result.end_line = line.end_line;
     if (flags != nullptr) {
@@ -271,6 +498,10 @@ class AstBuilder : public gen::DockerfileParserBaseVisitor {
     return result;
   }
 
+  std::vector<ast::Heredoc> heredocs(antlr4::ParserRuleContext* ctx) const {
+    return source_.line(ctx->getStart()->getLine()).heredocs;
+  }
+
   std::vector<std::string> words(DockerfileParser::WordsContext* ctx) const {
     std::vector<std::string> result;
     if (ctx == nullptr) return result;
@@ -278,14 +509,18 @@ class AstBuilder : public gen::DockerfileParserBaseVisitor {
     return result;
   }
 
+  // parseString: the rest of the line as one value.
+  std::string rest(DockerfileParser::WordsContext* ctx) const {
+    return ctx != nullptr ? source_.text(ctx) : std::string();
+  }
+
   ast::Command command(DockerfileParser::CommandContext* ctx) const {
     ast::Command result;
     if (ctx == nullptr) return result;
     if (auto* exec = ctx->execForm()) {
-      std::vector<std::string> args;
-      if (exec_args(exec->jsonArray(), args)) {
+      if (auto args = exec_args(exec->jsonArray())) {
         result.exec_form = true;
-        result.exec_args = std::move(args);
+        result.exec_args = std::move(*args);
         return result;
       }
     }
@@ -293,60 +528,94 @@ class AstBuilder : public gen::DockerfileParserBaseVisitor {
     return result;
   }
 
-  // Decodes a JSON array of strings. Returns false if a string does not decode (invalid UTF-8,
-  // lone surrogate), which the reference's json.Unmarshal would have refused too: the line is
-  // then shell form. Throws for non-string elements, which docker rejects outright.
-  bool exec_args(DockerfileParser::JsonArrayContext* array, std::vector<std::string>& args) const {
-    for (auto* value : array->jsonValue()) {
-      if (value->STRING() == nullptr) {
-        ast::Position at = source_.position(value);
-        throw SyntaxError(at.line, at.column, std::string(kNotStringArray));
+  // ADD/COPY/VOLUME arguments (parseMaybeJSONToList). Returns whether they were a JSON array.
+  bool json_or_words(DockerfileParser::JsonOrWordsContext* ctx,
+                     std::vector<std::string>& out) const {
+    if (ctx == nullptr) return false;
+    if (auto* exec = ctx->execForm()) {
+      if (auto args = exec_args(exec->jsonArray())) {
+        out = std::move(*args);
+        return true;
       }
     }
-    for (auto* value : array->jsonValue()) {
-      try {
-        args.push_back(
-            nlohmann::json::parse(source_.text(value->STRING()->getSymbol())).get<std::string>());
-      } catch (const nlohmann::json::exception&) {
-        return false;
-      }
+    // Words: the text split on whitespace (reWhitespace).
+    std::string text = source_.text(ctx);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t end = pos;
+      while (end < text.size() && !is_separator(text[end])) ++end;
+      if (end > pos) out.push_back(text.substr(pos, end - pos));
+      pos = end + 1;
     }
-    return true;
+    return false;
   }
 
-  ast::EnvInstruction env(DockerfileParser::EnvInstructionContext* ctx) const {
-    ast::Position keyword = source_.position(ctx);
-    std::vector<DockerfileParser::EnvWordContext*> words = ctx->envWord();
-    if (words.empty()) {
-      throw SyntaxError(keyword.line, keyword.column, "ENV requires at least one argument");
+  void file_transfer(antlr4::ParserRuleContext* ctx, const std::string& keyword,
+                     DockerfileParser::JsonOrWordsContext* arguments,
+                     ast::FileTransfer& out) const {
+    std::vector<std::string> all;
+    out.json_form = json_or_words(arguments, all);
+    if (all.size() < 2) {
+      fail(ctx, keyword +
+                    " requires at least two arguments, but only one was provided. Destination "
+                    "could not be determined");
     }
-    ast::EnvInstruction result;
-    if (source_.text(words.front()).find('=') == std::string::npos) {
+    out.destination = std::move(all.back());
+    all.pop_back();
+    out.sources = std::move(all);
+    out.heredocs = heredocs(ctx);
+  }
+
+  // Decodes a JSON array of strings (exec form), or returns nothing if the reference's
+  // json.Unmarshal would refuse the text (then it is shell form). Throws for a valid JSON array
+  // with non-string elements, which docker rejects outright.
+  std::optional<std::vector<std::string>> exec_args(
+      DockerfileParser::JsonArrayContext* array) const {
+    // Go's JSON whitespace is space, \t, \n and \r; the lexer's also has \v and \f, and those
+    // can only be whitespace here (JSON strings cannot hold raw control characters).
+    std::string text = source_.text(array);
+    if (text.find_first_of("\v\f") != std::string::npos) return std::nullopt;
+    for (auto* value : array->jsonValue()) {
+      if (value->STRING() == nullptr) fail(value, std::string(kNotStringArray));
+    }
+    std::vector<std::string> args;
+    for (auto* value : array->jsonValue()) {
+      args.push_back(decode_json_string(source_.text(value->STRING()->getSymbol())));
+    }
+    return args;
+  }
+
+  // ENV and LABEL (parseNameVal). Returns whether it is the legacy `KEY value...` form.
+  bool key_values(antlr4::ParserRuleContext* ctx, const std::string& keyword,
+                  DockerfileParser::QuotedWordsContext* quoted,
+                  std::vector<ast::KeyValue>& out) const {
+    if (quoted == nullptr) fail(ctx, keyword + " requires at least one argument");
+    std::vector<antlr4::tree::TerminalNode*> words = quoted->QUOTED_WORD();
+    auto text_of = [&](antlr4::tree::TerminalNode* word) {
+      return source_.text(word->getSymbol());
+    };
+    if (text_of(words.front()).find('=') == std::string::npos) {
       // Legacy form: the key is the first whitespace-separated chunk of the raw text (not the
       // first quote-aware word), the value everything after it, verbatim.
-      result.legacy_form = true;
-      std::string text = source_.text(words.front()->getStart(), words.back()->getStop());
+      std::string text = source_.text(quoted);
       auto key_end = std::find_if(text.begin(), text.end(), is_separator);
       auto value_start = std::find_if_not(key_end, text.end(), is_separator);
-      if (value_start == text.end()) {
-        throw SyntaxError(keyword.line, keyword.column, "ENV must have two arguments");
-      }
-      result.variables.push_back(
-          {std::string(text.begin(), key_end), std::string(value_start, text.end())});
-      return result;
+      if (value_start == text.end()) fail(ctx, keyword + " must have two arguments");
+      out.push_back({std::string(text.begin(), key_end), std::string(value_start, text.end())});
+      return true;
     }
     for (auto* word : words) {
-      std::string text = source_.text(word);
+      std::string text = text_of(word);
       auto equals = text.find('=');
       if (equals == std::string::npos) {
-        ast::Position at = source_.position(word);
+        ast::Position at = source_.position(word->getSymbol());
         throw SyntaxError(at.line, at.column,
-                          "Syntax error - can't find = in " + nlohmann::json(text).dump() +
+                          "Syntax error - can't find = in " + go_quote(text) +
                               ". Must be of the form: name=value");
       }
-      result.variables.push_back({text.substr(0, equals), text.substr(equals + 1)});
+      out.push_back({text.substr(0, equals), text.substr(equals + 1)});
     }
-    return result;
+    return false;
   }
 
   const Source& source_;
@@ -377,6 +646,7 @@ ast::Dockerfile parse_dockerfile(std::string_view text) {
   dockerfile.warnings = std::move(scanned.warnings);
   dockerfile.escape = scanned.escape;
   dockerfile.syntax = std::move(scanned.syntax);
+  dockerfile.check = std::move(scanned.check);
   return dockerfile;
 }
 
