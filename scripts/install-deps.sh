@@ -10,10 +10,13 @@ packages=(
   libarchive-dev libxxhash-dev libgtest-dev libisal-dev libzstd-dev libcli11-dev
   # base images for tests and the demo; tools the tests drive
   busybox-static tar gzip
+  # interop peers the tests drive: skopeo and umoci read the store's OCI layout and archives;
+  # the real registry (distribution 2.8) for the registry tests
+  skopeo umoci
 )
 if [ "${1:-}" = "--with-peers" ]; then
   # Peers for the side-by-side benchmarks and interop tests.
-  packages+=(buildah docker-registry skopeo umoci runc)
+  packages+=(buildah umoci runc)
 fi
 missing=()
 for package in "${packages[@]}"; do

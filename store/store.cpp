@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <map>
+#include <set>
 
 #include "common/error.h"
 #include "store/digest.h"
+#include "store/store_internal.h"
 
 namespace slipway::store {
 namespace fs = std::filesystem;
@@ -18,20 +22,24 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+using internal::FileLock;
+using internal::kRefNameAnnotation;
+using internal::kTaggedAtAnnotation;
 
-// Holds an exclusive flock on a file for the life of the object.
-class FileLock {
- public:
-  explicit FileLock(const fs::path& path) : fd_(open_or_throw(path, O_RDWR | O_CREAT, 0600)) {
-    while (::flock(fd_.get(), LOCK_EX) < 0) {
-      if (errno != EINTR) throw_errno("cannot lock " + path.string());
-    }
-  }
+// The current UTC time as RFC 3339 with seconds.
+std::string utc_now() {
+  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
 
- private:
-  UniqueFd fd_;
-};
+bool is_hex_prefix(std::string_view text) {
+  return text.size() >= 4 && text.size() <= 64 &&
+         text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
 
 // Passes bytes through from one source while copying them into a sink: lets one read of a tar
 // feed both the unpacker and the blob writer.
@@ -59,7 +67,8 @@ bool is_tag_char(char c) {
          c == '_' || c == '-';
 }
 
-// Splits "repo:tag" at the tag colon (not a registry port colon).
+}  // namespace
+
 std::pair<std::string, std::string> split_name_tag(std::string_view name_tag) {
   size_t slash = name_tag.rfind('/');
   size_t colon = name_tag.rfind(':');
@@ -67,8 +76,6 @@ std::pair<std::string, std::string> split_name_tag(std::string_view name_tag) {
     return {std::string(name_tag), "latest"};
   return {std::string(name_tag.substr(0, colon)), std::string(name_tag.substr(colon + 1))};
 }
-
-}  // namespace
 
 // ---------------------------------------------------------------- names and digests
 
@@ -151,7 +158,13 @@ void Store::clean_stale_temp_dirs() const {
     size_t dash = name.find('-');
     if (dash == std::string::npos) continue;
     pid_t pid = static_cast<pid_t>(std::atoi(name.substr(0, dash).c_str()));
-    if (pid <= 0 || (::kill(pid, 0) < 0 && errno == ESRCH)) remove_tree(entry.path());
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH)) continue;
+    try {
+      remove_tree(entry.path());
+    } catch (const Error&) {
+      // Still in use by a leftover child of the dead process (a container of a killed build
+      // that is exiting): the next store open removes it.
+    }
   }
 }
 
@@ -184,6 +197,7 @@ std::string Store::read_blob(std::string_view digest) const {
 
 std::string Store::write_blob(std::string_view bytes) {
   std::string digest = sha256_digest(bytes);
+  pin(digest);
   fs::path path = blob_path(digest);
   if (!fs::exists(path)) write_file_atomic(path, bytes, /*durable=*/false);
   return digest;
@@ -191,6 +205,7 @@ std::string Store::write_blob(std::string_view bytes) {
 
 Descriptor Store::install_blob(const fs::path& tmp_file, const LayerDigests& digests) {
   fs::path dest = blob_path(digests.digest);
+  pin(digests.digest);
   if (::rename(tmp_file.c_str(), dest.c_str()) < 0)
     throw_errno("cannot store blob " + dest.string());
   return Descriptor{layer_media_type(Compression::kGzip), digests.digest,
@@ -217,6 +232,12 @@ void Store::install_layer_dir(TempDir& staged, const std::string& chain,
                               const LayerDigests& digests) {
   write_file_atomic(staged.path() / "layer.json",
                     json{{"diff_id", digests.diff_id}, {"size", digests.tar_size}}.dump(), false);
+  pin(chain);
+  // The short link goes first, so whoever sees layers/<chain>/layer.json also finds the link.
+  fs::path link = root_ / short_link_name(chain);
+  std::string target = "../layers/" + digest_hex(chain) + "/diff";
+  if (::symlink(target.c_str(), link.c_str()) < 0 && errno != EEXIST)
+    throw_errno("cannot link layer " + link.string());
   fs::path dest = layer_path(chain);
   if (::rename(staged.path().c_str(), dest.c_str()) == 0) {
     staged.keep();
@@ -224,10 +245,6 @@ void Store::install_layer_dir(TempDir& staged, const std::string& chain,
     throw_errno("cannot install layer " + dest.string());
   }
   // Another build made the same layer first: ours is dropped with `staged`.
-  fs::path link = root_ / short_link_name(chain);
-  std::string target = "../layers/" + digest_hex(chain) + "/diff";
-  if (::symlink(target.c_str(), link.c_str()) < 0 && errno != EEXIST)
-    throw_errno("cannot link layer " + link.string());
 }
 
 StoredLayer Store::import_layer(const fs::path& tar_file, std::string_view parent_chain_id) {
@@ -291,7 +308,12 @@ uint64_t Store::image_size(const Image& image) const {
 // ---- images
 
 Image Store::write_image(const json& config, const std::vector<Descriptor>& layers) {
-  std::string config_bytes = config.dump();
+  return write_image_with_config(config.dump(), layers);
+}
+
+Image Store::write_image_with_config(std::string config_bytes,
+                                     const std::vector<Descriptor>& layers) {
+  json config = json::parse(config_bytes);
   std::string config_digest = write_blob(config_bytes);
   json manifest = {{"schemaVersion", 2},
                    {"mediaType", kOciManifestMediaType},
@@ -336,33 +358,67 @@ std::vector<NamedImage> Store::list_images() const {
     if (!annotations.contains(std::string(kRefNameAnnotation))) continue;
     auto [repo, tag] =
         split_name_tag(annotations[std::string(kRefNameAnnotation)].get<std::string>());
-    out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>())});
+    out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>()),
+                   annotations.value(kTaggedAtAnnotation, "")});
   }
   return out;
 }
 
-std::optional<Image> Store::try_find_image(std::string_view reference) const {
+std::optional<std::string> Store::find_manifest(const json& index,
+                                                std::string_view reference) const {
   std::string_view id_part = reference;
   if (id_part.substr(0, 7) == "sha256:") id_part.remove_prefix(7);
-  bool could_be_id = id_part.size() >= 4 && id_part.size() <= 64 &&
-                     id_part.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  bool could_be_id = is_hex_prefix(id_part);
   std::optional<std::string> wanted_name;
   try {
     wanted_name = normalize_image_name(reference);
   } catch (const Error&) {
     if (!could_be_id) throw;
   }
-  auto images = list_images();
+  const json manifests = index.value("manifests", json::array());
   if (wanted_name) {
-    for (auto& named : images)
-      if (named.repository + ":" + named.tag == *wanted_name) return std::move(named.image);
+    for (const auto& entry : manifests) {
+      auto annotations = entry.value("annotations", json::object());
+      if (annotations.value(kRefNameAnnotation, "") == *wanted_name)
+        return entry.at("digest").get<std::string>();
+    }
   }
-  if (could_be_id) {
-    for (auto& named : images)
-      if (digest_hex(named.image.id).compare(0, id_part.size(), id_part) == 0)
-        return std::move(named.image);
+  if (!could_be_id) return std::nullopt;
+  auto id_matches = [&](const std::string& manifest_digest) {
+    try {
+      std::string id = json::parse(read_blob(manifest_digest)).at("config").at("digest");
+      return digest_hex(id).compare(0, id_part.size(), id_part) == 0;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  for (const auto& entry : manifests) {
+    if (!entry.value("annotations", json::object()).contains(kRefNameAnnotation)) continue;
+    std::string digest = entry.at("digest");
+    if (id_matches(digest)) return digest;
+  }
+  // Intermediate images, as the build printed their IDs (" ---> 3f2a...").
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(root_ / "cache", ec)) {
+    if (file.path().filename().string().find(".tmp-") != std::string::npos) continue;
+    try {
+      std::string digest = read_file(file.path());
+      if (is_valid_digest(digest) && id_matches(digest)) return digest;
+    } catch (const Error&) {
+    }
   }
   return std::nullopt;
+}
+
+std::optional<Image> Store::try_find_image(std::string_view reference) const {
+  std::optional<std::string> manifest;
+  {
+    FileLock lock(root_ / "lock", FileLock::Mode::kShared);
+    manifest = find_manifest(read_index(), reference);
+    if (manifest) pin_locked(*manifest);
+  }
+  if (!manifest) return std::nullopt;
+  return load_image(*manifest);
 }
 
 Image Store::find_image(std::string_view reference) const {
@@ -379,14 +435,18 @@ void Store::tag(std::string_view name, const Image& image) {
   json manifests = json::array();
   for (auto& entry : index["manifests"]) {
     auto annotations = entry.value("annotations", json::object());
-    if (annotations.value(std::string(kRefNameAnnotation), "") != full_name)
-      manifests.push_back(entry);
+    if (annotations.value(kRefNameAnnotation, "") != full_name) manifests.push_back(entry);
   }
-  manifests.push_back({{"mediaType", kOciManifestMediaType},
-                       {"digest", image.manifest_digest},
-                       {"size", fs::file_size(blob_path(image.manifest_digest))},
-                       {"annotations", {{kRefNameAnnotation, full_name}}}});
+  manifests.push_back(
+      {{"mediaType", kOciManifestMediaType},
+       {"digest", image.manifest_digest},
+       {"size", fs::file_size(blob_path(image.manifest_digest))},
+       {"annotations", {{kRefNameAnnotation, full_name}, {kTaggedAtAnnotation, utc_now()}}}});
   index["manifests"] = std::move(manifests);
+  write_index(index);
+}
+
+void Store::write_index(const json& index) {
   write_file_atomic(oci_dir() / "index.json", index.dump());
 }
 
@@ -402,7 +462,9 @@ std::optional<Image> Store::cache_lookup(std::string_view key_digest) const {
   }
   // An entry written just before a crash may point at blobs that never reached the disk:
   // check the small blobs' digests and the layers' presence, and treat any damage as a miss.
+  // Pinned first, so a concurrent GC cannot take what the check found.
   try {
+    if (is_valid_digest(manifest_digest)) pin(manifest_digest);
     if (!is_valid_digest(manifest_digest) ||
         sha256_digest(read_blob(manifest_digest)) != manifest_digest)
       return std::nullopt;
@@ -420,6 +482,177 @@ std::optional<Image> Store::cache_lookup(std::string_view key_digest) const {
 
 void Store::cache_record(std::string_view key_digest, const Image& image) {
   write_file_atomic(root_ / "cache" / digest_hex(key_digest), image.manifest_digest, false);
+}
+
+}  // namespace slipway::store
+
+namespace slipway::store {
+
+// ---- pins
+
+void Store::pin(std::string_view digest) const {
+  if (pins_dir_ && ::access((pins_dir_->path() / digest_hex(digest)).c_str(), F_OK) == 0) return;
+  FileLock lock(root_ / "lock", FileLock::Mode::kShared);
+  pin_locked(digest);
+}
+
+void Store::pin_locked(std::string_view digest) const {
+  if (!pins_dir_) pins_dir_.emplace(root_ / "tmp", std::to_string(::getpid()) + "-pins-");
+  fs::path file = pins_dir_->path() / digest_hex(digest);
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throw_errno("cannot pin " + std::string(digest) + " at " + file.string());
+}
+
+// ---- listing, history, sizes
+
+std::vector<Store::CacheEntry> Store::list_cache() const {
+  std::vector<CacheEntry> out;
+  std::error_code ec;
+  for (const auto& file : fs::directory_iterator(root_ / "cache", ec)) {
+    std::string name = file.path().filename().string();
+    if (name.size() != 64 || !is_hex_prefix(name)) continue;
+    try {
+      std::string manifest = read_file(file.path());
+      if (!is_valid_digest(manifest) || !has_blob(manifest)) continue;
+      out.push_back({"sha256:" + name, load_image(manifest)});
+    } catch (const std::exception&) {
+      // A damaged entry is a cache miss for builds and invisible here.
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CacheEntry& a, const CacheEntry& b) { return a.key < b.key; });
+  return out;
+}
+
+std::vector<Image> Store::all_images() const {
+  std::vector<Image> out;
+  std::set<std::string> seen;
+  for (auto& named : list_images())
+    if (seen.insert(named.image.id).second) out.push_back(std::move(named.image));
+  for (auto& entry : list_cache())
+    if (seen.insert(entry.image.id).second) out.push_back(std::move(entry.image));
+  return out;
+}
+
+namespace {
+
+// History length -> ID of each image in `candidates` whose history and layers are a prefix of
+// `image`'s: the images the build of `image` went through.
+std::map<size_t, std::string> ancestor_ids(const Image& image,
+                                           const std::vector<Image>& candidates) {
+  std::map<size_t, std::string> ids;
+  const json history = image.config.value("history", json::array());
+  const auto diffs = image.diff_ids();
+  for (const auto& other : candidates) {
+    const json other_history = other.config.value("history", json::array());
+    const auto other_diffs = other.diff_ids();
+    if (other_history.empty() || other_history.size() > history.size() ||
+        other_diffs.size() > diffs.size())
+      continue;
+    if (!std::equal(other_history.begin(), other_history.end(), history.begin()) ||
+        !std::equal(other_diffs.begin(), other_diffs.end(), diffs.begin()))
+      continue;
+    ids.emplace(other_history.size(), other.id);
+  }
+  if (!history.empty()) ids[history.size()] = image.id;
+  return ids;
+}
+
+}  // namespace
+
+std::vector<HistoryEntry> Store::history(const Image& image) const {
+  const json history = image.config.value("history", json::array());
+  const auto chains = image.chain_ids();
+  std::vector<HistoryEntry> out;
+  if (history.empty()) {
+    // No history recorded (some imported images): one entry per layer, only the top one known.
+    for (const auto& chain : chains)
+      out.push_back({"", image.config.value("created", ""), "", "", layer_size(chain), false});
+    if (out.empty()) out.push_back({"", image.config.value("created", ""), "", "", 0, true});
+    out.back().image_id = image.id;
+  } else {
+    auto ids = ancestor_ids(image, all_images());
+    size_t layer = 0;
+    for (size_t i = 0; i < history.size(); ++i) {
+      const json& entry = history[i];
+      HistoryEntry item;
+      item.created = entry.value("created", "");
+      item.created_by = entry.value("created_by", "");
+      item.comment = entry.value("comment", "");
+      item.empty_layer = entry.value("empty_layer", false);
+      if (!item.empty_layer && layer < chains.size()) item.size = layer_size(chains[layer++]);
+      if (auto id = ids.find(i + 1); id != ids.end()) item.image_id = id->second;
+      out.push_back(std::move(item));
+    }
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::string Store::parent_id(const Image& image) const {
+  auto ids = ancestor_ids(image, all_images());
+  size_t own = image.config.value("history", json::array()).size();
+  std::string parent;
+  for (const auto& [length, id] : ids)
+    if (length < own && id != image.id) parent = id;
+  return parent;
+}
+
+uint64_t Store::layer_size(std::string_view chain) const {
+  try {
+    return json::parse(read_file(layer_path(chain) / "layer.json")).value("size", uint64_t{0});
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::vector<fs::path> Store::layer_dirs(const Image& image) const {
+  std::vector<fs::path> dirs;
+  for (const auto& chain : image.chain_ids()) dirs.push_back(layer_path(chain) / "diff");
+  std::reverse(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+// ---- repository digests
+
+json Store::read_repo_digests() const {
+  try {
+    json digests = json::parse(read_file(root_ / "repo-digests.json"));
+    if (digests.is_object()) return digests;
+  } catch (const std::exception&) {
+    // Missing or unreadable: nothing known.
+  }
+  return json::object();
+}
+
+std::vector<std::string> Store::repo_digests(std::string_view image_id) const {
+  std::vector<std::string> out;
+  json digests = read_repo_digests();
+  if (auto it = digests.find(std::string(image_id)); it != digests.end() && it->is_array())
+    for (const auto& d : *it)
+      if (d.is_string()) out.push_back(d.get<std::string>());
+  return out;
+}
+
+void Store::record_repo_digest(std::string_view image_id, std::string_view repository,
+                               std::string_view manifest_digest) {
+  if (!is_valid_digest(manifest_digest))
+    throw Error("invalid manifest digest \"" + std::string(manifest_digest) + "\"");
+  std::string repo = split_name_tag(normalize_image_name(repository)).first;
+  std::string entry = repo + "@" + std::string(manifest_digest);
+  FileLock lock(root_ / "lock");
+  json digests = read_repo_digests();
+  json& list = digests[std::string(image_id)];
+  if (!list.is_array()) list = json::array();
+  for (auto it = list.begin(); it != list.end();) {
+    // One digest per repository: the newest wins.
+    if (it->is_string() && it->get<std::string>().rfind(repo + "@", 0) == 0)
+      it = list.erase(it);
+    else
+      ++it;
+  }
+  list.push_back(entry);
+  write_file_atomic(root_ / "repo-digests.json", digests.dump());
 }
 
 }  // namespace slipway::store

@@ -7,9 +7,21 @@
 //   l/<short>            short symlinks to layers/*/diff, so deep images fit in one mount option
 //   cache/<key-hex>      build cache: the manifest digest a build step produced
 //   tmp/                 scratch dirs of running commands, named <pid>-...; a dead pid's are
-//   removed
+//   removed. tmp/<pid>-pins-*/<hex> are a live process's pins (see "GC" below).
+//   repo-digests.json    image ID -> ["repository@sha256:..."] known from pulls and pushes
 // Blobs and layer dirs appear by rename only, so a reader never sees half of one. index.json is
 // replaced atomically under an exclusive flock on <root>/lock.
+//
+// GC (collect_garbage) and the pins that keep it safe next to other processes:
+//   Roots are (1) every manifest oci/index.json names, (2) unless `all`, every build cache entry
+//   whose manifest is present, (3) every object pinned by a live process. From a manifest
+//   (or an image index) GC keeps the manifest, its config, its layer blobs and the unpacked
+//   layers of the config's chain IDs. Everything else in oci/blobs, layers/, l/ and cache/ is
+//   removed, except objects modified after the GC started. Before a process creates or
+//   reuses an object it pins it (a file named by the digest hex in its tmp/<pid>-pins-* dir,
+//   written under a shared flock on <root>/lock); GC holds the exclusive lock for the whole
+//   mark and sweep, so an object is either pinned before GC looks or looked up after GC
+//   removed it (and then simply missing: a cache miss or "no such image").
 #pragma once
 
 #include <cstdint>
@@ -18,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/fs.h"
@@ -58,7 +71,47 @@ struct NamedImage {
   std::string repository;  // "busybox", "example.com/team/app"
   std::string tag;         // "latest"
   Image image;
+  std::string tagged_at;  // RFC 3339 time the name was last set; "" when not recorded
 };
+
+// One entry of an image's history as `slipway history` shows it.
+struct HistoryEntry {
+  std::string image_id;  // the image this entry produced, if the store has it; else ""
+  std::string created;   // RFC 3339
+  std::string created_by;
+  std::string comment;
+  uint64_t size = 0;  // uncompressed size of the entry's layer; 0 for an empty layer
+  bool empty_layer = false;
+};
+
+// What remove_image did, in the order docker prints it ("Untagged: ...", "Deleted: ...").
+struct RemovedImage {
+  std::vector<std::string> untagged;  // "name:tag" and "name@sha256:..."
+  std::vector<std::string> deleted;   // image IDs
+};
+
+struct GcOptions {
+  bool all = false;  // also drop build cache entries of unnamed (intermediate) images
+};
+
+struct GcReport {
+  std::vector<std::string> deleted_images;  // IDs of images whose manifest was removed
+  uint64_t blobs = 0, layers = 0, cache_entries = 0, temp_files = 0;
+  uint64_t reclaimed_bytes = 0;  // blob bytes plus unpacked (tar) size of removed layers
+};
+
+// `system df`: sizes count each layer once (its uncompressed size).
+struct DiskUsage {
+  uint64_t images = 0;         // distinct named image IDs
+  uint64_t images_size = 0;    // layers of named images
+  uint64_t cache_entries = 0;  // cache entries whose image has no name (intermediates)
+  uint64_t cache_size = 0;     // layers only intermediates use
+};
+
+enum class ArchiveFormat { kDocker, kOci };
+
+// Splits "repo:tag" at the tag colon (not a registry port colon); "repo" gives tag "latest".
+std::pair<std::string, std::string> split_name_tag(std::string_view name_tag);
 
 // "busybox" -> "busybox:latest"; validates the characters docker allows. Throws Error on a bad
 // name, naming it and what is wrong.
@@ -93,6 +146,13 @@ class Store {
   // the layer's unpacked form (no second extraction). The upper dir is gone afterwards.
   StoredLayer commit_layer(const std::filesystem::path& upper_dir,
                            std::string_view parent_chain_id);
+  // Stores a layer blob as it arrives from a registry: `blob` yields the bytes as stored
+  // (gzip, zstd or plain), which are checked against expected.digest and expected.size and
+  // unpacked in the same pass. On any mismatch or error it throws and keeps nothing.
+  StoredLayer ingest_layer(ByteSource& blob, const Descriptor& expected,
+                           std::string_view parent_chain_id);
+  // Stores a small blob (manifest, config) after checking it hashes to `expected_digest`.
+  void ingest_blob(std::string_view bytes, std::string_view expected_digest);
   bool has_layer(std::string_view chain_id) const;
   // Overlay lowerdirs for an image, top layer first, relative to root() (short links), so that a
   // mount done with root() as the working directory fits deep images in one page of options.
@@ -110,12 +170,56 @@ class Store {
   // Points name[:tag] at the image (replacing what it pointed at). Durable on return.
   void tag(std::string_view name, const Image& image);
   std::vector<NamedImage> list_images() const;
+  // Like write_image, but keeps the config's bytes as they are (so the image ID of a loaded or
+  // copied image stays what it was).
+  Image write_image_with_config(std::string config_bytes, const std::vector<Descriptor>& layers);
+  // Every image the store knows: named ones and the build cache's (intermediate) ones, each ID
+  // once, named first.
+  std::vector<Image> all_images() const;
+  // The image's history, newest first, with the IDs of the images the store has for each step.
+  std::vector<HistoryEntry> history(const Image& image) const;
+  // ID of the image one step below this one, if the store has it (docker's "Parent"); else "".
+  std::string parent_id(const Image& image) const;
+  // Uncompressed size of one unpacked layer (0 if it is not in the store).
+  uint64_t layer_size(std::string_view chain_id) const;
+  // Overlay paths of an image's layers, top first, absolute.
+  std::vector<std::filesystem::path> layer_dirs(const Image& image) const;
+
+  // ---- repository digests ("busybox@sha256:..."), known only for pulled or pushed images
+  std::vector<std::string> repo_digests(std::string_view image_id) const;
+  // Records that `repository` (as normalize_image_name gives it, without tag) serves the image
+  // under `manifest_digest`. Durable on return.
+  void record_repo_digest(std::string_view image_id, std::string_view repository,
+                          std::string_view manifest_digest);
+
+  // ---- removal and GC
+  // docker rmi: a name is untagged; an ID untags every name (more than one needs `force`). When
+  // no name is left the image is deleted: its cache entries go, and GC frees what nothing else
+  // uses. Throws Error "no such image: REF" or docker's conflict message.
+  RemovedImage remove_image(std::string_view reference, bool force);
+  GcReport collect_garbage(const GcOptions& options);
+  DiskUsage disk_usage() const;
+
+  // ---- archives (store/archive.cpp)
+  // Writes the images as a docker-archive (manifest.json, repositories, config and layer tars)
+  // or an OCI image layout archive, to `output` (replaced atomically).
+  void save_archive(const std::vector<std::string>& references, const std::filesystem::path& output,
+                    ArchiveFormat format);
+  // Reads a docker-archive or an OCI layout archive (detected from its contents); tags every
+  // name it carries and returns "name:tag" for named images and IDs for unnamed ones.
+  std::vector<std::string> load_archive(const std::filesystem::path& input);
 
   // ---- build cache
   // The image a cached step produced, if the entry exists and everything it needs is intact
   // (blobs present and matching their digests, layers unpacked); otherwise nullopt.
   std::optional<Image> cache_lookup(std::string_view key_digest) const;
   void cache_record(std::string_view key_digest, const Image& image);
+  struct CacheEntry {
+    std::string key;  // digest
+    Image image;
+  };
+  // Every readable cache entry (damaged ones are left out).
+  std::vector<CacheEntry> list_cache() const;
 
   // ---- scratch space on the store's filesystem, so results can be renamed into place.
   TempDir make_temp_dir(std::string_view purpose) const;
@@ -130,9 +234,19 @@ class Store {
   void install_layer_dir(TempDir& staged, const std::string& chain, const LayerDigests& digests);
   Descriptor install_blob(const std::filesystem::path& tmp_file, const LayerDigests& digests);
   nlohmann::json read_index() const;
+  void write_index(const nlohmann::json& index);
   void clean_stale_temp_dirs() const;
+  // Pins an object (blob digest or chain ID) so a concurrent GC keeps it; see the top comment.
+  // pin() takes the shared store lock; pin_locked() is for callers that hold the lock.
+  void pin(std::string_view digest) const;
+  void pin_locked(std::string_view digest) const;
+  // The manifest digest a reference (name or ID prefix) names in the index or the build cache.
+  std::optional<std::string> find_manifest(const nlohmann::json& index,
+                                           std::string_view reference) const;
+  nlohmann::json read_repo_digests() const;
 
   std::filesystem::path root_;
+  mutable std::optional<TempDir> pins_dir_;
 };
 
 }  // namespace slipway::store
