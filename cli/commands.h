@@ -29,6 +29,7 @@ void add_build_commands(CLI::App& app, CommandContext& context);  // build
 void add_image_commands(CLI::App& app, CommandContext& context);  // import images inspect tag
 void add_run_commands(CLI::App& app, CommandContext& context);    // run
 void add_parse_commands(CLI::App& app, CommandContext& context);  // parse
+void add_registry_commands(CLI::App& app, CommandContext& context);  // pull push
 void add_store_commands(CLI::App& app, CommandContext& context);  // rmi history save load image system
 
 }  // namespace slipway::cli

@@ -12,7 +12,7 @@ packages=(
   busybox-static tar gzip
   # interop peers the tests drive: skopeo and umoci read the store's OCI layout and archives;
   # the real registry (distribution 2.8) for the registry tests
-  skopeo umoci
+  skopeo umoci docker-registry
 )
 if [ "${1:-}" = "--with-peers" ]; then
   # Peers for the side-by-side benchmarks and interop tests.

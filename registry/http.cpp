@@ -1,0 +1,271 @@
+#include "registry/http.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+namespace slipway::registry::detail {
+namespace {
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  ~CurlGlobal() { curl_global_cleanup(); }
+};
+
+void ensure_curl_global() {
+  static CurlGlobal global;
+}
+
+struct CurlSlistDeleter {
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using SlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
+
+struct CurlUrlDeleter {
+  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+};
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
+  return text;
+}
+
+// State of one perform(): what the callbacks read and write.
+struct Transfer {
+  const HttpRequest& request;
+  HttpResponse& response;
+  uint64_t sent = 0;
+  bool aborted = false;
+};
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+  auto& transfer = *static_cast<Transfer*>(user);
+  std::string_view line(data, size * count);
+  if (line.starts_with("HTTP/")) {
+    // A new response (after a redirect or a 100 Continue): start over.
+    transfer.response.headers.clear();
+    size_t space = line.find(' ');
+    transfer.response.status =
+        space == std::string_view::npos ? 0 : std::strtol(line.data() + space + 1, nullptr, 10);
+    return line.size();
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos)
+    transfer.response.headers.emplace_back(lower(trim(line.substr(0, colon))),
+                                           std::string(trim(line.substr(colon + 1))));
+  return line.size();
+}
+
+size_t on_write(char* data, size_t size, size_t count, void* user) {
+  auto& transfer = *static_cast<Transfer*>(user);
+  size_t n = size * count;
+  long status = transfer.response.status;
+  if (status >= 300 && status < 400) return n;  // a redirect's body: curl follows it
+  if (status >= 200 && status < 300 && transfer.request.on_body) {
+    if (!transfer.request.on_body(status, data, n)) {
+      transfer.aborted = true;
+      return 0;
+    }
+    return n;
+  }
+  if (transfer.response.body.size() + n > transfer.request.max_body) {
+    transfer.aborted = true;
+    return 0;
+  }
+  transfer.response.body.append(data, n);
+  return n;
+}
+
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+  auto& transfer = *static_cast<Transfer*>(user);
+  const HttpRequest& request = transfer.request;
+  size_t want = size * count;
+  if (request.body_fd >= 0) {
+    uint64_t left = request.body_size - transfer.sent;
+    want = static_cast<size_t>(std::min<uint64_t>(want, left));
+    if (want == 0) return 0;
+    ssize_t n = ::pread(request.body_fd, buffer, want, static_cast<off_t>(transfer.sent));
+    if (n <= 0) return CURL_READFUNC_ABORT;
+    transfer.sent += static_cast<uint64_t>(n);
+    return static_cast<size_t>(n);
+  }
+  size_t left = request.body.size() - static_cast<size_t>(transfer.sent);
+  want = std::min(want, left);
+  std::memcpy(buffer, request.body.data() + transfer.sent, want);
+  transfer.sent += want;
+  return want;
+}
+
+void check(CURLcode code, const char* what) {
+  if (code != CURLE_OK) throw Error(std::string("libcurl: cannot set ") + what);
+}
+
+}  // namespace
+
+std::optional<std::string> HttpResponse::header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers)
+    if (name == lower_name) return value;
+  return std::nullopt;
+}
+
+std::vector<std::string> HttpResponse::all_headers(std::string_view lower_name) const {
+  std::vector<std::string> values;
+  for (const auto& [name, value] : headers)
+    if (name == lower_name) values.push_back(value);
+  return values;
+}
+
+void HttpConnection::CurlDeleter::operator()(void* easy) const {
+  curl_easy_cleanup(static_cast<CURL*>(easy));
+}
+
+HttpConnection::HttpConnection(bool tls_verify) : tls_verify_(tls_verify) {
+  ensure_curl_global();
+  easy_.reset(curl_easy_init());
+  if (!easy_) throw Error("libcurl: cannot create a handle");
+}
+
+HttpConnection::~HttpConnection() = default;
+
+HttpResponse HttpConnection::perform(const HttpRequest& request) {
+  CURL* easy = static_cast<CURL*>(easy_.get());
+  // reset() keeps the connection cache, so the next request reuses the open connection.
+  curl_easy_reset(easy);
+  HttpResponse response;
+  Transfer transfer{request, response};
+  char error_buffer[CURL_ERROR_SIZE] = {};
+
+  check(curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str()), "URL");
+  check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer), "error buffer");
+  check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "nosignal");
+  check(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L), "follow");
+  check(curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L), "max redirects");
+  check(curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L), "unrestricted auth");
+  check(curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols");
+  check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "protocols");
+  check(curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS), "http version");
+  check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 30L), "connect timeout");
+  // A stalled transfer (under 1 byte/s for 60 s) is a dropped connection.
+  check(curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L), "low speed limit");
+  check(curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 60L), "low speed time");
+  check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L), "keepalive");
+  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L), "verify peer");
+  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L), "verify host");
+  check(curl_easy_setopt(easy, CURLOPT_USERAGENT, "slipway/0.1"), "user agent");
+  check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "header callback");
+  check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer), "header data");
+  check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write), "write callback");
+  check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer), "write data");
+
+  bool has_body = request.body_fd >= 0 || !request.body.empty();
+  uint64_t body_size = request.body_fd >= 0 ? request.body_size : request.body.size();
+  if (request.method == "HEAD") {
+    check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L), "HEAD");
+  } else if (request.method == "PUT" || request.method == "PATCH" ||
+             (request.method == "POST" && has_body)) {
+    check(curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L), "upload");
+    check(curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read), "read callback");
+    check(curl_easy_setopt(easy, CURLOPT_READDATA, &transfer), "read data");
+    check(curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size)),
+          "body size");
+    if (request.method != "PUT")
+      check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
+  } else if (request.method == "POST") {
+    check(curl_easy_setopt(easy, CURLOPT_POST, 1L), "POST");
+    check(curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ""), "POST body");
+    check(curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L), "POST size");
+  } else if (request.method != "GET") {
+    check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
+  }
+
+  SlistPtr list;
+  auto append = [&](const std::string& line) {
+    curl_slist* head = curl_slist_append(list.get(), line.c_str());
+    if (!head) throw Error("libcurl: out of memory");
+    (void)list.release();  // append returned the same list, now one longer
+    list.reset(head);
+  };
+  for (const auto& header : request.headers) append(header);
+  append("Expect:");  // no 100-continue round trip before uploads
+  check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list.get()), "headers");
+
+  CURLcode code = curl_easy_perform(easy);
+  char* effective = nullptr;
+  if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective)
+    response.effective_url = effective;
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 0) response.status = status;
+  if (code != CURLE_OK) {
+    if (code == CURLE_WRITE_ERROR && transfer.aborted && request.on_body &&
+        response.status >= 200 && response.status < 300)
+      throw TransportError("transfer stopped by the receiver");
+    std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
+    while (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    // Print the URL without its query: presigned redirect targets carry secrets there.
+    std::string shown = request.url.substr(0, request.url.find('?'));
+    if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+        code == CURLE_SSL_CONNECT_ERROR)
+      throw Error(request.method + " " + shown + ": TLS error: " + detail +
+                  " (use --tls-verify=false to skip certificate verification)");
+    if (transfer.aborted && !request.on_body)
+      throw Error(request.method + " " + shown + ": response body too large");
+    throw TransportError(request.method + " " + shown + ": " + detail);
+  }
+  return response;
+}
+
+std::string resolve_url(std::string_view base, std::string_view location) {
+  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl_url());
+  if (!url) throw Error("libcurl: out of memory");
+  std::string base_text(base), location_text(location);
+  if (curl_url_set(url.get(), CURLUPART_URL, base_text.c_str(), 0) != CURLUE_OK ||
+      curl_url_set(url.get(), CURLUPART_URL, location_text.c_str(), 0) != CURLUE_OK)
+    throw Error("registry sent a Location that is not a URL: " + location_text);
+  char* resolved = nullptr;
+  if (curl_url_get(url.get(), CURLUPART_URL, &resolved, 0) != CURLUE_OK)
+    throw Error("cannot resolve Location " + location_text);
+  std::string out = resolved;
+  curl_free(resolved);
+  return out;
+}
+
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string add_query(std::string url, std::string_view key, std::string_view value) {
+  size_t fragment = url.find('#');
+  if (fragment != std::string::npos) url.resize(fragment);
+  url += url.find('?') == std::string::npos ? '?' : '&';
+  url += percent_encode(key);
+  url += '=';
+  url += percent_encode(value);
+  return url;
+}
+
+}  // namespace slipway::registry::detail

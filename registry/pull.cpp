@@ -1,0 +1,377 @@
+// slipway pull: manifest (through an index when there is one), config, then the layers the store
+// lacks, each streamed from the HTTP response through a bounded pipe into Store::ingest_layer on
+// another thread (digest, decompress, unpack in one pass; no whole-blob buffer).
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <thread>
+
+#include "registry/registry.h"
+#include "registry/session.h"
+#include "store/digest.h"
+#include "store/store.h"
+
+namespace slipway::registry {
+namespace {
+using detail::HttpConnection;
+using detail::HttpRequest;
+using detail::HttpResponse;
+using detail::Session;
+using nlohmann::json;
+
+constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
+constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+constexpr std::string_view kDockerList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr size_t kMaxManifestBytes = 4u << 20;
+constexpr size_t kMaxConfigBytes = 16u << 20;
+constexpr size_t kPipeBytes = 4u << 20;
+constexpr int kMaxAttemptsWithoutProgress = 5;
+
+// A bounded single-producer single-consumer byte pipe: curl's write callback pushes, the
+// unpacker pulls. The producer blocks when kPipeBytes are waiting.
+class BlobPipe : public store::ByteSource {
+ public:
+  // False when the consumer gave up: the producer should stop.
+  bool push(const char* data, size_t size) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return aborted_ || buffered_ < kPipeBytes; });
+    if (aborted_) return false;
+    chunks_.emplace_back(data, size);
+    buffered_ += size;
+    changed_.notify_all();
+    return true;
+  }
+  // End of stream; `error` makes the consumer's next read throw it instead.
+  void close(std::exception_ptr error = nullptr) {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    error_ = error;
+    changed_.notify_all();
+  }
+  void abort() {
+    std::lock_guard lock(mutex_);
+    aborted_ = true;
+    changed_.notify_all();
+  }
+  bool aborted() {
+    std::lock_guard lock(mutex_);
+    return aborted_;
+  }
+
+  size_t read(void* buffer, size_t size) override {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !chunks_.empty() || closed_; });
+    if (chunks_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return 0;
+    }
+    std::string& front = chunks_.front();
+    size_t n = std::min(size, front.size() - offset_);
+    std::memcpy(buffer, front.data() + offset_, n);
+    offset_ += n;
+    buffered_ -= n;
+    if (offset_ == front.size()) {
+      chunks_.pop_front();
+      offset_ = 0;
+    }
+    changed_.notify_all();
+    return n;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::string> chunks_;
+  size_t offset_ = 0;
+  size_t buffered_ = 0;
+  bool closed_ = false;
+  bool aborted_ = false;
+  std::exception_ptr error_;
+};
+
+// GETs a blob into `sink`, resuming with Range after a dropped connection or a retryable
+// status. Returns when `size` bytes were delivered or `keep_going` returns false.
+void download_blob(Session& session, HttpConnection& connection, const store::Descriptor& blob,
+                   const std::function<bool(const char*, size_t)>& sink) {
+  const uint64_t size = static_cast<uint64_t>(blob.size);
+  const std::string what = "GET blob " + blob.digest;
+  uint64_t received = 0;
+  bool stopped = false;
+  int failures = 0;
+  while (true) {
+    HttpRequest request;
+    request.url = session.repo_url("blobs/" + blob.digest);
+    uint64_t skip = 0;
+    const uint64_t resume_from = received;
+    if (resume_from > 0)
+      request.headers.push_back("Range: bytes=" + std::to_string(resume_from) + "-");
+    request.on_body = [&](long status, const char* data, size_t n) {
+      // A 200 to a Range request is the whole blob again: skip what we already have.
+      if (resume_from > 0 && status == 200 && skip < resume_from) {
+        uint64_t drop = std::min<uint64_t>(n, resume_from - skip);
+        skip += drop;
+        data += drop;
+        n -= static_cast<size_t>(drop);
+        if (n == 0) return true;
+      }
+      if (!sink(data, n)) {
+        stopped = true;
+        return false;
+      }
+      received += n;
+      return true;
+    };
+    const uint64_t before = received;
+    HttpResponse response;
+    try {
+      response = session.send_once(connection, request);
+    } catch (const detail::TransportError&) {
+      if (stopped) return;
+      if (received > before) failures = 0;
+      if (++failures >= kMaxAttemptsWithoutProgress) throw;
+      std::this_thread::sleep_for(
+          std::chrono::duration<double>(detail::retry_delay_seconds(nullptr, failures - 1)));
+      continue;
+    }
+    if (stopped) return;
+    if (response.status == 200 || response.status == 206) {
+      if (received >= size) return;
+      // The body ended early without a transport error: resume after it.
+      if (received > before) failures = 0;
+      if (++failures >= kMaxAttemptsWithoutProgress)
+        throw Error(what + ": the registry sent " + std::to_string(received) + " of " +
+                    std::to_string(size) + " bytes");
+      continue;
+    }
+    if (detail::is_retryable_status(response.status) && ++failures < kMaxAttemptsWithoutProgress) {
+      std::this_thread::sleep_for(
+          std::chrono::duration<double>(detail::retry_delay_seconds(&response, failures - 1)));
+      continue;
+    }
+    session.fail(what + " from " + session.reference().name(), response);
+  }
+}
+
+store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnection& connection,
+                              const store::Descriptor& blob, const std::string& parent_chain) {
+  BlobPipe pipe;
+  std::exception_ptr consumer_error;
+  store::StoredLayer layer;
+  std::thread consumer([&] {
+    try {
+      layer = store.ingest_layer(pipe, blob, parent_chain);
+    } catch (...) {
+      consumer_error = std::current_exception();
+    }
+    pipe.abort();  // wakes a producer waiting for room
+  });
+  try {
+    download_blob(session, connection, blob,
+                  [&](const char* data, size_t n) { return pipe.push(data, n); });
+    pipe.close();
+  } catch (...) {
+    pipe.close(std::current_exception());
+  }
+  consumer.join();
+  if (consumer_error) std::rethrow_exception(consumer_error);
+  return layer;
+}
+
+std::string get_small_blob(Session& session, HttpConnection& connection,
+                           const store::Descriptor& blob) {
+  HttpRequest request;
+  request.url = session.repo_url("blobs/" + blob.digest);
+  request.max_body = kMaxConfigBytes;
+  HttpResponse response = session.send(connection, request);
+  if (response.status != 200)
+    session.fail("GET blob " + blob.digest + " from " + session.reference().name(), response);
+  if (response.body.size() != static_cast<size_t>(blob.size))
+    throw Error("blob " + blob.digest + ": size mismatch: expected " + std::to_string(blob.size) +
+                " bytes, got " + std::to_string(response.body.size()));
+  return response.body;
+}
+
+struct Manifest {
+  std::string bytes;
+  std::string digest;
+  std::string media_type;
+  json body;
+};
+
+Manifest get_manifest(Session& session, HttpConnection& connection,
+                      const std::string& tag_or_digest) {
+  HttpRequest request;
+  request.url = session.repo_url("manifests/" + tag_or_digest);
+  request.headers.push_back("Accept: " + std::string(kOciIndex) + ", " + std::string(kOciManifest) +
+                            ", " + std::string(kDockerList) + ", " + std::string(kDockerManifest));
+  request.max_body = kMaxManifestBytes;
+  HttpResponse response = session.send(connection, request);
+  const std::string name = session.reference().name() + ":" + tag_or_digest;
+  if (response.status == 404) {
+    // docker: "manifest for busybox:nope not found: manifest unknown: manifest unknown"
+    session.fail("manifest for " + name + " not found", response);
+  }
+  if (response.status != 200) session.fail("GET manifest " + name, response);
+  Manifest manifest;
+  manifest.bytes = std::move(response.body);
+  manifest.digest = store::sha256_digest(manifest.bytes);
+  if (tag_or_digest.starts_with("sha256:") && manifest.digest != tag_or_digest)
+    throw Error("manifest " + name + ": digest mismatch: got " + manifest.digest);
+  if (auto header = response.header("docker-content-digest");
+      header && header->starts_with("sha256:") && *header != manifest.digest)
+    throw Error("manifest " + name + ": digest mismatch: the registry says " + *header +
+                ", the bytes hash to " + manifest.digest);
+  try {
+    manifest.body = json::parse(manifest.bytes);
+  } catch (const std::exception&) {
+    throw Error("manifest " + name + " is not JSON");
+  }
+  if (!manifest.body.is_object()) throw Error("manifest " + name + " is not a JSON object");
+  manifest.media_type = manifest.body.value("mediaType", "");
+  if (manifest.media_type.empty()) {
+    std::string content_type = response.header("content-type").value_or("");
+    manifest.media_type = content_type.substr(0, content_type.find(';'));
+  }
+  if (manifest.media_type.empty() && manifest.body.contains("manifests"))
+    manifest.media_type = kOciIndex;
+  if (manifest.media_type.empty() && manifest.body.contains("config"))
+    manifest.media_type = kOciManifest;
+  return manifest;
+}
+
+store::Descriptor descriptor_of(const json& entry, const std::string& what) {
+  try {
+    store::Descriptor d{entry.value("mediaType", ""), entry.at("digest").get<std::string>(),
+                        entry.at("size").get<int64_t>()};
+    if (!store::is_valid_digest(d.digest)) throw Error("");
+    if (d.size < 0) throw Error("");
+    return d;
+  } catch (const std::exception&) {
+    throw Error(what + " has an invalid descriptor: " + entry.dump());
+  }
+}
+
+std::string pick_platform(const Manifest& index, const std::string& platform,
+                          const std::string& name) {
+  std::string os, arch, variant;
+  {
+    size_t a = platform.find('/');
+    if (a == std::string::npos) throw Error("invalid platform \"" + platform + "\": want os/arch");
+    os = platform.substr(0, a);
+    size_t b = platform.find('/', a + 1);
+    arch = platform.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+    if (b != std::string::npos) variant = platform.substr(b + 1);
+  }
+  if (!index.body.contains("manifests") || !index.body["manifests"].is_array())
+    throw Error("manifest list " + name + " has no manifests");
+  for (const auto& entry : index.body["manifests"]) {
+    if (!entry.is_object() || !entry.contains("platform")) continue;
+    const json& p = entry["platform"];
+    if (p.value("os", "") != os || p.value("architecture", "") != arch) continue;
+    if (!variant.empty() && p.value("variant", "") != variant) continue;
+    return descriptor_of(entry, "manifest list " + name).digest;
+  }
+  throw Error("no matching manifest for " + platform + " in the manifest list entries of " + name);
+}
+
+}  // namespace
+
+std::string pull(store::Store& store, const Reference& ref, const Options& options,
+                 std::ostream& out) {
+  std::mutex out_mutex;
+  auto say = [&](const std::string& line) {
+    if (options.quiet) return;
+    std::lock_guard lock(out_mutex);
+    out << line << "\n" << std::flush;
+  };
+  if (ref.tag_defaulted) say("Using default tag: " + ref.tag);
+
+  Session session(ref, options, "pull");
+  HttpConnection connection(options.tls_verify);
+  Manifest manifest = get_manifest(session, connection, ref.tag_or_digest());
+  if (manifest.media_type == kOciIndex || manifest.media_type == kDockerList) {
+    std::string digest = pick_platform(manifest, options.platform, ref.string());
+    manifest = get_manifest(session, connection, digest);
+  }
+  if (manifest.media_type != kOciManifest && manifest.media_type != kDockerManifest) {
+    if (manifest.media_type.find("manifest.v1") != std::string::npos)
+      throw Error(ref.string() + " is a Docker schema 1 image, which slipway does not pull");
+    throw Error(ref.string() + ": unsupported manifest media type \"" + manifest.media_type + "\"");
+  }
+  say(ref.tag_or_digest() + ": Pulling from " + ref.path);
+
+  const std::string what = "manifest " + manifest.digest;
+  if (!manifest.body.contains("config") || !manifest.body.contains("layers") ||
+      !manifest.body["layers"].is_array())
+    throw Error(what + " has no config or no layers");
+  store::Descriptor config_desc = descriptor_of(manifest.body["config"], what);
+  std::vector<store::Descriptor> layers;
+  for (const auto& entry : manifest.body["layers"]) layers.push_back(descriptor_of(entry, what));
+
+  // The config first: it names the diff_ids, and so the chain IDs, of the layers.
+  std::string config_bytes = store.has_blob(config_desc.digest)
+                                 ? store.read_blob(config_desc.digest)
+                                 : get_small_blob(session, connection, config_desc);
+  store.ingest_blob(config_bytes, config_desc.digest);
+  json config;
+  try {
+    config = json::parse(config_bytes);
+  } catch (const std::exception&) {
+    throw Error("config " + config_desc.digest + " is not JSON");
+  }
+  std::vector<std::string> diff_ids;
+  if (config.contains("rootfs") && config["rootfs"].contains("diff_ids"))
+    for (const auto& d : config["rootfs"]["diff_ids"]) diff_ids.push_back(d.get<std::string>());
+  if (diff_ids.size() != layers.size())
+    throw Error(what + " lists " + std::to_string(layers.size()) + " layers but its config " +
+                std::to_string(diff_ids.size()) + " diff_ids");
+  std::vector<std::string> chains;
+  for (const auto& diff_id : diff_ids)
+    chains.push_back(store::chain_id(chains.empty() ? "" : chains.back(), diff_id));
+
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (store.has_layer(chains[i]) && store.has_blob(layers[i].digest))
+      say(detail::short_digest(layers[i].digest) + ": Already exists");
+    else
+      missing.push_back(i);
+  }
+  detail::for_each_parallel(
+      missing.size(), options.parallel, options.tls_verify,
+      [&](size_t k, HttpConnection& worker_connection) {
+        size_t i = missing[k];
+        store::StoredLayer stored = pull_layer(store, session, worker_connection, layers[i],
+                                               i == 0 ? std::string() : chains[i - 1]);
+        if (stored.diff_id != diff_ids[i])
+          throw Error("layer " + layers[i].digest + ": its content has diff_id " + stored.diff_id +
+                      " but the config lists " + diff_ids[i]);
+        say(detail::short_digest(layers[i].digest) + ": Pull complete");
+      });
+
+  store.ingest_blob(manifest.bytes, manifest.digest);
+  store::Image image = store.load_image(manifest.digest);
+  store.record_repo_digest(image.id, ref.familiar_name(), manifest.digest);
+  bool up_to_date = false;
+  if (!ref.tag.empty()) {
+    std::string name = ref.familiar_name() + ":" + ref.tag;
+    auto existing = store.try_find_image(name);
+    up_to_date = missing.empty() && existing && existing->manifest_digest == manifest.digest;
+    store.tag(name, image);
+  } else {
+    store.sync();
+  }
+  say("Digest: " + manifest.digest);
+  say(std::string(up_to_date ? "Status: Image is up to date for "
+                             : "Status: Downloaded newer image for ") +
+      ref.familiar_string());
+  std::lock_guard lock(out_mutex);
+  out << ref.string() << "\n" << std::flush;
+  return manifest.digest;
+}
+
+}  // namespace slipway::registry

@@ -1,0 +1,73 @@
+// Public interface of registry/: image references, and pulling and pushing images from and to
+// registries that speak the OCI distribution protocol (Docker Hub, distribution, any private
+// registry).
+//
+//   Reference ref = Reference::parse("ubuntu");      // docker.io/library/ubuntu:latest
+//   pull(store, ref, {}, std::cout);                 // manifest, config, layers -> store, tag
+//   push(store, Reference::parse("127.0.0.1:5000/bb:1"), {}, std::cout);
+//
+// Transport is libcurl: TLS verified (plain http only for localhost, 127.0.0.0/8, ::1 and
+// registries named insecure), connection reuse, HTTP/2 when offered, proxies from the usual
+// environment variables. Auth follows the registry's WWW-Authenticate challenge (Basic, or Bearer
+// tokens fetched anonymously or with the credentials of ~/.docker/config.json). Credentials never
+// appear in output or errors. Every error is a slipway::Error naming the registry and what failed.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace slipway::store {
+class Store;
+}
+
+namespace slipway::registry {
+
+// A docker image reference, normalized the way docker does it.
+struct Reference {
+  std::string domain;  // "docker.io", "127.0.0.1:5000", "localhost"
+  std::string path;    // "library/ubuntu", "a/b"
+  std::string tag;     // "latest" when neither a tag nor a digest was given; "" for name@digest
+  std::string digest;  // "sha256:<hex>" or ""
+  bool tag_defaulted = false;  // no tag and no digest was written: tag is "latest"
+
+  // Parses and normalizes `text`. Throws Error("invalid reference format: <text>: <reason>").
+  static Reference parse(std::string_view text);
+
+  std::string name() const;             // "docker.io/library/ubuntu"
+  std::string familiar_name() const;    // "ubuntu", "alice/app", "127.0.0.1:5000/bb"
+  std::string string() const;           // name() with ":tag" and/or "@digest"
+  std::string familiar_string() const;  // familiar_name() with ":tag" and/or "@digest"
+  std::string tag_or_digest() const;    // what goes after /manifests/ (digest wins)
+  std::string endpoint_host() const;    // "registry-1.docker.io" for docker.io, else domain
+  bool is_plain_http_default() const;   // localhost, 127.0.0.0/8, ::1
+};
+
+struct Options {
+  // When false, TLS certificates are not verified (--tls-verify=false).
+  bool tls_verify = true;
+  // Registries ("host" or "host:port") that are reached over plain http.
+  std::vector<std::string> insecure_registries;
+  // "os/arch[/variant]" picked from an image index.
+  std::string platform = "linux/amd64";
+  // Layers fetched or uploaded at once.
+  int parallel = 3;
+  // No progress lines.
+  bool quiet = false;
+};
+
+// Pulls `ref` into the store: the manifest (verbatim, so its digest is the registry's), the
+// config, and each layer the store does not have yet, streamed through digest check, decompress
+// and unpack with no whole-blob buffering. Tags the image with the familiar name and tag. Prints
+// docker-like progress to `out`. Returns the manifest digest.
+std::string pull(store::Store& store, const Reference& ref, const Options& options,
+                 std::ostream& out);
+
+// Pushes the stored image named by `ref` (familiar name and tag): blobs the registry lacks, then
+// the manifest with its media type. Prints "TAG: digest: sha256:... size: N". Returns the
+// manifest digest.
+std::string push(store::Store& store, const Reference& ref, const Options& options,
+                 std::ostream& out);
+
+}  // namespace slipway::registry

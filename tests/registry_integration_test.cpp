@@ -1,0 +1,482 @@
+// slipway pull and push against the real Debian docker-registry (distribution 2.8), started by the
+// test on 127.0.0.1 and a free port with its storage in a temp dir; skopeo as the interop peer.
+// Only loopback traffic.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "tests/test_support.h"
+
+namespace slipway::testing {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool port_open(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// A docker-registry process serving from a temp dir; stopped and removed with the object.
+class LocalRegistry {
+ public:
+  LocalRegistry() : port_(free_port()) {
+    fs::path config = dir_.path() / "config.yml";
+    write_text(config,
+               "version: 0.1\n"
+               "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+               "storage:\n  filesystem:\n    rootdirectory: " +
+                   (dir_.path() / "data").string() +
+                   "\n  delete:\n    enabled: true\n"
+                   "http:\n  addr: 127.0.0.1:" +
+                   std::to_string(port_) + "\n");
+    fs::path log = dir_.path() / "registry.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::execl("/usr/bin/docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && !port_open(port_); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!port_open(port_)) throw std::runtime_error("docker-registry did not start");
+  }
+  ~LocalRegistry() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  fs::path blob_data(const std::string& digest) const {
+    std::string hex = digest.substr(7);
+    return dir_.path() / "data/docker/registry/v2/blobs/sha256" / hex.substr(0, 2) / hex / "data";
+  }
+
+ private:
+  ScratchDir dir_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// A one-request-per-connection HTTP proxy in front of the registry that injects faults into blob
+// GETs: `errors_500` answers of 500, `errors_429` answers of 429 with Retry-After: 1, and
+// `drops` connections closed halfway through a large blob body.
+class FaultProxy {
+ public:
+  explicit FaultProxy(int upstream_port) : upstream_port_(upstream_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    ::listen(listen_fd_, 64);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~FaultProxy() {
+    stop_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& worker : workers_) worker.join();
+    ::close(listen_fd_);
+  }
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  std::atomic<int> errors_500{0}, errors_429{0}, drops{0};
+  std::atomic<int> range_requests{0}, blob_gets{0};
+
+ private:
+  static bool read_head(int fd, std::string& data, size_t& head_end) {
+    char buffer[8192];
+    while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n <= 0) return false;
+      data.append(buffer, static_cast<size_t>(n));
+    }
+    head_end += 4;
+    return true;
+  }
+  static size_t content_length(const std::string& head) {
+    std::string lower = head;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t at = lower.find("\r\ncontent-length:");
+    return at == std::string::npos ? 0 : std::stoul(head.substr(at + 17));
+  }
+  static void send_all(int fd, const char* data, size_t size) {
+    while (size > 0) {
+      ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+
+  void accept_loop() {
+    while (!stop_) {
+      int client = ::accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) return;
+      workers_.emplace_back([this, client] {
+        serve(client);
+        ::close(client);
+      });
+    }
+  }
+
+  void serve(int client) {
+    std::string request;
+    size_t head_end = 0;
+    if (!read_head(client, request, head_end)) return;
+    size_t body_size = content_length(request.substr(0, head_end));
+    char buffer[65536];
+    while (request.size() < head_end + body_size) {
+      ssize_t n = ::read(client, buffer, sizeof buffer);
+      if (n <= 0) return;
+      request.append(buffer, static_cast<size_t>(n));
+    }
+    std::string head = request.substr(0, head_end);
+    bool blob_get = head.starts_with("GET ") && head.find("/blobs/sha256:") != std::string::npos;
+    bool ranged = head.find("\r\nRange: bytes=") != std::string::npos;
+    if (blob_get) {
+      ++blob_gets;
+      if (ranged) ++range_requests;
+      if (errors_500 > 0) {
+        --errors_500;
+        std::string answer =
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n";
+        send_all(client, answer.data(), answer.size());
+        return;
+      }
+      if (errors_429 > 0) {
+        --errors_429;
+        std::string answer =
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n"
+            "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        send_all(client, answer.data(), answer.size());
+        return;
+      }
+    }
+    // Forward with Connection: close, so one connection carries one exchange.
+    std::string forwarded;
+    size_t line_start = 0;
+    while (line_start < head_end - 2) {
+      size_t line_end = head.find("\r\n", line_start);
+      std::string line = head.substr(line_start, line_end - line_start);
+      std::string lower = line;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!lower.starts_with("connection:")) forwarded += line + "\r\n";
+      line_start = line_end + 2;
+    }
+    forwarded += "Connection: close\r\n\r\n" + request.substr(head_end);
+    int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
+    if (::connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) {
+      ::close(upstream);
+      return;
+    }
+    send_all(upstream, forwarded.data(), forwarded.size());
+    std::string response;
+    size_t response_head_end = 0;
+    if (read_head(upstream, response, response_head_end)) {
+      size_t length = content_length(response.substr(0, response_head_end));
+      bool drop = blob_get && !ranged && length > 100000 && drops > 0;
+      if (drop) {
+        --drops;
+        send_all(client, response.data(),
+                 std::min(response.size(), response_head_end + length / 2));
+        size_t sent = response.size() - response_head_end;
+        while (sent < length / 2) {
+          ssize_t n = ::read(upstream, buffer, std::min(sizeof buffer, length / 2 - sent));
+          if (n <= 0) break;
+          send_all(client, buffer, static_cast<size_t>(n));
+          sent += static_cast<size_t>(n);
+        }
+      } else {
+        send_all(client, response.data(), response.size());
+        while (true) {
+          ssize_t n = ::read(upstream, buffer, sizeof buffer);
+          if (n <= 0) break;
+          send_all(client, buffer, static_cast<size_t>(n));
+        }
+      }
+    }
+    ::close(upstream);
+  }
+
+  int upstream_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> workers_;
+};
+
+std::string field_after(const std::string& text, const std::string& prefix) {
+  size_t at = text.find(prefix);
+  if (at == std::string::npos) return "";
+  size_t start = at + prefix.size();
+  return text.substr(start, text.find_first_of(" \n", start) - start);
+}
+
+class RegistryTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { registry_ = std::make_unique<LocalRegistry>(); }
+  static void TearDownTestSuite() { registry_.reset(); }
+
+  // Imports busybox into `root` and names it host/name:tag.
+  static void make_image(const fs::path& root, const std::string& name) {
+    auto imported = run_slipway(root, {"import", busybox_rootfs_tarball().string(), "busybox"});
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    auto tagged = run_slipway(root, {"tag", "busybox", name});
+    ASSERT_EQ(tagged.exit_code, 0) << tagged.err;
+  }
+
+  static std::string host() { return registry_->host(); }
+  static std::unique_ptr<LocalRegistry> registry_;
+};
+std::unique_ptr<LocalRegistry> RegistryTest::registry_;
+
+size_t count_files(const fs::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       it != fs::recursive_directory_iterator(); ++it)
+    if (it->is_regular_file()) ++n;
+  return n;
+}
+
+TEST_F(RegistryTest, PushThenPullIntoAFreshStoreRunsWithTheSameDigest) {
+  ScratchDir first, second;
+  const std::string name = host() + "/bb:1";
+  make_image(first.path(), name);
+
+  auto pushed = run_slipway(first.path(), {"push", name});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_NE(pushed.out.find("The push refers to repository [" + host() + "/bb]"), std::string::npos)
+      << pushed.out;
+  EXPECT_EQ(count_lines_containing(pushed.out, ": Pushed"), 1) << pushed.out;
+  std::string pushed_digest = field_after(pushed.out, "1: digest: ");
+  ASSERT_EQ(pushed_digest.size(), 71u) << pushed.out;
+  EXPECT_NE(pushed.out.find(" size: "), std::string::npos);
+
+  auto again = run_slipway(first.path(), {"push", name});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(count_lines_containing(again.out, ": Layer already exists"), 1) << again.out;
+
+  auto pulled = run_slipway(second.path(), {"pull", name});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  EXPECT_EQ(count_lines_containing(pulled.out, ": Pull complete"), 1) << pulled.out;
+  EXPECT_EQ(field_after(pulled.out, "Digest: "), pushed_digest) << pulled.out;
+  EXPECT_NE(pulled.out.find("Status: Downloaded newer image for " + name), std::string::npos);
+  EXPECT_EQ(count_lines_equal(pulled.out, name), 1) << pulled.out;
+
+  auto inspected = run_slipway(second.path(), {"inspect", name});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(json::parse(inspected.out)[0]["RepoDigests"],
+            json::array({host() + "/bb@" + pushed_digest}));
+
+  auto ran = run_slipway(second.path(), {"run", "--rm", name, "echo", "ok"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out, "ok\n");
+
+  auto repeat = run_slipway(second.path(), {"pull", name});
+  ASSERT_EQ(repeat.exit_code, 0) << repeat.err;
+  EXPECT_EQ(count_lines_containing(repeat.out, ": Already exists"), 1) << repeat.out;
+  EXPECT_NE(repeat.out.find("Status: Image is up to date for " + name), std::string::npos);
+
+  // By digest, into a third store: no tag, same content.
+  ScratchDir third;
+  auto by_digest = run_slipway(third.path(), {"pull", host() + "/bb@" + pushed_digest});
+  ASSERT_EQ(by_digest.exit_code, 0) << by_digest.err;
+  EXPECT_EQ(field_after(by_digest.out, "Digest: "), pushed_digest);
+}
+
+TEST_F(RegistryTest, DefaultTagIsLatestAndQuietPrintsOnlyTheName) {
+  ScratchDir first, second;
+  make_image(first.path(), host() + "/quiet");
+  auto pushed = run_slipway(first.path(), {"push", host() + "/quiet"});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_NE(pushed.out.find("Using default tag: latest"), std::string::npos);
+  EXPECT_NE(pushed.out.find("latest: digest: sha256:"), std::string::npos);
+  auto pulled = run_slipway(second.path(), {"pull", "-q", host() + "/quiet"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  EXPECT_EQ(pulled.out, host() + "/quiet:latest\n");
+}
+
+TEST_F(RegistryTest, SkopeoSeesTheDigestSlipwayPushed) {
+  ScratchDir root;
+  const std::string name = host() + "/interop:1";
+  make_image(root.path(), name);
+  auto pushed = run_slipway(root.path(), {"push", name});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  auto inspected = run_program({"skopeo", "inspect", "--tls-verify=false", "docker://" + name});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(json::parse(inspected.out).at("Digest").get<std::string>(),
+            field_after(pushed.out, "1: digest: "));
+}
+
+TEST_F(RegistryTest, SlipwayPullsWhatSkopeoPushed) {
+  ScratchDir source, target;
+  auto imported =
+      run_slipway(source.path(), {"import", busybox_rootfs_tarball().string(), "busybox"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  const std::string name = host() + "/from-skopeo:2";
+  auto copied = run_program({"skopeo", "copy", "--dest-tls-verify=false",
+                             "oci:" + (source.path() / "oci").string() + ":busybox:latest",
+                             "docker://" + name});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  auto pulled = run_slipway(target.path(), {"pull", name});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  auto inspected = run_program({"skopeo", "inspect", "--tls-verify=false", "docker://" + name});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(field_after(pulled.out, "Digest: "),
+            json::parse(inspected.out).at("Digest").get<std::string>());
+  auto ran = run_slipway(target.path(), {"run", "--rm", name, "echo", "ok"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out, "ok\n");
+}
+
+TEST_F(RegistryTest, ACorruptedBlobIsADigestMismatchAndLeavesNoTrace) {
+  ScratchDir first, second;
+  const std::string name = host() + "/corrupt:1";
+  make_image(first.path(), name);
+  auto pushed = run_slipway(first.path(), {"push", name});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  auto layers = image_config(first.path(), name);  // only to be sure the image is there
+  ASSERT_TRUE(layers.contains("rootfs"));
+
+  // Flip one byte of the layer blob in the registry's storage (the filesystem driver serves it
+  // without checking).
+  std::string manifest_digest = field_after(pushed.out, "1: digest: ");
+  std::ifstream manifest_file(registry_->blob_data(manifest_digest));
+  json manifest = json::parse(manifest_file);
+  std::string layer_digest = manifest["layers"][0]["digest"];
+  fs::path data = registry_->blob_data(layer_digest);
+  std::string bytes;
+  {
+    std::ifstream in(data, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string damaged = bytes;
+  damaged[damaged.size() / 2] = static_cast<char>(damaged[damaged.size() / 2] ^ 0x01);
+  std::ofstream(data, std::ios::binary | std::ios::trunc) << damaged;
+
+  auto pulled = run_slipway(second.path(), {"pull", name});
+  EXPECT_EQ(pulled.exit_code, 1);
+  EXPECT_NE(pulled.err.find("digest mismatch: expected " + layer_digest), std::string::npos)
+      << pulled.err;
+  EXPECT_FALSE(fs::exists(second.path() / "oci/blobs/sha256" / layer_digest.substr(7)));
+  EXPECT_FALSE(fs::exists(second.path() / "oci/blobs/sha256" / manifest_digest.substr(7)));
+  EXPECT_EQ(count_files(second.path() / "layers"), 0u);
+  auto images = run_slipway(second.path(), {"images", "-q"});
+  EXPECT_EQ(images.out, "");
+
+  // Repaired, the same pull succeeds.
+  std::ofstream(data, std::ios::binary | std::ios::trunc) << bytes;
+  auto repaired = run_slipway(second.path(), {"pull", name});
+  ASSERT_EQ(repaired.exit_code, 0) << repaired.err;
+  EXPECT_EQ(field_after(repaired.out, "Digest: "), manifest_digest);
+}
+
+TEST_F(RegistryTest, MissingImagesAreClearErrors) {
+  ScratchDir root;
+  auto pulled = run_slipway(root.path(), {"pull", host() + "/nothing:here"});
+  EXPECT_EQ(pulled.exit_code, 1);
+  EXPECT_NE(pulled.err.find("manifest for " + host() + "/nothing:here not found"),
+            std::string::npos)
+      << pulled.err;
+  auto pushed = run_slipway(root.path(), {"push", host() + "/absent:1"});
+  EXPECT_EQ(pushed.exit_code, 1);
+  EXPECT_NE(pushed.err.find("An image does not exist locally with the tag: " + host() + "/absent"),
+            std::string::npos)
+      << pushed.err;
+  auto bad = run_slipway(root.path(), {"pull", "Bad/Name"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("invalid reference format"), std::string::npos) << bad.err;
+}
+
+// Pushes busybox as NAME through the registry, then pulls it through a fault proxy into a fresh
+// store and checks that it runs.
+class RegistryFaultTest : public RegistryTest {
+ protected:
+  void push_and_pull_through(FaultProxy& proxy, const std::string& repo) {
+    ScratchDir first, second;
+    make_image(first.path(), host() + "/" + repo + ":1");
+    auto pushed = run_slipway(first.path(), {"push", host() + "/" + repo + ":1"});
+    ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+    const std::string via_proxy = proxy.host() + "/" + repo + ":1";
+    auto pulled = run_slipway(second.path(), {"pull", via_proxy});
+    ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+    EXPECT_EQ(field_after(pulled.out, "Digest: "), field_after(pushed.out, "1: digest: "));
+    auto ran = run_slipway(second.path(), {"run", "--rm", via_proxy, "echo", "ok"});
+    ASSERT_EQ(ran.exit_code, 0) << ran.err;
+    EXPECT_EQ(ran.out, "ok\n");
+  }
+};
+
+TEST_F(RegistryFaultTest, TwoServerErrorsThenSuccessCompletes) {
+  FaultProxy proxy(registry_->port());
+  proxy.errors_500 = 2;
+  push_and_pull_through(proxy, "faults500");
+  EXPECT_EQ(proxy.errors_500, 0);
+}
+
+TEST_F(RegistryFaultTest, TooManyRequestsWaitsForRetryAfter) {
+  FaultProxy proxy(registry_->port());
+  proxy.errors_429 = 1;
+  auto start = std::chrono::steady_clock::now();
+  push_and_pull_through(proxy, "faults429");
+  EXPECT_EQ(proxy.errors_429, 0);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+TEST_F(RegistryFaultTest, ADroppedConnectionMidBlobResumesWithRange) {
+  FaultProxy proxy(registry_->port());
+  proxy.drops = 1;
+  push_and_pull_through(proxy, "faultsdrop");
+  EXPECT_EQ(proxy.drops, 0);
+  EXPECT_EQ(proxy.range_requests, 1);
+}
+
+}  // namespace
+}  // namespace slipway::testing
