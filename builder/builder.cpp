@@ -1,20 +1,25 @@
+// The build driver: the stage plan (--target and the stages it needs), the step loop with
+// docker's classic output, caching, and the instructions that run commands or edit the
+// environment (FROM, RUN, ENV, EXPOSE, CMD, MAINTAINER). The other instruction groups live in
+// instructions_meta.cpp, args.cpp and instructions_copy.cpp.
 #include "builder/builder.h"
 
 #include <time.h>
 
 #include <chrono>
-#include <map>
 #include <random>
-#include <set>
+#include <regex>
 #include <sstream>
 
-#include "builder/shell_words.h"
+#include "builder/build_internal.h"
+#include "builder/file_copy.h"
 #include "common/go_quote.h"
 #include "grammar/grammar.h"
 #include "runtime/runtime.h"
 #include "store/digest.h"
 
 namespace slipway::builder {
+namespace detail {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -23,12 +28,6 @@ namespace {
 constexpr std::string_view kDefaultPath =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr std::string_view kHistoryComment = "buildkit.dockerfile.v0";
-// Bumped whenever the meaning of a cache key changes, so old entries stop matching.
-constexpr std::string_view kCacheKeyVersion = "slipway-build-step-v1";
-
-std::string short_id(std::string_view digest) {
-  return store::digest_hex(digest).substr(0, 12);
-}
 
 std::string random_container_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -36,189 +35,6 @@ std::string random_container_id() {
   std::string id(64, '0');
   for (auto& c : id) c = kHex[rng() % 16];
   return id;
-}
-
-// The state of the stage being built: the image so far and where it came from.
-struct StageState {
-  store::Image image;
-  std::string name;  // from FROM ... AS name
-};
-
-class Build {
- public:
-  Build(store::Store& store, const BuildOptions& options, std::ostream& out)
-      : store_(store), options_(options), out_(out) {}
-
-  BuildResult run();
-
- private:
-  std::string dockerfile_name() const;
-  [[noreturn]] void fail_at(const ast::Instruction& instruction, const std::string& message) const;
-  ast::Dockerfile load_dockerfile() const;
-
-  void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
-  void execute(const ast::Instruction& instruction);
-  // One overload per instruction type; execute() picks it from the instruction's body.
-  void dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from);
-  void dispatch(const ast::Instruction& instruction, const ast::MaintainerInstruction& maintainer);
-  void dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run);
-  void dispatch(const ast::Instruction& instruction, const ast::EnvInstruction& env);
-  void dispatch(const ast::Instruction& instruction, const ast::ExposeInstruction& expose);
-  void dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd);
-  // Every other instruction: refused.
-  template <typename Unsupported>
-  void dispatch(const ast::Instruction& instruction, const Unsupported& other);
-  void check_command(const ast::Instruction& instruction, const ast::Command& command) const;
-
-  // Runs `apply` unless the step's cache key was built before. `apply` turns the current image
-  // into the step's result; a hit reuses that result and runs nothing.
-  template <typename Apply>
-  void cached_step(const json& step_description, Apply&& apply);
-
-  // A step that changes only the config: cached like any other, no layer, and a history entry
-  // with empty_layer. `mutate` edits a copy of the whole image config.
-  template <typename Mutate>
-  void config_step(const json& step_description, const std::string& created_by, Mutate&& mutate);
-  json add_history(json config, const std::string& created_by, bool empty_layer) const;
-
-  store::Image run_step(const ast::Instruction& instruction, const ast::RunInstruction& run);
-  Variables scope_variables() const;
-  std::vector<std::string> shell_argv(const ast::Command& command) const;
-
-  store::Store& store_;
-  const BuildOptions& options_;
-  std::ostream& out_;
-  ShellWords words_{'\\'};
-  std::optional<StageState> stage_;
-  std::map<std::string, store::Image, std::less<>> named_stages_;
-  BuildResult result_;
-};
-
-std::string Build::dockerfile_name() const {
-  return options_.dockerfile.empty() ? std::string("Dockerfile") : options_.dockerfile.string();
-}
-
-void Build::fail_at(const ast::Instruction& instruction, const std::string& message) const {
-  throw BuildError(dockerfile_name() + ":" + std::to_string(instruction.start.line) + ":" +
-                   std::to_string(instruction.start.column) + ": " + message);
-}
-
-ast::Dockerfile Build::load_dockerfile() const {
-  std::error_code ec;
-  if (!fs::is_directory(options_.context_dir, ec))
-    throw BuildError("unable to prepare context: path \"" + options_.context_dir.string() +
-                     "\" not found");
-  fs::path path =
-      options_.dockerfile.empty() ? options_.context_dir / "Dockerfile" : options_.dockerfile;
-  std::string text;
-  try {
-    text = read_file(path);
-  } catch (const Error& e) {
-    throw BuildError(std::string("unable to prepare context: ") + e.what());
-  }
-  try {
-    return grammar::parse_dockerfile(text);
-  } catch (const grammar::SyntaxError& e) {
-    throw BuildError(dockerfile_name() + ":" + e.what());
-  }
-}
-
-BuildResult Build::run() {
-  for (const auto& tag : options_.tags) store::normalize_image_name(tag);  // fail before building
-  ast::Dockerfile dockerfile = load_dockerfile();
-  words_ = ShellWords(dockerfile.escape);
-  const auto& instructions = dockerfile.instructions;
-  if (std::get_if<ast::FromInstruction>(&instructions.front().body) == nullptr)
-    fail_at(instructions.front(),
-            "no build stage in current context: the first instruction must be FROM, found " +
-                instructions.front().keyword);
-
-  for (const auto& warning : dockerfile.warnings)
-    out_ << "[WARNING]: " << dockerfile_name() << ":" << warning.line << ": " << warning.message
-         << "\n";
-  for (size_t i = 0; i < instructions.size(); ++i) {
-    const auto& instruction = instructions[i];
-    out_ << "Step " << i + 1 << "/" << instructions.size() << " : " << instruction.source << "\n";
-    execute(instruction);
-    out_ << " ---> " << short_id(stage_->image.id) << "\n";
-  }
-  result_.image = stage_->image;
-  for (const auto& tag : options_.tags) store_.tag(tag, result_.image);
-  out_ << "Successfully built " << short_id(result_.image.id) << "\n";
-  for (const auto& tag : options_.tags)
-    out_ << "Successfully tagged " << store::normalize_image_name(tag) << "\n";
-  out_.flush();
-  return result_;
-}
-
-Variables Build::scope_variables() const {
-  Variables vars;
-  for (const auto& entry : stage_->image.config["config"].value("Env", json::array())) {
-    std::string text = entry.get<std::string>();
-    size_t eq = text.find('=');
-    if (eq != std::string::npos) vars[text.substr(0, eq)] = text.substr(eq + 1);
-  }
-  return vars;
-}
-
-void Build::start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from) {
-  std::string reference = words_.expand_word(from.image, Variables{});
-  StageState stage;
-  if (auto named = named_stages_.find(reference); named != named_stages_.end()) {
-    stage.image = named->second;
-  } else {
-    auto found = store_.try_find_image(reference);
-    if (!found)
-      fail_at(instruction, "FROM " + reference +
-                               ": no such image: " + store::normalize_image_name(reference) +
-                               " (import or pull it first)");
-    stage.image = std::move(*found);
-  }
-  // Like docker, a stage always has a PATH, so RUN finds programs and the image records it.
-  json& env = stage.image.config["config"]["Env"];
-  if (!env.is_array()) env = json::array();
-  bool has_path = false;
-  for (const auto& entry : env) has_path |= entry.get<std::string>().rfind("PATH=", 0) == 0;
-  if (!has_path) env.push_back("PATH=" + std::string(kDefaultPath));
-  stage.name = from.stage_name.value_or("");
-  stage_ = std::move(stage);
-}
-
-json Build::add_history(json config, const std::string& created_by, bool empty_layer) const {
-  json entry = {
-      {"created", timestamp_now()}, {"created_by", created_by}, {"comment", kHistoryComment}};
-  if (empty_layer) entry["empty_layer"] = true;
-  config["created"] = entry["created"];
-  config["history"].push_back(std::move(entry));
-  return config;
-}
-
-template <typename Mutate>
-void Build::config_step(const json& step_description, const std::string& created_by,
-                        Mutate&& mutate) {
-  cached_step(step_description, [&] {
-    json config = stage_->image.config;
-    mutate(config);
-    return store_.write_image(add_history(std::move(config), created_by, true),
-                              stage_->image.layers);
-  });
-}
-
-template <typename Apply>
-void Build::cached_step(const json& step_description, Apply&& apply) {
-  std::string key = store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + stage_->image.id +
-                                         "\n" + step_description.dump());
-  if (!options_.no_cache) {
-    if (auto hit = store_.cache_lookup(key)) {
-      out_ << " ---> Using cache\n";
-      stage_->image = std::move(*hit);
-      ++result_.steps_cached;
-      return;
-    }
-  }
-  stage_->image = apply();
-  store_.cache_record(key, stage_->image);
-  ++result_.steps_run;
 }
 
 // True for text like `["echo", "hi"` : a JSON array of strings whose closing bracket is missing.
@@ -249,50 +65,12 @@ bool is_unterminated_exec_form(std::string_view text) {
   }
 }
 
-std::vector<std::string> Build::shell_argv(const ast::Command& command) const {
-  if (command.exec_form) return command.exec_args;
-  return {"/bin/sh", "-c", command.shell_text};
-}
-
-store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction& run) {
-  const store::Image& parent = stage_->image;
-  std::vector<std::string> argv = shell_argv(run.command);
-  runtime::ImageContainer container = runtime::prepare_image_container(store_, parent, "run");
-  runtime::ContainerSpec& spec = container.spec;
-  spec.argv = argv;
-
-  std::string container_id = random_container_id();
-  out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;
-  int exit_code;
-  try {
-    exit_code = runtime::run_container(spec);
-  } catch (const runtime::StartError& e) {
-    fail_at(instruction, std::string("RUN failed to start: ") + e.what());
-  }
-  std::string command_text;
-  for (const auto& arg : argv) command_text += (command_text.empty() ? "" : " ") + arg;
-  if (exit_code != 0)
-    throw BuildError("The command '" + command_text +
-                     "' returned a non-zero code: " + std::to_string(exit_code));
-
-  std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
-  store::StoredLayer layer = store_.commit_layer(spec.upper_dir, parent_chain);
-  json new_config = parent.config;
-  new_config["rootfs"]["diff_ids"].push_back(layer.diff_id);
-  new_config = add_history(std::move(new_config), "RUN " + command_text + " # buildkit", false);
-  std::vector<store::Descriptor> layers = parent.layers;
-  layers.push_back(layer.blob);
-  out_ << "Removing intermediate container " << container_id.substr(0, 12) << "\n";
-  return store_.write_image(new_config, layers);
-}
-
 // Parses one EXPOSE word ("80", "53/udp", "8000-8002/tcp") into "port/proto" entries.
 std::vector<std::string> parse_exposed_ports(const std::string& spec) {
   std::string ports = spec, protocol = "tcp";
   if (size_t slash = spec.find('/'); slash != std::string::npos) {
     ports = spec.substr(0, slash);
-    protocol = spec.substr(slash + 1);
-    for (auto& c : protocol) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    protocol = to_lower(spec.substr(slash + 1));
   }
   auto invalid = [&](const std::string& why) {
     return Error("invalid port \"" + spec + "\": " + why);
@@ -316,14 +94,454 @@ std::vector<std::string> parse_exposed_ports(const std::string& spec) {
   return out;
 }
 
-void Build::execute(const ast::Instruction& instruction) {
+// An empty image for `FROM scratch`.
+store::Image scratch_image() {
+  store::Image image;
+  image.config = {{"architecture", "amd64"},
+                  {"os", "linux"},
+                  {"config", json::object()},
+                  {"rootfs", {{"type", "layers"}, {"diff_ids", json::array()}}},
+                  {"history", json::array()}};
+  return image;
+}
+
+bool is_numeric_user(const std::string& user) {
+  static const std::regex numeric("[0-9]+(:[0-9]+)?");
+  return std::regex_match(user, numeric);
+}
+
+// The command of a RUN with here-documents, as BuildKit hands it to the shell: a lone `<<EOF`
+// runs the body as the script; otherwise the bodies follow the line, as a shell reads them.
+ast::Command with_heredocs(const ast::RunInstruction& run) {
+  if (run.heredocs.empty() || run.command.exec_form) return run.command;
+  ast::Command command = run.command;
+  auto body = [](const ast::Heredoc& heredoc) {
+    if (!heredoc.chomp) return heredoc.content;
+    std::string stripped;
+    bool line_start = true;
+    for (char c : heredoc.content) {
+      if (line_start && c == '\t') continue;
+      line_start = c == '\n';
+      stripped += c;
+    }
+    return stripped;
+  };
+  const ast::Heredoc& first = run.heredocs.front();
+  std::string text = command.shell_text;
+  bool lone = run.heredocs.size() == 1 && text.rfind("<<", 0) == 0 &&
+              text.find_first_of(" \t") == std::string::npos;
+  if (lone && body(first).rfind("#!", 0) != 0) {
+    command.shell_text = body(first);
+    return command;
+  }
+  for (const auto& heredoc : run.heredocs) text += "\n" + body(heredoc) + heredoc.name;
+  command.shell_text = text;
+  return command;
+}
+
+}  // namespace
+
+std::string short_id(std::string_view digest) {
+  return store::digest_hex(digest).substr(0, 12);
+}
+
+std::string to_lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) out += separator;
+    out += items[i];
+  }
+  return out;
+}
+
+Build::Build(store::Store& store, const BuildOptions& options, std::ostream& out)
+    : store_(store), options_(options), out_(out) {}
+
+Build::~Build() = default;
+
+std::string Build::dockerfile_name() const {
+  return options_.dockerfile.empty() ? std::string("Dockerfile") : options_.dockerfile.string();
+}
+
+void Build::fail_at(ast::Position position, const std::string& message) const {
+  throw BuildError(dockerfile_name() + ":" + std::to_string(position.line) + ":" +
+                   std::to_string(position.column) + ": " + message);
+}
+
+void Build::fail_at(const ast::Instruction& instruction, const std::string& message) const {
+  fail_at(instruction.start, message);
+}
+
+ast::Dockerfile Build::load_dockerfile() const {
+  std::error_code ec;
+  if (!fs::is_directory(options_.context_dir, ec))
+    throw BuildError("unable to prepare context: path \"" + options_.context_dir.string() +
+                     "\" not found");
+  fs::path path =
+      options_.dockerfile.empty() ? options_.context_dir / "Dockerfile" : options_.dockerfile;
+  std::string text;
   try {
-    std::visit([&](const auto& body) { dispatch(instruction, body); }, instruction.body);
+    text = read_file(path);
+  } catch (const Error& e) {
+    throw BuildError(std::string("unable to prepare context: ") + e.what());
+  }
+  try {
+    return grammar::parse_dockerfile(text);
+  } catch (const grammar::SyntaxError& e) {
+    throw BuildError(dockerfile_name() + ":" + e.what());
+  }
+}
+
+// Splits the Dockerfile into stages, checks their names, and defines the global ARGs (which
+// FROM lines need before any stage runs).
+void Build::plan_stages(const ast::Dockerfile& dockerfile) {
+  static const std::regex valid_name("[a-z][a-z0-9-_.]*");
+  const auto& instructions = dockerfile.instructions;
+  for (size_t i = 0; i < instructions.size(); ++i) {
+    const auto& instruction = instructions[i];
+    const auto* from = std::get_if<ast::FromInstruction>(&instruction.body);
+    if (from == nullptr) {
+      if (!plans_.empty()) {
+        plans_.back().end = i + 1;
+        continue;
+      }
+      const auto* arg = std::get_if<ast::ArgInstruction>(&instruction.body);
+      if (arg == nullptr)
+        fail_at(instruction,
+                "no build stage in current context: the first instruction must be FROM, found " +
+                    instruction.keyword);
+      try {
+        define_global_args(instruction, *arg);
+      } catch (const BuildError&) {
+        throw;
+      } catch (const Error& e) {
+        fail_at(instruction, std::string("ARG: ") + e.what());
+      }
+      continue;
+    }
+    StagePlan plan{i, i + 1, to_lower(from->stage_name.value_or(""))};
+    if (from->stage_name) {
+      if (!std::regex_match(plan.name, valid_name))
+        fail_at(instruction, "invalid name for build stage: \"" + *from->stage_name +
+                                 "\", name can't start with a number or contain symbols");
+      for (const auto& earlier : plans_)
+        if (earlier.name == plan.name)
+          fail_at(instruction,
+                  "duplicate stage name \"" + plan.name + "\": stage names should be unique");
+    }
+    plans_.push_back(std::move(plan));
+  }
+  if (plans_.empty())
+    fail_at(instructions.back(),
+            "no build stage in current context: the Dockerfile has only global ARGs, no FROM");
+}
+
+// A stage named `name_or_index` (a name, case-insensitive, or a number) defined before stage
+// `before`.
+std::optional<size_t> Build::find_stage(std::string_view name_or_index, size_t before) const {
+  std::string wanted = to_lower(name_or_index);
+  if (!wanted.empty() && wanted.find_first_not_of("0123456789") == std::string::npos) {
+    size_t index = std::stoul(wanted);
+    if (index < before) return index;
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < before && i < plans_.size(); ++i)
+    if (!plans_[i].name.empty() && plans_[i].name == wanted) return i;
+  return std::nullopt;
+}
+
+// Which stages the target needs: itself, the stages it is built FROM and those it copies from,
+// transitively. BuildKit never builds the others.
+std::vector<bool> Build::needed_stages(const std::vector<ast::Instruction>& instructions) const {
+  size_t target = plans_.size() - 1;
+  if (!options_.target.empty()) {
+    std::string wanted = to_lower(options_.target);
+    bool found = false;
+    for (size_t i = 0; i < plans_.size() && !found; ++i)
+      if (plans_[i].name == wanted) target = i, found = true;
+    if (!found)
+      throw BuildError("failed to reach build target " + options_.target + " in Dockerfile");
+  }
+  std::vector<bool> needed(plans_.size(), false);
+  std::vector<size_t> pending = {target};
+  Variables globals = global_variables();
+  while (!pending.empty()) {
+    size_t stage = pending.back();
+    pending.pop_back();
+    if (needed[stage]) continue;
+    needed[stage] = true;
+    const auto& plan = plans_[stage];
+    for (size_t i = plan.from; i < plan.end; ++i) {
+      const auto& instruction = instructions[i];
+      std::optional<std::string> reference;
+      if (const auto* from = std::get_if<ast::FromInstruction>(&instruction.body)) {
+        try {
+          reference = words_.expand_word(from->image, globals);
+        } catch (const Error&) {
+          // Reported when the FROM runs.
+        }
+      } else if (instruction.keyword == "COPY") {
+        for (const auto& flag : instruction.flags)
+          if (flag.name == "from" && flag.value) reference = *flag.value;
+      }
+      if (!reference) continue;
+      if (auto dependency = find_stage(*reference, stage)) {
+        // FROM takes stage names only; a number there is an image name.
+        if (instruction.keyword == "FROM" &&
+            reference->find_first_not_of("0123456789") == std::string::npos)
+          continue;
+        pending.push_back(*dependency);
+      }
+    }
+  }
+  return needed;
+}
+
+BuildResult Build::run() {
+  for (const auto& tag : options_.tags) store::normalize_image_name(tag);  // fail before building
+  ast::Dockerfile dockerfile = load_dockerfile();
+  words_ = ShellWords(dockerfile.escape);
+  const auto& instructions = dockerfile.instructions;
+  target_name_ = options_.target.empty() ? "default" : options_.target;
+  plan_stages(dockerfile);
+  std::vector<bool> needed = needed_stages(instructions);
+  built_stages_.resize(plans_.size());
+
+  for (const auto& warning : dockerfile.warnings)
+    out_ << "[WARNING]: " << dockerfile_name() << ":" << warning.line << ": " << warning.message
+         << "\n";
+  size_t global_count = plans_.front().from;
+  size_t total = global_count;
+  for (size_t s = 0; s < plans_.size(); ++s)
+    if (needed[s]) total += plans_[s].end - plans_[s].from;
+  size_t step = 0;
+  for (size_t i = 0; i < global_count; ++i)
+    out_ << "Step " << ++step << "/" << total << " : " << instructions[i].source << "\n";
+  size_t last = 0;
+  for (size_t s = 0; s < plans_.size(); ++s) {
+    if (!needed[s]) continue;
+    current_stage_index_ = s;
+    for (size_t i = plans_[s].from; i < plans_[s].end; ++i) {
+      const auto& instruction = instructions[i];
+      out_ << "Step " << ++step << "/" << total << " : " << instruction.source << "\n";
+      execute(instruction);
+      out_ << " ---> " << short_id(stage_->image.id) << "\n";
+    }
+    built_stages_[s] = *stage_;
+    last = s;
+  }
+  result_.image = built_stages_[last]->image;
+  warn_unconsumed_build_args();
+  for (const auto& tag : options_.tags) store_.tag(tag, result_.image);
+  out_ << "Successfully built " << short_id(result_.image.id) << "\n";
+  for (const auto& tag : options_.tags)
+    out_ << "Successfully tagged " << store::normalize_image_name(tag) << "\n";
+  out_.flush();
+  return result_;
+}
+
+Variables Build::scope_variables() const {
+  Variables vars;
+  for (const auto& entry : stage_->env) {
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos) vars[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return vars;
+}
+
+void Build::set_env(std::vector<std::string>& env, const std::string& key,
+                    const std::string& value) {
+  std::vector<std::string> kept;
+  for (auto& entry : env)
+    if (entry.rfind(key + "=", 0) != 0) kept.push_back(std::move(entry));
+  kept.push_back(key + "=" + value);
+  env = std::move(kept);
+}
+
+void Build::start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from) {
+  std::string reference = words_.expand_word(from.image, global_variables());
+  if (reference.empty()) fail_at(instruction, "base name (" + from.image + ") should not be blank");
+  StageState stage;
+  auto earlier = reference.find_first_not_of("0123456789") == std::string::npos
+                     ? std::nullopt
+                     : find_stage(reference, current_stage_index_);
+  if (earlier && built_stages_[*earlier]) {
+    stage = *built_stages_[*earlier];  // its image, ENV and ARGs
+  } else if (to_lower(reference) == "scratch") {
+    stage.image = scratch_image();
+  } else {
+    auto found = store_.try_find_image(reference);
+    if (!found)
+      fail_at(instruction, "FROM " + reference +
+                               ": no such image: " + store::normalize_image_name(reference) +
+                               " (import or pull it first)");
+    stage.image = std::move(*found);
+    stage.cmd_set = false;
+  }
+  // Like docker, a stage always has a PATH, so RUN finds programs and the image records it.
+  json& config = stage.image.config["config"];
+  if (!config.is_object()) config = json::object();
+  json& env = config["Env"];
+  if (!env.is_array()) env = json::array();
+  bool has_path = false;
+  for (const auto& entry : env) has_path |= entry.get<std::string>().rfind("PATH=", 0) == 0;
+  if (!has_path) env.push_back("PATH=" + std::string(kDefaultPath));
+  if (!earlier) stage.env = env.get<std::vector<std::string>>();
+  stage.name = plans_[current_stage_index_].name;
+  stage.index = current_stage_index_;
+  stage_ = std::move(stage);
+  run_onbuild_triggers(instruction);
+}
+
+// ONBUILD triggers of the base image run right after FROM, in order, as if they followed it in
+// the Dockerfile; the new image does not keep them (grandchildren do not inherit them).
+void Build::run_onbuild_triggers(const ast::Instruction& from) {
+  json& config = stage_->image.config["config"];
+  auto found = config.find("OnBuild");
+  if (found == config.end() || !found->is_array() || found->empty()) {
+    config.erase("OnBuild");
+    return;
+  }
+  std::vector<std::string> triggers = found->get<std::vector<std::string>>();
+  config.erase("OnBuild");
+  out_ << "# Executing " << triggers.size() << " build trigger" << (triggers.size() == 1 ? "" : "s")
+       << "\n";
+  for (const auto& text : triggers) {
+    ast::Dockerfile parsed;
+    try {
+      parsed = grammar::parse_dockerfile(text);
+    } catch (const grammar::SyntaxError& e) {
+      fail_at(from, "invalid ONBUILD trigger " + go_quote(text) + ": " + e.message());
+    }
+    for (auto& trigger : parsed.instructions) {
+      // Errors of a trigger are reported at the FROM that ran it.
+      trigger.start = from.start;
+      for (auto& flag : trigger.flags) flag.position = from.start;
+      execute(trigger);
+    }
+  }
+}
+
+json Build::add_history(json config, const std::string& created_by, bool empty_layer) const {
+  json entry = {
+      {"created", timestamp_now()}, {"created_by", created_by}, {"comment", kHistoryComment}};
+  if (empty_layer) entry["empty_layer"] = true;
+  config["created"] = entry["created"];
+  config["history"].push_back(std::move(entry));
+  return config;
+}
+
+std::string Build::cache_key(const json& step_description) const {
+  return store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + stage_->image.id + "\n" +
+                              step_description.dump());
+}
+
+store::Image Build::commit_step(const fs::path& upper, const std::string& created_by,
+                                bool keep_empty_layer) {
+  const store::Image& parent = stage_->image;
+  if (!keep_empty_layer && fs::is_empty(upper))
+    return store_.write_image(add_history(parent.config, created_by, true), parent.layers);
+  std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
+  store::StoredLayer layer = store_.commit_layer(upper, parent_chain);
+  json new_config = parent.config;
+  new_config["rootfs"]["diff_ids"].push_back(layer.diff_id);
+  new_config = add_history(std::move(new_config), created_by, false);
+  std::vector<store::Descriptor> layers = parent.layers;
+  layers.push_back(layer.blob);
+  return store_.write_image(new_config, layers);
+}
+
+std::vector<std::string> Build::shell_argv(const ast::Command& command) const {
+  if (command.exec_form) return command.exec_args;
+  std::vector<std::string> argv = {"/bin/sh", "-c"};
+  const json& config = stage_->image.config["config"];
+  if (auto shell = config.find("Shell"); shell != config.end() && shell->is_array())
+    argv = shell->get<std::vector<std::string>>();
+  argv.push_back(command.shell_text);
+  return argv;
+}
+
+std::string Build::numeric_user(const std::string& user) {
+  if (user.empty() || is_numeric_user(user)) return user;
+  OverlayMount view(store_, stage_->image, "user");
+  Owner owner = resolve_chown(user, view.merged());
+  return std::to_string(owner.uid) + ":" + std::to_string(owner.gid);
+}
+
+// BuildKit's runCommandString: `|N K=V ...` for the ARGs in scope, then the command.
+std::string run_history(const StageState& stage, const Variables& vars,
+                        const std::vector<std::string>& argv) {
+  std::vector<std::string> listed;
+  std::map<std::string, size_t> position;
+  for (const auto& [key, value] : stage.args) {
+    auto in_env = vars.find(key);
+    std::string shown = key + "=" + (in_env != vars.end() ? in_env->second : value.value_or(""));
+    if (auto at = position.find(key); at != position.end()) {
+      listed[at->second] = shown;
+    } else {
+      position[key] = listed.size();
+      listed.push_back(shown);
+    }
+  }
+  std::string text = "RUN ";
+  if (!listed.empty()) text += "|" + std::to_string(listed.size()) + " " + join(listed, " ") + " ";
+  return text + join(argv, " ");
+}
+
+store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction&,
+                             const std::vector<std::string>& argv) {
+  const store::Image& parent = stage_->image;
+  runtime::ImageContainer container = runtime::prepare_image_container(store_, parent, "run");
+  runtime::ContainerSpec& spec = container.spec;
+  spec.argv = argv;
+  spec.env = stage_->env;
+  for (const auto& proxy : proxy_env()) spec.env.push_back(proxy);
+  spec.user = numeric_user(spec.user);
+  spec.isolate_network = flags_.get("network") == "none";
+
+  std::string container_id = random_container_id();
+  out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;
+  int exit_code;
+  try {
+    exit_code = runtime::run_container(spec);
+  } catch (const runtime::StartError& e) {
+    fail_at(instruction, std::string("RUN failed to start: ") + e.what());
+  }
+  if (exit_code != 0)
+    throw BuildError("The command '" + join(argv, " ") +
+                     "' returned a non-zero code: " + std::to_string(exit_code));
+  store::Image image =
+      commit_step(spec.upper_dir, run_history(*stage_, scope_variables(), argv) + " # buildkit",
+                  /*keep_empty_layer=*/true);
+  out_ << "Removing intermediate container " << container_id.substr(0, 12) << "\n";
+  return image;
+}
+
+void Build::execute(const ast::Instruction& instruction) {
+  const ast::Instruction* outer = current_;
+  current_ = &instruction;
+  try {
+    flags_ = parse_flags(instruction);
+    dispatch_body(instruction);
   } catch (const BuildError&) {
+    current_ = outer;
     throw;
+  } catch (const PositionedError& e) {
+    fail_at(e.position(), e.what());
   } catch (const Error& e) {
     fail_at(instruction, instruction.keyword + ": " + e.what());
   }
+  current_ = outer;
+}
+
+void Build::dispatch_body(const ast::Instruction& instruction) {
+  std::visit([&](const auto& body) { dispatch(instruction, body); }, instruction.body);
 }
 
 void Build::check_command(const ast::Instruction& instruction, const ast::Command& command) const {
@@ -333,7 +551,6 @@ void Build::check_command(const ast::Instruction& instruction, const ast::Comman
 }
 
 void Build::dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from) {
-  if (stage_ && !stage_->name.empty()) named_stages_[stage_->name] = stage_->image;
   start_stage(instruction, from);
 }
 
@@ -344,7 +561,23 @@ void Build::dispatch(const ast::Instruction&, const ast::MaintainerInstruction& 
 
 void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run) {
   check_command(instruction, run.command);
-  cached_step({{"RUN", shell_argv(run.command)}}, [&] { return run_step(instruction, run); });
+  if (flags_.flag("mount"))
+    throw PositionedError(flags_.flag("mount")->position, "RUN --mount is not supported yet");
+  if (flags_.flag("device"))
+    throw PositionedError(flags_.flag("device")->position, "RUN --device is not supported");
+  std::string network = flags_.get("network").value_or("default");
+  if (network != "default" && network != "none" && network != "host")
+    throw PositionedError(flags_.flag("network")->position,
+                          "unsupported network mode \"" + network + "\"");
+  std::string security = flags_.get("security").value_or("sandbox");
+  if (security != "sandbox")
+    throw PositionedError(flags_.flag("security")->position,
+                          "security mode \"" + security + "\" is not supported");
+  std::vector<std::string> argv = shell_argv(with_heredocs(run));
+  // The environment (ENV and ARG values) and the network mode change what a command does; proxy
+  // build-args do not count (BuildKit drops ProxyEnv from the key).
+  json key = {{"RUN", argv}, {"env", stage_->env}, {"network", network}};
+  cached_step(key, [&] { return run_step(instruction, run, argv); });
 }
 
 void Build::dispatch(const ast::Instruction&, const ast::EnvInstruction& env) {
@@ -359,14 +592,11 @@ void Build::dispatch(const ast::Instruction&, const ast::EnvInstruction& env) {
   }
   config_step({{"ENV", assignments}}, created_by, [&](json& config) {
     json& variables = config["config"]["Env"];
-    for (const auto& [key, value] : assignments) {
-      json kept = json::array();
-      for (const auto& entry : variables)
-        if (entry.get<std::string>().rfind(key + "=", 0) != 0) kept.push_back(entry);
-      kept.push_back(key + "=" + value);
-      variables = std::move(kept);
-    }
+    auto list = variables.get<std::vector<std::string>>();
+    for (const auto& [key, value] : assignments) set_env(list, key, value);
+    variables = list;
   });
+  for (const auto& [key, value] : assignments) set_env(stage_->env, key, value);
 }
 
 void Build::dispatch(const ast::Instruction&, const ast::ExposeInstruction& expose) {
@@ -375,9 +605,7 @@ void Build::dispatch(const ast::Instruction&, const ast::ExposeInstruction& expo
   for (const auto& word : expose.ports)
     for (const auto& expanded : words_.expand_words(word, vars))
       for (auto& port : parse_exposed_ports(expanded)) ports.push_back(std::move(port));
-  std::string listed;
-  for (const auto& port : ports) listed += (listed.empty() ? "" : " ") + port;
-  config_step({{"EXPOSE", ports}}, "EXPOSE [" + listed + "]", [&](json& config) {
+  config_step({{"EXPOSE", ports}}, "EXPOSE [" + join(ports, " ") + "]", [&](json& config) {
     for (const auto& port : ports) config["config"]["ExposedPorts"][port] = json::object();
   });
 }
@@ -389,14 +617,10 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::CmdInstruct
     config["config"]["Cmd"] = argv;
     config["config"]["ArgsEscaped"] = true;
   });
+  stage_->cmd_set = true;
 }
 
-template <typename Unsupported>
-void Build::dispatch(const ast::Instruction& instruction, const Unsupported&) {
-  fail_at(instruction, instruction.keyword + " is not supported by this version of slipway");
-}
-
-}  // namespace
+}  // namespace detail
 
 std::string timestamp_now() {
   auto now = std::chrono::system_clock::now();
@@ -412,7 +636,7 @@ std::string timestamp_now() {
 }
 
 BuildResult build(store::Store& store, const BuildOptions& options, std::ostream& out) {
-  return Build(store, options, out).run();
+  return detail::Build(store, options, out).run();
 }
 
 }  // namespace slipway::builder

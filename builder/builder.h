@@ -6,6 +6,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -18,6 +19,10 @@ struct BuildOptions {
   std::filesystem::path dockerfile;  // empty: <context_dir>/Dockerfile
   std::vector<std::string> tags;     // NAME[:TAG]
   bool no_cache = false;
+  // --build-arg K=V, in order; a later one for the same K wins. "K" alone has been resolved from
+  // the environment by the caller (or left out when unset there).
+  std::vector<std::pair<std::string, std::string>> build_args;
+  std::string target;  // --target: the stage to build ("" = the last one)
 };
 
 struct BuildResult {

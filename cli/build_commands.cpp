@@ -1,10 +1,30 @@
 // slipway build
+#include <cstdlib>
 #include <iostream>
 
 #include "builder/builder.h"
 #include "cli/commands.h"
 
 namespace slipway::cli {
+namespace {
+
+// docker's --build-arg: "K=V", or "K" alone to take the value from the environment (left out
+// when the environment does not have it).
+std::vector<std::pair<std::string, std::string>> parse_build_args(
+    const std::vector<std::string>& given) {
+  std::vector<std::pair<std::string, std::string>> args;
+  for (const auto& arg : given) {
+    size_t eq = arg.find('=');
+    if (eq != std::string::npos) {
+      args.emplace_back(arg.substr(0, eq), arg.substr(eq + 1));
+    } else if (const char* value = std::getenv(arg.c_str())) {
+      args.emplace_back(arg, value);
+    }
+  }
+  return args;
+}
+
+}  // namespace
 
 void add_build_commands(CLI::App& app, CommandContext& context) {
   auto options = std::make_shared<builder::BuildOptions>();
@@ -13,8 +33,17 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
   build->add_option("-f,--file", options->dockerfile,
                     "Name of the Dockerfile (default: DIR/Dockerfile)");
   build->add_flag("--no-cache", options->no_cache, "Do not use cache when building");
+  auto build_args = std::make_shared<std::vector<std::string>>();
+  build
+      ->add_option("--build-arg", *build_args,
+                   "Set build-time variables (K=V, or K to take it "
+                   "from the environment)")
+      ->take_all()
+      ->allow_extra_args(false);
+  build->add_option("--target", options->target, "Set the target build stage to build");
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
-  build->callback([&context, options] {
+  build->callback([&context, options, build_args] {
+    options->build_args = parse_build_args(*build_args);
     context.action = [&context, options] {
       builder::build(context.store(), *options, std::cout);
       return 0;

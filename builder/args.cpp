@@ -1,0 +1,131 @@
+// ARG and build-args with BuildKit's scoping (dockerfile2llb dispatchArg, buildMetaArgs):
+// global ARGs before the first FROM are for FROM lines only; a stage sees an ARG from its
+// declaration on, valued by --build-arg, else its default, else the global value; the automatic
+// platform args are global; proxy build-args reach RUN without a declaration but stay out of
+// cache keys and history until declared.
+#include <sys/utsname.h>
+
+#include <algorithm>
+
+#include "builder/build_internal.h"
+
+namespace slipway::builder::detail {
+namespace {
+
+constexpr std::string_view kProxyArgs[] = {"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY",
+                                           "ALL_PROXY"};
+
+bool is_proxy_arg(std::string_view name) {
+  std::string upper(name);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return std::find(std::begin(kProxyArgs), std::end(kProxyArgs), upper) != std::end(kProxyArgs);
+}
+
+// The host's architecture in OCI terms (the build and target platform: slipway builds natively).
+std::string host_arch() {
+  utsname name{};
+  ::uname(&name);
+  std::string machine = name.machine;
+  if (machine == "x86_64") return "amd64";
+  if (machine == "aarch64") return "arm64";
+  if (machine == "i686" || machine == "i386") return "386";
+  if (machine.rfind("arm", 0) == 0) return "arm";
+  return machine;
+}
+
+std::optional<std::string> find_build_arg(const BuildOptions& options, std::string_view name) {
+  std::optional<std::string> value;
+  for (const auto& [key, given] : options.build_args)
+    if (key == name) value = given;  // the last one wins
+  return value;
+}
+
+Variables automatic_args(const std::string& target) {
+  std::string arch = host_arch();
+  return {{"BUILDPLATFORM", "linux/" + arch},
+          {"BUILDOS", "linux"},
+          {"BUILDOSVERSION", ""},
+          {"BUILDARCH", arch},
+          {"BUILDVARIANT", ""},
+          {"TARGETPLATFORM", "linux/" + arch},
+          {"TARGETOS", "linux"},
+          {"TARGETOSVERSION", ""},
+          {"TARGETARCH", arch},
+          {"TARGETVARIANT", ""},
+          {"TARGETSTAGE", target}};
+}
+
+void check_arg_name(const ast::ArgDefinition& definition) {
+  if (definition.name.empty()) throw Error("ARG names can not be blank");
+}
+
+}  // namespace
+
+Variables Build::global_variables() const {
+  Variables vars = automatic_args(target_name_);
+  for (auto& [key, value] : vars)
+    if (auto given = find_build_arg(options_, key)) value = *given;
+  for (const auto& [key, value] : global_args_) vars[key] = value;
+  return vars;
+}
+
+void Build::define_global_args(const ast::Instruction&, const ast::ArgInstruction& arg) {
+  if (arg.args.empty()) throw Error("ARG requires at least one argument");
+  for (const auto& definition : arg.args) {
+    check_arg_name(definition);
+    consumed_build_args_.insert(definition.name);
+    if (auto given = find_build_arg(options_, definition.name)) {
+      global_args_[definition.name] = *given;
+    } else if (definition.default_value) {
+      global_args_[definition.name] =
+          words_.expand_word(*definition.default_value, global_variables());
+    }
+  }
+}
+
+void Build::dispatch(const ast::Instruction&, const ast::ArgInstruction& arg) {
+  if (arg.args.empty()) throw Error("ARG requires at least one argument");
+  Variables globals = global_variables();
+  std::vector<std::string> shown;
+  for (const auto& definition : arg.args) {
+    check_arg_name(definition);
+    consumed_build_args_.insert(definition.name);
+    std::optional<std::string> value = find_build_arg(options_, definition.name);
+    if (!value && definition.default_value)
+      value = words_.expand_word(*definition.default_value, scope_variables());
+    if (!value) {
+      if (auto global = globals.find(definition.name); global != globals.end())
+        value = global->second;
+    }
+    if (value) set_env(stage_->env, definition.name, *value);
+    stage_->args.emplace_back(definition.name, value);
+    shown.push_back(value ? definition.name + "=" + *value : definition.name);
+  }
+  config_step({{"ARG", shown}}, "ARG " + join(shown, " "), [](nlohmann::json&) {});
+}
+
+std::vector<std::string> Build::proxy_env() const {
+  std::vector<std::string> env;
+  for (const auto& [key, value] : options_.build_args) {
+    if (!is_proxy_arg(key)) continue;
+    bool declared =
+        std::any_of(stage_->args.begin(), stage_->args.end(),
+                    [&](const auto& declared_arg) { return declared_arg.first == key; });
+    if (!declared) env.push_back(key + "=" + value);
+  }
+  return env;
+}
+
+void Build::warn_unconsumed_build_args() {
+  Variables automatic = automatic_args(target_name_);
+  std::set<std::string> unused;
+  for (const auto& [key, value] : options_.build_args)
+    if (!consumed_build_args_.contains(key) && !is_proxy_arg(key) && !automatic.contains(key))
+      unused.insert(key);
+  if (unused.empty()) return;
+  out_ << "[Warning] One or more build-args ["
+       << join(std::vector<std::string>(unused.begin(), unused.end()), " ")
+       << "] were not consumed\n";
+}
+
+}  // namespace slipway::builder::detail

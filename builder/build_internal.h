@@ -1,0 +1,251 @@
+// Private to builder/: the Build class that builder.h's build() drives, shared by the files that
+// implement its instruction groups (builder.cpp: stages, RUN, ENV, CMD...; instructions_meta.cpp:
+// LABEL, USER, WORKDIR, HEALTHCHECK...; args.cpp: ARG and build-args; instructions_copy.cpp:
+// COPY/ADD), and the helpers they share (flags.cpp, overlay_mount.cpp).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "builder/build_context.h"
+#include "builder/builder.h"
+#include "builder/shell_words.h"
+#include "common/fs.h"
+#include "grammar/ast.h"
+#include "store/store.h"
+
+namespace slipway::builder::detail {
+
+// An error tied to a place in the Dockerfile other than the instruction's start (a flag).
+class PositionedError : public Error {
+ public:
+  PositionedError(ast::Position position, const std::string& message)
+      : Error(message), position_(position) {}
+  ast::Position position() const { return position_; }
+
+ private:
+  ast::Position position_;
+};
+
+// ---- flags (flags.cpp)
+
+// An instruction's flags after docker's validation (BFlags.Parse): known names only, no
+// duplicates except for repeatable ones, values present where needed, booleans normalised.
+class ParsedFlags {
+ public:
+  std::optional<std::string> get(std::string_view name) const;
+  // The value of a bool flag: nullopt when absent (docker's tri-state flags care).
+  std::optional<bool> get_bool(std::string_view name) const;
+  std::vector<std::string> all(std::string_view name) const;  // repeatable flags
+  const ast::Flag* flag(std::string_view name) const;
+
+ private:
+  friend ParsedFlags parse_flags(const ast::Instruction& instruction);
+  std::map<std::string, std::vector<const ast::Flag*>, std::less<>> flags_;
+};
+
+// Validates the flags of `instruction` against what docker allows for its keyword. Throws
+// PositionedError at the offending flag: "unknown flag: --x (did you mean --y?)",
+// "duplicate flag specified: --x", "missing a value on flag: --x",
+// "expecting boolean value for flag --x, not: v".
+ParsedFlags parse_flags(const ast::Instruction& instruction);
+
+// ---- overlay views of images (overlay_mount.cpp)
+
+// Makes the process's mounts private to it (a new mount namespace, "/" rprivate), once: every
+// mount the builder makes then disappears when the process exits, whatever happens.
+void ensure_private_mount_namespace();
+
+// The merged tree of an image's layers, mounted read-write on a scratch dir with a fresh upper
+// dir: what a COPY writes lands in upper() and becomes the step's layer. Unmounted on
+// destruction (or by unmount()).
+class OverlayMount {
+ public:
+  OverlayMount(const store::Store& store, const store::Image& image, std::string_view purpose);
+  ~OverlayMount();
+  OverlayMount(const OverlayMount&) = delete;
+  OverlayMount& operator=(const OverlayMount&) = delete;
+
+  const std::filesystem::path& merged() const { return merged_; }
+  const std::filesystem::path& upper() const { return upper_; }
+  void unmount();
+
+ private:
+  TempDir scratch_;
+  std::filesystem::path merged_, upper_;
+  bool mounted_ = false;
+};
+
+// ---- stages
+
+// The state of a stage being built: the image so far plus what docker keeps beside it.
+struct StageState {
+  store::Image image;
+  std::string name;  // lowercased `AS` name, "" if none
+  size_t index = 0;
+  // The build-time environment (LLB state env): the config's Env plus valued ARGs, in order of
+  // definition, the later of an ENV and an ARG winning. RUN gets it; expansion uses it.
+  std::vector<std::string> env;
+  // ARGs declared in this stage (and the stages it builds on), in order; RUN's history lists them.
+  std::vector<std::pair<std::string, std::optional<std::string>>> args;
+  bool cmd_set = false;  // a CMD in this stage: ENTRYPOINT then keeps it
+};
+
+// Where each stage's instructions are.
+struct StagePlan {
+  size_t from = 0;  // index of the FROM instruction
+  size_t end = 0;   // one past the last instruction
+  std::string name;
+};
+
+// One build: parses the Dockerfile and dispatches its instructions.
+class Build {
+ public:
+  Build(store::Store& store, const BuildOptions& options, std::ostream& out);
+  ~Build();
+
+  BuildResult run();
+
+ private:
+  std::string dockerfile_name() const;
+  [[noreturn]] void fail_at(const ast::Instruction& instruction, const std::string& message) const;
+  [[noreturn]] void fail_at(ast::Position position, const std::string& message) const;
+  ast::Dockerfile load_dockerfile() const;
+
+  // builder.cpp: the stage plan, --target and the dependencies between stages.
+  void plan_stages(const ast::Dockerfile& dockerfile);
+  std::vector<bool> needed_stages(const std::vector<ast::Instruction>& instructions) const;
+  std::optional<size_t> find_stage(std::string_view name_or_index, size_t before) const;
+
+  void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
+  void run_onbuild_triggers(const ast::Instruction& from);
+  void execute(const ast::Instruction& instruction);
+  void dispatch_body(const ast::Instruction& instruction);
+  // One overload per instruction type; execute() picks it from the instruction's body.
+  void dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from);
+  void dispatch(const ast::Instruction& instruction, const ast::MaintainerInstruction& maintainer);
+  void dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run);
+  void dispatch(const ast::Instruction& instruction, const ast::EnvInstruction& env);
+  void dispatch(const ast::Instruction& instruction, const ast::ExposeInstruction& expose);
+  void dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd);
+  // instructions_meta.cpp
+  void dispatch(const ast::Instruction& instruction, const ast::LabelInstruction& label);
+  void dispatch(const ast::Instruction& instruction, const ast::EntrypointInstruction& entrypoint);
+  void dispatch(const ast::Instruction& instruction, const ast::UserInstruction& user);
+  void dispatch(const ast::Instruction& instruction, const ast::WorkdirInstruction& workdir);
+  void dispatch(const ast::Instruction& instruction, const ast::VolumeInstruction& volume);
+  void dispatch(const ast::Instruction& instruction, const ast::StopsignalInstruction& signal);
+  void dispatch(const ast::Instruction& instruction, const ast::ShellInstruction& shell);
+  void dispatch(const ast::Instruction& instruction, const ast::HealthcheckInstruction& check);
+  void dispatch(const ast::Instruction& instruction, const ast::OnbuildInstruction& onbuild);
+  // args.cpp
+  void dispatch(const ast::Instruction& instruction, const ast::ArgInstruction& arg);
+  // instructions_copy.cpp
+  void dispatch(const ast::Instruction& instruction, const ast::CopyInstruction& copy);
+  void dispatch(const ast::Instruction& instruction, const ast::AddInstruction& add);
+  void check_command(const ast::Instruction& instruction, const ast::Command& command) const;
+
+  // Runs `apply` unless the step's cache key was built before. `apply` turns the current image
+  // into the step's result; a hit reuses that result and runs nothing.
+  template <typename Apply>
+  void cached_step(const nlohmann::json& step_description, Apply&& apply);
+  // A step that changes only the config: cached like any other, no layer, and a history entry
+  // with empty_layer (none when `created_by` is empty: ONBUILD). `mutate` edits a copy of the
+  // whole image config.
+  template <typename Mutate>
+  void config_step(const nlohmann::json& step_description, const std::string& created_by,
+                   Mutate&& mutate);
+  std::string cache_key(const nlohmann::json& step_description) const;
+  nlohmann::json add_history(nlohmann::json config, const std::string& created_by,
+                             bool empty_layer) const;
+  // Stores the layer made in `upper` on top of the current image (or, when `upper` is empty, only
+  // a history entry with empty_layer, as BuildKit does for empty diffs).
+  store::Image commit_step(const std::filesystem::path& upper, const std::string& created_by,
+                           bool keep_empty_layer = false);
+
+  store::Image run_step(const ast::Instruction& instruction, const ast::RunInstruction& run,
+                        const std::vector<std::string>& argv);
+  // Variables for expansion in the current stage.
+  Variables scope_variables() const;
+  // The shell-form command wrapped in the stage's SHELL (default /bin/sh -c).
+  std::vector<std::string> shell_argv(const ast::Command& command) const;
+  // Sets (replaces) K in a "K=V" list.
+  static void set_env(std::vector<std::string>& env, const std::string& key,
+                      const std::string& value);
+  // USER as the runtime takes it: "UID:GID", names resolved in the image's /etc/passwd, group.
+  std::string numeric_user(const std::string& user);
+
+  // args.cpp
+  void define_global_args(const ast::Instruction& instruction, const ast::ArgInstruction& arg);
+  Variables global_variables() const;
+  std::vector<std::string> proxy_env() const;  // proxy build-args not declared as ARG
+  void warn_unconsumed_build_args();
+
+  // instructions_copy.cpp
+  void copy_step(const ast::Instruction& instruction, const ast::FileTransfer& transfer,
+                 bool is_add);
+  BuildContext& context();
+
+  store::Store& store_;
+  const BuildOptions& options_;
+  std::ostream& out_;
+  ShellWords words_{'\\'};
+  const ast::Instruction* current_ = nullptr;
+  ParsedFlags flags_;  // of the instruction being dispatched
+  std::optional<StageState> stage_;
+  std::vector<StagePlan> plans_;
+  size_t current_stage_index_ = 0;
+  std::vector<std::optional<StageState>> built_stages_;  // by stage index
+  std::string target_name_;                              // TARGETSTAGE
+  // Global scope: meta ARGs (before the first FROM) and the automatic platform args.
+  Variables global_args_;
+  std::set<std::string, std::less<>> consumed_build_args_;
+  std::unique_ptr<BuildContext> context_;
+  std::unique_ptr<StatCache> stat_cache_;
+  BuildResult result_;
+};
+
+// Helpers shared by the instruction files.
+std::string short_id(std::string_view digest);
+std::string to_lower(std::string_view text);
+std::string join(const std::vector<std::string>& items, std::string_view separator);
+
+// ---- template members used by several instruction files
+
+inline constexpr std::string_view kCacheKeyVersion = "slipway-build-step-v2";
+
+template <typename Apply>
+void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
+  std::string key = cache_key(step_description);
+  if (!options_.no_cache) {
+    if (auto hit = store_.cache_lookup(key)) {
+      out_ << " ---> Using cache\n";
+      stage_->image = std::move(*hit);
+      ++result_.steps_cached;
+      return;
+    }
+  }
+  stage_->image = apply();
+  store_.cache_record(key, stage_->image);
+  ++result_.steps_run;
+}
+
+template <typename Mutate>
+void Build::config_step(const nlohmann::json& step_description, const std::string& created_by,
+                        Mutate&& mutate) {
+  cached_step(step_description, [&] {
+    nlohmann::json config = stage_->image.config;
+    mutate(config);
+    if (!created_by.empty()) config = add_history(std::move(config), created_by, true);
+    return store_.write_image(config, stage_->image.layers);
+  });
+}
+
+}  // namespace slipway::builder::detail

@@ -1,0 +1,345 @@
+// COPY and ADD: sources from the build context (with .dockerignore), a stage or an image; the
+// destination written into an overlay of the current image, so that it sees the image's tree
+// (symlinked dirs like /var/run, existing dirs) while every write lands in the step's layer.
+// The cache key is the content digest of the sources, never their mtimes.
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "builder/build_internal.h"
+#include "builder/dockerignore.h"
+#include "builder/file_copy.h"
+
+namespace slipway::builder::detail {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool is_url(std::string_view source) {
+  return source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0 ||
+         source.rfind("git@", 0) == 0;
+}
+
+// The destination as a container path: relative to WORKDIR, with docker's meaning of a trailing
+// '/' (or "." / "..") kept: it names a directory.
+std::string resolve_destination(const std::string& dest, const std::string& workdir) {
+  bool directory = dest.ends_with('/') || dest == "." || dest == ".." || dest.ends_with("/.") ||
+                   dest.ends_with("/..");
+  std::string full = dest.starts_with('/') ? dest : (workdir.empty() ? "/" : workdir) + "/" + dest;
+  full = clean_path(full);
+  if (directory && full != "/") full += "/";
+  return full;
+}
+
+// The directory a source's --exclude patterns are relative to: the source up to its first
+// wildcard component (the whole source when it has none).
+std::string exclude_base(const std::string& source) {
+  std::string cleaned = clean_path("/" + source);
+  std::string base;
+  size_t start = 1;
+  while (start <= cleaned.size()) {
+    size_t end = cleaned.find('/', start);
+    if (end == std::string::npos) end = cleaned.size();
+    std::string component = cleaned.substr(start, end - start);
+    if (component.empty() || has_wildcards(component)) break;
+    base += (base.empty() ? "" : "/") + component;
+    start = end + 1;
+  }
+  return base;
+}
+
+// Ignore rules that add the --exclude patterns, relative to each source, to `base_patterns`.
+IgnoreRules with_excludes(std::vector<std::string> patterns,
+                          const std::vector<std::string>& sources,
+                          const std::vector<std::string>& excludes) {
+  for (const auto& exclude : excludes) {
+    bool exception = exclude.starts_with('!');
+    std::string pattern = exception ? exclude.substr(1) : exclude;
+    for (const auto& source : sources) {
+      std::string base = exclude_base(source);
+      patterns.push_back((exception ? "!" : "") + (base.empty() ? pattern : base + "/" + pattern));
+    }
+  }
+  return IgnoreRules(patterns, "--exclude");
+}
+
+// Whether a regular file is a tar archive (plain or compressed) that ADD unpacks.
+bool is_tar_archive(const fs::path& file) {
+  std::unique_ptr<archive, decltype(&archive_read_free)> reader(archive_read_new(),
+                                                                archive_read_free);
+  archive_read_support_filter_all(reader.get());
+  archive_read_support_format_tar(reader.get());
+  archive_read_support_format_gnutar(reader.get());
+  if (archive_read_open_filename(reader.get(), file.c_str(), 65536) != ARCHIVE_OK) return false;
+  archive_entry* entry = nullptr;
+  return archive_read_next_header(reader.get(), &entry) == ARCHIVE_OK;
+}
+
+// Restores the working directory when it goes out of scope.
+class ScopedChdir {
+ public:
+  explicit ScopedChdir(const fs::path& dir) : previous_(::open(".", O_RDONLY | O_DIRECTORY)) {
+    if (::chdir(dir.c_str()) != 0) throw_errno("cannot enter " + dir.string());
+  }
+  ~ScopedChdir() {
+    if (previous_) (void)::fchdir(previous_.get());
+  }
+  ScopedChdir(const ScopedChdir&) = delete;
+  ScopedChdir& operator=(const ScopedChdir&) = delete;
+
+ private:
+  UniqueFd previous_;
+};
+
+// Unpacks a tar archive into `dir`, keeping owners and modes, refusing entries that would land
+// outside it (absolute paths, `..`, symlinked parents).
+void extract_tar(const fs::path& file, const fs::path& dir) {
+  std::unique_ptr<archive, decltype(&archive_read_free)> reader(archive_read_new(),
+                                                                archive_read_free);
+  std::unique_ptr<archive, decltype(&archive_write_free)> writer(archive_write_disk_new(),
+                                                                 archive_write_free);
+  archive_read_support_filter_all(reader.get());
+  archive_read_support_format_tar(reader.get());
+  archive_read_support_format_gnutar(reader.get());
+  archive_write_disk_set_options(
+      writer.get(), ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+                        ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+                        ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+  if (archive_read_open_filename(reader.get(), file.c_str(), 65536) != ARCHIVE_OK)
+    throw Error("cannot read archive " + file.filename().string() + ": " +
+                archive_error_string(reader.get()));
+  // Entries are extracted relative to `dir`, so the secure-extraction checks apply to them as
+  // written in the archive.
+  ScopedChdir in_dir(dir);
+  archive_entry* entry = nullptr;
+  for (;;) {
+    int status = archive_read_next_header(reader.get(), &entry);
+    if (status == ARCHIVE_EOF) break;
+    if (status != ARCHIVE_OK)
+      throw Error("cannot read archive " + file.filename().string() + ": " +
+                  archive_error_string(reader.get()));
+    if (archive_write_header(writer.get(), entry) != ARCHIVE_OK)
+      throw Error("cannot unpack " + file.filename().string() + ": " +
+                  archive_error_string(writer.get()));
+    const void* block;
+    size_t size;
+    la_int64_t offset;
+    while ((status = archive_read_data_block(reader.get(), &block, &size, &offset)) == ARCHIVE_OK)
+      if (archive_write_data_block(writer.get(), block, size, offset) != ARCHIVE_OK)
+        throw Error("cannot unpack " + file.filename().string() + ": " +
+                    archive_error_string(writer.get()));
+    if (status != ARCHIVE_EOF)
+      throw Error("cannot read archive " + file.filename().string() + ": " +
+                  archive_error_string(reader.get()));
+    archive_write_finish_entry(writer.get());
+  }
+}
+
+// Heredoc body as COPY writes it: leading tabs removed for `<<-`, expanded unless quoted.
+std::string heredoc_text(const ast::Heredoc& heredoc, const Variables& vars) {
+  std::string body = heredoc.content;
+  if (heredoc.chomp) {
+    std::string stripped;
+    bool line_start = true;
+    for (char c : body) {
+      if (line_start && c == '\t') continue;
+      line_start = c == '\n';
+      stripped += c;
+    }
+    body = std::move(stripped);
+  }
+  if (!heredoc.expand) return body;
+  // BuildKit expands heredoc bodies raw: quotes and other backslashes stay as written. The
+  // common forms are done here: $NAME, ${NAME} and \$ for a literal dollar.
+  std::string out;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c == '\\' && i + 1 < body.size() && body[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (c != '$' || i + 1 >= body.size()) {
+      out += c;
+      continue;
+    }
+    size_t start = i + 1;
+    bool braced = body[start] == '{';
+    if (braced) ++start;
+    size_t end = start;
+    while (end < body.size() &&
+           (std::isalnum(static_cast<unsigned char>(body[end])) || body[end] == '_'))
+      ++end;
+    if (end == start || (braced && (end >= body.size() || body[end] != '}'))) {
+      out += c;
+      continue;
+    }
+    if (auto found = vars.find(body.substr(start, end - start)); found != vars.end())
+      out += found->second;
+    i = braced ? end : end - 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+BuildContext& Build::context() {
+  if (!context_) {
+    context_ = std::make_unique<BuildContext>(
+        options_.context_dir, load_ignore_rules(options_.dockerfile, options_.context_dir), true);
+    stat_cache_ = std::make_unique<StatCache>(store_.root() / "cache", options_.context_dir);
+  }
+  return *context_;
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::CopyInstruction& copy) {
+  copy_step(instruction, copy, false);
+}
+
+void Build::dispatch(const ast::Instruction& instruction, const ast::AddInstruction& add) {
+  copy_step(instruction, add, true);
+}
+
+void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransfer& transfer,
+                      bool is_add) {
+  const char* keyword = is_add ? "ADD" : "COPY";
+  Variables vars = scope_variables();
+  std::vector<std::string> specs;
+  std::vector<const ast::Heredoc*> heredocs;
+  size_t next_heredoc = 0;
+  for (const auto& raw : transfer.sources) {
+    if (!transfer.json_form && raw.starts_with("<<") && next_heredoc < transfer.heredocs.size()) {
+      heredocs.push_back(&transfer.heredocs[next_heredoc++]);
+      continue;
+    }
+    specs.push_back(transfer.json_form ? raw : words_.expand_word(raw, vars));
+    if (is_url(specs.back()))
+      throw Error(is_add ? "ADD from URL is not supported yet" : "source can't be a URL for COPY");
+  }
+  if (!heredocs.empty() && !specs.empty())
+    throw Error(std::string(keyword) + " with both heredoc and file sources is not supported yet");
+  std::string dest_written =
+      transfer.json_form ? transfer.destination : words_.expand_word(transfer.destination, vars);
+  const json& config = stage_->image.config["config"];
+  std::string dest = resolve_destination(dest_written, config.value("WorkingDir", "/"));
+  std::string chown = flags_.get("chown") ? words_.expand_word(*flags_.get("chown"), vars) : "";
+  std::string chmod = flags_.get("chmod") ? words_.expand_word(*flags_.get("chmod"), vars) : "";
+  std::optional<uint32_t> mode;
+  if (!chmod.empty()) mode = parse_chmod(chmod);
+  bool parents = flags_.get_bool("parents").value_or(false);
+  bool unpack = flags_.get_bool("unpack").value_or(true);
+  std::vector<std::string> excludes = flags_.all("exclude");
+  if (flags_.get("checksum"))
+    throw PositionedError(flags_.flag("checksum")->position,
+                          "checksum can't be specified for non-HTTP(S) sources");
+  std::optional<std::string> from = flags_.get("from");
+  if (from && from->find('$') != std::string::npos)
+    throw PositionedError(flags_.flag("from")->position,
+                          "variable expansion is not supported for --from");
+
+  // The tree the sources come from.
+  std::optional<OverlayMount> from_view;
+  std::unique_ptr<BuildContext> owned;
+  std::optional<TempDir> heredoc_dir;
+  const BuildContext* tree = nullptr;
+  std::string tree_key;  // what identifies the tree's content when it is not hashed
+  if (!heredocs.empty()) {
+    heredoc_dir.emplace(store_.make_temp_dir("heredoc"));
+    for (const auto* heredoc : heredocs) {
+      write_file_atomic(heredoc_dir->path() / heredoc->name, heredoc_text(*heredoc, vars));
+      fs::permissions(heredoc_dir->path() / heredoc->name, fs::perms(0644));
+      specs.push_back(heredoc->name);
+    }
+    owned = std::make_unique<BuildContext>(heredoc_dir->path(), IgnoreRules{}, true);
+    tree = owned.get();
+  } else if (from) {
+    store::Image source_image;
+    if (auto stage = find_stage(*from, current_stage_index_); stage && built_stages_[*stage]) {
+      source_image = built_stages_[*stage]->image;
+    } else if (auto image = store_.try_find_image(*from)) {
+      source_image = std::move(*image);
+    } else {
+      throw PositionedError(flags_.flag("from")->position,
+                            "--from=" + *from + ": no stage or image named \"" + *from +
+                                "\" (a stage must be defined before it is used; an image must "
+                                "be imported or pulled first)");
+    }
+    from_view.emplace(store_, source_image, "copy-from");
+    owned = std::make_unique<BuildContext>(
+        from_view->merged(), excludes.empty() ? IgnoreRules{} : with_excludes({}, specs, excludes),
+        false);
+    tree = owned.get();
+    tree_key = source_image.id;
+  } else if (!excludes.empty()) {
+    owned = std::make_unique<BuildContext>(
+        options_.context_dir, with_excludes(context().rules().patterns(), specs, excludes), true);
+    tree = owned.get();
+  } else {
+    tree = &context();
+  }
+
+  std::vector<Source> sources;
+  try {
+    sources = tree->resolve(specs);
+  } catch (const Error& e) {
+    throw PositionedError(instruction.start, e.what());
+  }
+  std::string digest = tree_key.empty() ? tree->digest(sources, stat_cache_.get()) : tree_key;
+  if (stat_cache_) stat_cache_->save();
+
+  std::string created_by = keyword;
+  if (parents) created_by += " --parents";
+  if (!chown.empty()) created_by += " --chown=" + chown;
+  if (!chmod.empty()) created_by += " --chmod=" + chmod;
+  for (const auto& spec : heredocs.empty() ? specs : std::vector<std::string>{})
+    created_by += " " + spec;
+  for (const auto* heredoc : heredocs) created_by += " <<" + heredoc->name;
+  created_by += " " + dest_written + " # buildkit";
+
+  json key = {{keyword, specs},   {"dest", dest},       {"chown", chown},
+              {"chmod", chmod},   {"parents", parents}, {"excludes", excludes},
+              {"unpack", unpack}, {"sources", digest}};
+  cached_step(key, [&] {
+    OverlayMount target(store_, stage_->image, is_add ? "add" : "copy");
+    CopyOptions options;
+    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
+    options.chmod = mode;
+    std::vector<Source> plain;
+    for (const auto& source : sources) {
+      if (is_add && unpack && source.entry.kind == FileKind::regular &&
+          is_tar_archive(tree->root() / source.entry.path)) {
+        // ADD unpacks a local archive into the destination directory.
+        TempDir unpacked = store_.make_temp_dir("add-unpack");
+        extract_tar(tree->root() / source.entry.path, unpacked.path());
+        BuildContext archive_tree(unpacked.path(), IgnoreRules{}, false);
+        std::string dir_dest = dest.ends_with('/') ? dest : dest + "/";
+        copy_sources(archive_tree, archive_tree.resolve("/"), target.merged(), dir_dest, options);
+      } else if (parents) {
+        // --parents keeps each source's path below the destination (from a `/./` pivot on).
+        std::string rel = source.path;
+        if (size_t pivot = source.spec.find("/./"); pivot != std::string::npos) {
+          std::string prefix = exclude_base(source.spec.substr(0, pivot));
+          if (!prefix.empty() && rel.rfind(prefix + "/", 0) == 0)
+            rel = rel.substr(prefix.size() + 1);
+        }
+        std::string parent =
+            source.entry.kind == FileKind::directory
+                ? rel
+                : (rel.find('/') == std::string::npos ? std::string()
+                                                      : rel.substr(0, rel.rfind('/')));
+        std::string dir_dest = (dest.ends_with('/') ? dest : dest + "/") + parent;
+        if (!dir_dest.ends_with('/')) dir_dest += "/";
+        copy_sources(*tree, {source}, target.merged(), dir_dest, options);
+      } else {
+        plain.push_back(source);
+      }
+    }
+    if (!plain.empty()) copy_sources(*tree, plain, target.merged(), dest, options);
+    target.unmount();
+    return commit_step(target.upper(), created_by, /*keep_empty_layer=*/true);
+  });
+}
+
+}  // namespace slipway::builder::detail
