@@ -125,6 +125,8 @@ class Build {
   std::optional<size_t> find_stage(std::string_view name_or_index, size_t before) const;
 
   void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
+  // The image a FROM names: from the store, or pulled from its registry per options_.pull.
+  store::Image base_image(const ast::Instruction& instruction, const std::string& reference);
   void run_onbuild_triggers(const ast::Instruction& from);
   void execute(const ast::Instruction& instruction);
   void dispatch_body(const ast::Instruction& instruction);

@@ -15,6 +15,7 @@
 #include "builder/file_copy.h"
 #include "common/go_quote.h"
 #include "grammar/grammar.h"
+#include "registry/registry.h"
 #include "runtime/runtime.h"
 #include "store/digest.h"
 
@@ -364,6 +365,23 @@ void Build::set_env(std::vector<std::string>& env, const std::string& key,
   env = std::move(kept);
 }
 
+store::Image Build::base_image(const ast::Instruction& instruction, const std::string& reference) {
+  using Pull = BuildOptions::Pull;
+  std::optional<store::Image> found;
+  if (options_.pull != Pull::kAlways) found = store_.try_find_image(reference);
+  if (found) return std::move(*found);
+  if (options_.pull == Pull::kNever)
+    fail_at(instruction, "FROM " + reference + ": no such image: " +
+                             store::normalize_image_name(reference) + " (import or pull it first)");
+  try {
+    registry::Reference ref = registry::Reference::parse(reference);
+    registry::pull(store_, ref, registry::Options{}, out_);
+    return store_.find_image(ref.familiar_string());
+  } catch (const Error& e) {
+    fail_at(instruction, "FROM " + reference + ": " + e.what());
+  }
+}
+
 void Build::start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from) {
   std::string reference = words_.expand_word(from.image, global_variables());
   if (reference.empty()) fail_at(instruction, "base name (" + from.image + ") should not be blank");
@@ -376,12 +394,7 @@ void Build::start_stage(const ast::Instruction& instruction, const ast::FromInst
   } else if (to_lower(reference) == "scratch") {
     stage.image = scratch_image();
   } else {
-    auto found = store_.try_find_image(reference);
-    if (!found)
-      fail_at(instruction, "FROM " + reference +
-                               ": no such image: " + store::normalize_image_name(reference) +
-                               " (import or pull it first)");
-    stage.image = std::move(*found);
+    stage.image = base_image(instruction, reference);
     stage.cmd_set = false;
   }
   // Like docker, a stage always has a PATH, so RUN finds programs and the image records it.

@@ -23,6 +23,10 @@ struct BuildOptions {
   // the environment by the caller (or left out when unset there).
   std::vector<std::pair<std::string, std::string>> build_args;
   std::string target;  // --target: the stage to build ("" = the last one)
+  // When FROM images are fetched from their registry: kMissing (docker's behaviour) pulls only
+  // what the store lacks, kAlways refreshes every base image, kNever uses the store alone.
+  enum class Pull { kMissing, kAlways, kNever };
+  Pull pull = Pull::kMissing;
 };
 
 struct BuildResult {

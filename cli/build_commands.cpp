@@ -41,9 +41,16 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
       ->take_all()
       ->allow_extra_args(false);
   build->add_option("--target", options->target, "Set the target build stage to build");
+  auto pull = std::make_shared<std::string>("missing");
+  build->add_option("--pull", *pull, "When to pull FROM images: missing (default), always or never")
+      ->check(CLI::IsMember({"missing", "always", "never"}));
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
-  build->callback([&context, options, build_args] {
+  build->callback([&context, options, build_args, pull] {
     options->build_args = parse_build_args(*build_args);
+    using Pull = builder::BuildOptions::Pull;
+    options->pull = *pull == "always"  ? Pull::kAlways
+                    : *pull == "never" ? Pull::kNever
+                                       : Pull::kMissing;
     context.action = [&context, options] {
       builder::build(context.store(), *options, std::cout);
       return 0;
