@@ -292,7 +292,7 @@ void Store::save_archive(const std::vector<std::string>& references, const fs::p
         add_blob(image.manifest_digest);
         add_blob(image.id);
         for (const auto& layer : image.layers) add_blob(layer.digest);
-        json descriptor = {{"mediaType", kOciManifestMediaType},
+        json descriptor = {{"mediaType", image.manifest_media_type},
                            {"digest", image.manifest_digest},
                            {"size", fs::file_size(blob_path(image.manifest_digest))}};
         if (names.empty()) index["manifests"].push_back(descriptor);

@@ -337,6 +337,7 @@ Image Store::load_image(std::string_view manifest_digest) const {
   json manifest = json::parse(read_blob(manifest_digest));
   Image image;
   image.manifest_digest = std::string(manifest_digest);
+  image.manifest_media_type = manifest.value("mediaType", std::string(kOciManifestMediaType));
   image.id = manifest.at("config").at("digest").get<std::string>();
   image.config = json::parse(read_blob(image.id));
   for (const auto& layer : manifest.at("layers"))
@@ -438,7 +439,7 @@ void Store::tag(std::string_view name, const Image& image) {
     if (annotations.value(kRefNameAnnotation, "") != full_name) manifests.push_back(entry);
   }
   manifests.push_back(
-      {{"mediaType", kOciManifestMediaType},
+      {{"mediaType", image.manifest_media_type},
        {"digest", image.manifest_digest},
        {"size", fs::file_size(blob_path(image.manifest_digest))},
        {"annotations", {{kRefNameAnnotation, full_name}, {kTaggedAtAnnotation, utc_now()}}}});

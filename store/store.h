@@ -57,6 +57,8 @@ struct StoredLayer {
 // An image as the store holds it: a manifest, its config, its layers.
 struct Image {
   std::string manifest_digest;
+  // OCI for what slipway writes; a pulled Docker schema2 manifest keeps its own type.
+  std::string manifest_media_type = std::string(kOciManifestMediaType);
   std::string id;  // the config digest, which docker shows as the IMAGE ID
   nlohmann::json config;
   std::vector<Descriptor> layers;
