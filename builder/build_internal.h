@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "builder/shell_words.h"
 #include "common/fs.h"
 #include "grammar/ast.h"
+#include "runtime/runtime.h"
 #include "store/store.h"
 
 namespace slipway::builder::detail {
@@ -48,6 +50,9 @@ class ParsedFlags {
 
  private:
   friend ParsedFlags parse_flags(const ast::Instruction& instruction);
+
+  // Levenshtein distance, for "did you mean" suggestions.
+  size_t edit_distance(std::string_view a, std::string_view b);
   std::map<std::string, std::vector<const ast::Flag*>, std::less<>> flags_;
 };
 
@@ -56,6 +61,9 @@ class ParsedFlags {
 // "duplicate flag specified: --x", "missing a value on flag: --x",
 // "expecting boolean value for flag --x, not: v".
 ParsedFlags parse_flags(const ast::Instruction& instruction);
+
+// Levenshtein distance, for "did you mean" suggestions.
+size_t edit_distance(std::string_view a, std::string_view b);
 
 // ---- overlay views of images (overlay_mount.cpp)
 
@@ -69,6 +77,10 @@ void ensure_private_mount_namespace();
 class OverlayMount {
  public:
   OverlayMount(const store::Store& store, const store::Image& image, std::string_view purpose);
+  // A writable view of a plain directory whose writes land in a scratch upper dir and are thrown
+  // away with it (RUN --mount=type=bind,rw of the build context).
+  OverlayMount(const store::Store& store, const std::filesystem::path& lower,
+               std::string_view purpose);
   ~OverlayMount();
   OverlayMount(const OverlayMount&) = delete;
   OverlayMount& operator=(const OverlayMount&) = delete;
@@ -78,10 +90,48 @@ class OverlayMount {
   void unmount();
 
  private:
+  void mount(const store::Store& store, const std::vector<std::string>& lowers);
+
   TempDir scratch_;
   std::filesystem::path merged_, upper_;
   bool mounted_ = false;
 };
+
+// ---- RUN --mount (run_mounts.cpp)
+
+// One `--mount` value after BuildKit's parseMount: CSV fields, keys case-insensitive, values
+// variable-expanded (except `from`), per-type defaults applied.
+struct RunMount {
+  std::string type = "bind";  // bind | cache | tmpfs | secret
+  std::string target;         // absolute (relative targets are joined to WORKDIR)
+  std::string source;
+  std::string from;
+  std::string id;  // cache: default target; secret: default source or basename(target)
+  std::string sharing = "shared";
+  std::optional<std::string> env;  // secret as an environment variable
+  std::optional<uint32_t> mode, uid, gid;
+  std::optional<uint64_t> size;  // tmpfs
+  bool read_only = false;
+  bool required = false;
+  ast::Position position;  // of the flag, for errors
+};
+
+// Parses one --mount value. `expand` expands a value in the stage's scope; `workdir` is the
+// stage's WORKDIR. Throws PositionedError at `position` with BuildKit's messages.
+RunMount parse_run_mount(std::string_view value, ast::Position position,
+                         const std::function<std::string(const std::string&)>& expand,
+                         const std::string& workdir);
+
+// What the mounts of one RUN hold while it runs; released (unmounted, unlocked, deleted) when
+// the step ends, in reverse order of declaration.
+struct MountResources {
+  std::optional<TempDir> secrets;                    // private copies of the secrets
+  std::vector<UniqueFd> locks;                       // flocks of sharing=locked caches
+  std::vector<std::unique_ptr<OverlayMount>> views;  // stages/images and rw context views
+};
+
+// The stages or images named by `from=` in a RUN's --mount flags (for the stage plan).
+std::vector<std::string> run_mount_sources(const ast::Instruction& instruction);
 
 // ---- stages
 
@@ -173,7 +223,14 @@ class Build {
                            bool keep_empty_layer = false);
 
   store::Image run_step(const ast::Instruction& instruction, const ast::RunInstruction& run,
-                        const std::vector<std::string>& argv);
+                        const std::vector<std::string>& argv, const std::vector<RunMount>& mounts);
+  // run_mounts.cpp: the cache-key description of RUN's mounts (never a secret's value; the
+  // content digest of a bind source), and their preparation for the container.
+  nlohmann::json describe_mounts(const std::vector<RunMount>& mounts);
+  void prepare_mounts(const std::vector<RunMount>& mounts, runtime::ContainerSpec& spec,
+                      MountResources& resources);
+  // The image a --mount from= names: a stage built earlier, or an image in the store.
+  store::Image mount_source_image(const RunMount& mount);
   // Variables for expansion in the current stage.
   Variables scope_variables() const;
   // The shell-form command wrapped in the stage's SHELL (default /bin/sh -c).

@@ -291,6 +291,9 @@ std::vector<bool> Build::needed_stages(const std::vector<ast::Instruction>& inst
         for (const auto& flag : instruction.flags)
           if (flag.name == "from" && flag.value) reference = *flag.value;
       }
+      // RUN --mount=from=... needs its stage like COPY --from does.
+      for (const auto& name : run_mount_sources(instruction))
+        if (auto dependency = find_stage(name, stage)) pending.push_back(*dependency);
       if (!reference) continue;
       if (auto dependency = find_stage(*reference, stage)) {
         // FROM takes stage names only; a number there is an image name.
@@ -508,7 +511,8 @@ std::string run_history(const StageState& stage, const Variables& vars,
 }
 
 store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction&,
-                             const std::vector<std::string>& argv) {
+                             const std::vector<std::string>& argv,
+                             const std::vector<RunMount>& mounts) {
   const store::Image& parent = stage_->image;
   runtime::ImageContainer container = runtime::prepare_image_container(store_, parent, "run");
   runtime::ContainerSpec& spec = container.spec;
@@ -516,7 +520,10 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
   spec.env = stage_->env;
   for (const auto& proxy : proxy_env()) spec.env.push_back(proxy);
   spec.user = numeric_user(spec.user);
+  // "default" is the host's network for builds, as in BuildKit; only "none" isolates.
   spec.isolate_network = flags_.get("network") == "none";
+  MountResources resources;  // outlives the container: unmounted, unlocked, deleted after it
+  prepare_mounts(mounts, spec, resources);
 
   std::string container_id = random_container_id();
   out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;
@@ -574,8 +581,6 @@ void Build::dispatch(const ast::Instruction&, const ast::MaintainerInstruction& 
 
 void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run) {
   check_command(instruction, run.command);
-  if (flags_.flag("mount"))
-    throw PositionedError(flags_.flag("mount")->position, "RUN --mount is not supported yet");
   if (flags_.flag("device"))
     throw PositionedError(flags_.flag("device")->position, "RUN --device is not supported");
   std::string network = flags_.get("network").value_or("default");
@@ -587,10 +592,21 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruct
     throw PositionedError(flags_.flag("security")->position,
                           "security mode \"" + security + "\" is not supported");
   std::vector<std::string> argv = shell_argv(with_heredocs(run));
-  // The environment (ENV and ARG values) and the network mode change what a command does; proxy
-  // build-args do not count (BuildKit drops ProxyEnv from the key).
+  std::vector<RunMount> mounts;
+  Variables vars = scope_variables();
+  std::string workdir = stage_->image.config["config"].value("WorkingDir", "");
+  for (const auto& flag : instruction.flags)
+    if (flag.name == "mount")
+      mounts.push_back(parse_run_mount(
+          flag.value.value_or(""), flag.position,
+          [&](const std::string& text) { return words_.expand_word(text, vars); },
+          workdir.empty() ? "/" : workdir));
+  // The environment (ENV and ARG values), the network mode and the mounts change what a command
+  // does; proxy build-args and secret values do not count (BuildKit drops ProxyEnv from the key
+  // and never hashes secrets).
   json key = {{"RUN", argv}, {"env", stage_->env}, {"network", network}};
-  cached_step(key, [&] { return run_step(instruction, run, argv); });
+  if (!mounts.empty()) key["mounts"] = describe_mounts(mounts);
+  cached_step(key, [&] { return run_step(instruction, run, argv, mounts); });
 }
 
 void Build::dispatch(const ast::Instruction&, const ast::EnvInstruction& env) {

@@ -27,6 +27,14 @@ struct BuildOptions {
   // what the store lacks, kAlways refreshes every base image, kNever uses the store alone.
   enum class Pull { kMissing, kAlways, kNever };
   Pull pull = Pull::kMissing;
+  // --secret id=ID,src=FILE or id=ID,env=VAR: what RUN --mount=type=secret mounts. Never part
+  // of a cache key, a layer or the history.
+  struct Secret {
+    std::string id;
+    std::filesystem::path file;  // the secret's value is this file's content...
+    std::string env;             // ...or this environment variable's value (when file is empty)
+  };
+  std::vector<Secret> secrets;
 };
 
 struct BuildResult {

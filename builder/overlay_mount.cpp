@@ -52,13 +52,23 @@ void ensure_private_mount_namespace() {
 OverlayMount::OverlayMount(const store::Store& store, const store::Image& image,
                            std::string_view purpose)
     : scratch_(store.make_temp_dir(purpose)) {
+  std::vector<std::string> lowers = store.overlay_lowers(image);
+  if (lowers.empty()) lowers.push_back((scratch_.path() / "empty").string());  // FROM scratch
+  mount(store, lowers);
+}
+
+OverlayMount::OverlayMount(const store::Store& store, const fs::path& lower,
+                           std::string_view purpose)
+    : scratch_(store.make_temp_dir(purpose)) {
+  mount(store, {lower.string()});
+}
+
+void OverlayMount::mount(const store::Store& store, const std::vector<std::string>& lowers) {
   ensure_private_mount_namespace();
   const fs::path& dir = scratch_.path();
   merged_ = dir / "merged";
   upper_ = dir / "upper";
   for (const auto& sub : {merged_, upper_, dir / "work", dir / "empty"}) fs::create_directory(sub);
-  std::vector<std::string> lowers = store.overlay_lowers(image);
-  if (lowers.empty()) lowers.push_back((dir / "empty").string());  // FROM scratch
   std::string options = "lowerdir=" + join(lowers, ":") + ",upperdir=" + upper_.string() +
                         ",workdir=" + (dir / "work").string() +
                         ",index=off,redirect_dir=off,metacopy=off";

@@ -1,4 +1,6 @@
 // slipway build
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -24,6 +26,45 @@ std::vector<std::pair<std::string, std::string>> parse_build_args(
   return args;
 }
 
+// docker's --secret: "id=ID,src=FILE" (also source=), "id=ID,env=VAR", type=file|env. Without
+// src or env, the environment variable named like the id is used (buildx does the same).
+builder::BuildOptions::Secret parse_secret(const std::string& given) {
+  builder::BuildOptions::Secret secret;
+  std::string type;
+  size_t start = 0;
+  while (start <= given.size()) {
+    size_t end = given.find(',', start);
+    if (end == std::string::npos) end = given.size();
+    std::string field = given.substr(start, end - start);
+    start = end + 1;
+    size_t eq = field.find('=');
+    if (eq == std::string::npos)
+      throw Error("invalid secret \"" + given + "\": field \"" + field +
+                  "\" must be a key=value pair");
+    std::string key = field.substr(0, eq), value = field.substr(eq + 1);
+    if (key == "id") {
+      secret.id = value;
+    } else if (key == "src" || key == "source") {
+      secret.file = value;
+    } else if (key == "env") {
+      secret.env = value;
+    } else if (key == "type") {
+      if (value != "file" && value != "env")
+        throw Error("invalid secret \"" + given + "\": unsupported type \"" + value + "\"");
+      type = value;
+    } else {
+      throw Error("invalid secret \"" + given + "\": unexpected key \"" + key + "\"");
+    }
+  }
+  if (secret.id.empty()) throw Error("invalid secret \"" + given + "\": id is required");
+  if (type == "env" && secret.env.empty()) secret.env = secret.file.empty() ? secret.id : "";
+  if (type == "env" && !secret.file.empty()) secret.env = secret.file.string(), secret.file.clear();
+  if (secret.file.empty() && secret.env.empty()) secret.env = secret.id;
+  if (!secret.file.empty() && ::access(secret.file.c_str(), R_OK) != 0)
+    throw Error("failed to read secret \"" + secret.id + "\": cannot read " + secret.file.string());
+  return secret;
+}
+
 }  // namespace
 
 void add_build_commands(CLI::App& app, CommandContext& context) {
@@ -40,18 +81,26 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
                    "from the environment)")
       ->take_all()
       ->allow_extra_args(false);
+  auto secrets = std::make_shared<std::vector<std::string>>();
+  build
+      ->add_option("--secret", *secrets,
+                   "Secret to expose to RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)")
+      ->take_all()
+      ->allow_extra_args(false);
   build->add_option("--target", options->target, "Set the target build stage to build");
   auto pull = std::make_shared<std::string>("missing");
   build->add_option("--pull", *pull, "When to pull FROM images: missing (default), always or never")
       ->check(CLI::IsMember({"missing", "always", "never"}));
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
-  build->callback([&context, options, build_args, pull] {
+  build->callback([&context, options, build_args, pull, secrets] {
     options->build_args = parse_build_args(*build_args);
     using Pull = builder::BuildOptions::Pull;
     options->pull = *pull == "always"  ? Pull::kAlways
                     : *pull == "never" ? Pull::kNever
                                        : Pull::kMissing;
-    context.action = [&context, options] {
+    context.action = [&context, options, secrets] {
+      options->secrets.clear();
+      for (const auto& secret : *secrets) options->secrets.push_back(parse_secret(secret));
       builder::build(context.store(), *options, std::cout);
       return 0;
     };

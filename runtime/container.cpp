@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -14,6 +15,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 
 #include "common/fs.h"
 #include "runtime/runtime.h"
@@ -26,6 +30,17 @@ struct ChildFailure {
   int exit_code;
   int error_number;
   char message[512];
+};
+
+// One extra mount as the child makes it: the target is relative to the new root, cleaned (no
+// "." or ".." components, no repeated slashes).
+struct ChildMount {
+  std::string source;  // bind: host path; tmpfs: "tmpfs"
+  std::string target;
+  std::string data;  // tmpfs options
+  bool tmpfs = false;
+  bool file = false;  // the target is a file (a bind of a non-directory)
+  bool read_only = false;
 };
 
 // Everything the child needs, prepared by the parent before clone: after clone the child makes
@@ -41,6 +56,7 @@ struct ChildPlan {
   std::string command_name;                  // argv[0] as given, for messages
   std::vector<char*> argv;
   std::vector<char*> envp;
+  std::vector<ChildMount> mounts;
   uid_t uid = 0;
   gid_t gid = 0;
   int stdin_fd = -1;  // dup2'd to 0 when >= 0
@@ -169,6 +185,109 @@ void drop_privileges(const ChildPlan& plan) {
   child_fail(plan, 126, what, nullptr, 0);
 }
 
+// "/proc/self/fd/N" into `buffer`: mounting through the fd's magic link acts on exactly the
+// directory that was resolved inside the root, whatever happens to the path afterwards.
+void fd_path(char (&buffer)[64], int fd) {
+  char digits[16];
+  int n = 0;
+  unsigned value = static_cast<unsigned>(fd);
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value && n < 15);
+  buffer[0] = '\0';
+  append(buffer, sizeof buffer, "/proc/self/fd/");
+  size_t used = strnlen(buffer, sizeof buffer);
+  while (n > 0) buffer[used++] = digits[--n];
+  buffer[used] = '\0';
+}
+
+// openat2 with RESOLVE_IN_ROOT: `..` and absolute symlinks stop at root_fd, so an image's
+// symlink can never send a mount onto the host.
+int open_in_root(int root_fd, const char* path, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_PATH | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, path, &how, sizeof how));
+}
+
+// Opens the mount point `target` (relative, cleaned) inside root_fd, creating the missing
+// directories and, for a file mount, an empty file. Returns an O_PATH fd or -1 with errno set.
+int open_mount_point(int root_fd, const char* target, bool file) {
+  char path[4096];
+  size_t length = strnlen(target, sizeof path);
+  if (length >= sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(path, target, length + 1);
+  int parent = ::fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+  if (parent < 0) return -1;
+  size_t start = 0;
+  while (start < length) {
+    size_t end = start;
+    while (end < length && path[end] != '/') ++end;
+    bool last = end == length;
+    char saved = path[end];
+    path[end] = '\0';
+    bool as_file = last && file;
+    int fd = open_in_root(root_fd, path, as_file ? 0 : O_DIRECTORY);
+    if (fd < 0 && errno == ENOENT) {
+      // Created through the parent's fd (itself resolved in the root), never by path.
+      int made = as_file ? ::openat(parent, path + start,
+                                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)
+                         : ::mkdirat(parent, path + start, 0755);
+      if (made < 0 && errno != EEXIST) {
+        int saved_errno = errno;
+        ::close(parent);
+        errno = saved_errno;
+        return -1;
+      }
+      if (as_file && made >= 0) ::close(made);
+      fd = open_in_root(root_fd, path, as_file ? 0 : O_DIRECTORY);
+    }
+    int saved_errno = errno;
+    ::close(parent);
+    if (fd < 0) {
+      errno = saved_errno;
+      return -1;
+    }
+    parent = fd;
+    path[end] = saved;
+    start = end + 1;
+  }
+  return parent;
+}
+
+// The extra mounts, made on the new root (the current directory) before pivot_root, while the
+// host paths of bind sources are still reachable.
+void mount_extras(const ChildPlan& plan) {
+  if (plan.mounts.empty()) return;
+  int root_fd = ::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  check(plan, root_fd, "cannot open the root filesystem");
+  for (const auto& m : plan.mounts) {
+    const char* target = m.target.c_str();
+    int fd = open_mount_point(root_fd, target, m.file);
+    check(plan, fd, "cannot create mount point /", target);
+    char at[64];
+    fd_path(at, fd);
+    int result = m.tmpfs ? ::mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV, m.data.c_str())
+                         : ::mount(m.source.c_str(), at, nullptr, MS_BIND | MS_REC, nullptr);
+    check(plan, result, "cannot mount on /", target);
+    ::close(fd);
+    if (m.read_only && !m.tmpfs) {
+      // A bind mount takes MS_RDONLY only on a remount; reopen so the fd names the new mount.
+      fd = open_in_root(root_fd, target, m.file ? 0 : O_DIRECTORY);
+      check(plan, fd, "cannot reopen mount point /", target);
+      fd_path(at, fd);
+      check(plan, ::mount(nullptr, at, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr),
+            "cannot make read-only: /", target);
+      ::close(fd);
+    }
+  }
+  ::close(root_fd);
+}
+
 [[noreturn]] void child_main(const ChildPlan& plan) {
   if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
   // Nothing of the container's mounts may propagate back to the host.
@@ -178,6 +297,7 @@ void drop_privileges(const ChildPlan& plan) {
   check(plan, ::mount("overlay", plan.rootfs.c_str(), "overlay", 0, plan.overlay_options.c_str()),
         "cannot mount the overlay root filesystem at ", plan.rootfs.c_str());
   check(plan, ::chdir(plan.rootfs.c_str()), "cannot enter ", plan.rootfs.c_str());
+  mount_extras(plan);
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the image.
   check(plan, static_cast<int>(::syscall(SYS_pivot_root, ".", ".")), "pivot_root failed");
   check(plan, ::umount2(".", MNT_DETACH), "cannot detach the old root");
@@ -229,20 +349,103 @@ std::vector<std::string> exec_candidates(const std::string& command,
   return candidates;
 }
 
-std::pair<uid_t, gid_t> parse_user(const std::string& user) {
+// A file of the image as the container will see it: from the upper dir (an earlier run) or the
+// top-most lower that has it. Whiteouts are not interpreted: a deleted passwd is rare enough.
+std::optional<std::string> read_image_file(const ContainerSpec& spec, const char* rel) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> dirs = {spec.upper_dir};
+  for (const auto& lower : spec.lower_dirs)
+    dirs.push_back(fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower);
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    fs::path path = dir / rel;
+    auto status = fs::symlink_status(path, ec);
+    if (ec || !fs::exists(status)) continue;
+    if (!fs::is_regular_file(status)) return std::nullopt;
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  return std::nullopt;
+}
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && text.size() <= 10 &&
+         text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// The fields of the line of an /etc/passwd-style file whose first field is `name`.
+std::optional<std::vector<std::string>> find_entry(const std::optional<std::string>& file,
+                                                   std::string_view name) {
+  if (!file) return std::nullopt;
+  std::istringstream lines(*file);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line.front() == '#') continue;
+    std::vector<std::string> fields;
+    std::istringstream parts(line);
+    std::string field;
+    while (std::getline(parts, field, ':')) fields.push_back(field);
+    if (!fields.empty() && fields[0] == name) return fields;
+  }
+  return std::nullopt;
+}
+
+// "USER[:GROUP]" to ids, names looked up in the image like runc does.
+std::pair<uid_t, gid_t> parse_user(const ContainerSpec& spec) {
+  const std::string& user = spec.user;
   if (user.empty()) return {0, 0};
-  auto parse_id = [&](std::string_view text) -> unsigned long {
-    if (text.empty() || text.find_first_not_of("0123456789") != std::string_view::npos)
-      throw StartError(
-          "unable to find user " + user + ": only numeric USER values are supported so far", 125);
-    return std::stoul(std::string(text));
-  };
   size_t colon = user.find(':');
-  uid_t uid = static_cast<uid_t>(parse_id(std::string_view(user).substr(0, colon)));
-  gid_t gid = colon == std::string::npos
-                  ? static_cast<gid_t>(uid)
-                  : static_cast<gid_t>(parse_id(std::string_view(user).substr(colon + 1)));
+  std::string name = user.substr(0, colon);
+  std::optional<std::string> group =
+      colon == std::string::npos ? std::nullopt : std::optional(user.substr(colon + 1));
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (all_digits(name)) {
+    uid = static_cast<uid_t>(std::stoul(name));
+    gid = static_cast<gid_t>(uid);
+  } else {
+    auto fields = find_entry(read_image_file(spec, "etc/passwd"), name);
+    if (name.empty() || !fields || fields->size() < 4 || !all_digits((*fields)[2]) ||
+        !all_digits((*fields)[3]))
+      throw StartError("unable to find user " + name + ": no matching entries in passwd file", 125);
+    uid = static_cast<uid_t>(std::stoul((*fields)[2]));
+    gid = static_cast<gid_t>(std::stoul((*fields)[3]));
+  }
+  if (group && !group->empty()) {
+    if (all_digits(*group)) {
+      gid = static_cast<gid_t>(std::stoul(*group));
+    } else {
+      auto fields = find_entry(read_image_file(spec, "etc/group"), *group);
+      if (!fields || fields->size() < 3 || !all_digits((*fields)[2]))
+        throw StartError("unable to find group " + *group + ": no matching entries in group file",
+                         125);
+      gid = static_cast<gid_t>(std::stoul((*fields)[2]));
+    }
+  }
   return {uid, gid};
+}
+
+// A container path as the child takes it: relative to the root, without "." and ".." (a ".."
+// above the root stays at it, as in a path lookup from "/").
+std::string clean_target(const std::string& target) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= target.size()) {
+    size_t end = target.find('/', start);
+    if (end == std::string::npos) end = target.size();
+    std::string part = target.substr(start, end - start);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out;
+  for (const auto& part : parts) out += (out.empty() ? "" : "/") + part;
+  return out;
 }
 
 std::string overlay_options(const ContainerSpec& spec) {
@@ -261,22 +464,49 @@ std::string overlay_options(const ContainerSpec& spec) {
   return options;
 }
 
-// The runtime creates /proc, /dev and /sys when the image lacks them. They must not become
-// part of the step's layer: remove those that are empty in the upper dir and absent below it.
+bool in_lowers(const ContainerSpec& spec, const std::filesystem::path& rel) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& lower : spec.lower_dirs) {
+    fs::path lower_dir = fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower;
+    if (fs::exists(fs::symlink_status(lower_dir / rel, ec))) return true;
+  }
+  return false;
+}
+
+// Removes `rel` from the upper dir when it is what the runtime would have created there as a
+// mount point (an empty directory, or an empty file) and the image has no such path.
+bool remove_if_created(const ContainerSpec& spec, const std::filesystem::path& rel) {
+  namespace fs = std::filesystem;
+  fs::path in_upper = spec.upper_dir / rel;
+  std::error_code ec;
+  // The command may have replaced a parent with a symlink (even to a host path): never look
+  // through one, or the cleanup could remove something outside the upper dir.
+  fs::path prefix = spec.upper_dir;
+  for (const auto& part : rel) {
+    prefix /= part;
+    if (fs::is_symlink(fs::symlink_status(prefix, ec))) return false;
+  }
+  auto status = fs::symlink_status(in_upper, ec);
+  bool empty = (fs::is_directory(status) && fs::is_empty(in_upper, ec)) ||
+               (fs::is_regular_file(status) && fs::file_size(in_upper, ec) == 0);
+  if (ec || !empty || in_lowers(spec, rel)) return false;
+  return fs::remove(in_upper, ec);
+}
+
+// The runtime creates /proc, /dev and /sys when the image lacks them, and the mount points of
+// extra mounts with their parents. They must not become part of the step's layer: after the
+// run, the parent removes those that are still empty in the upper dir and absent below it.
 void remove_created_mount_points(const ContainerSpec& spec) {
   namespace fs = std::filesystem;
-  for (const char* name : {"proc", "dev", "sys"}) {
-    fs::path in_upper = spec.upper_dir / name;
-    std::error_code ec;
-    if (!fs::is_directory(fs::symlink_status(in_upper, ec)) || !fs::is_empty(in_upper, ec))
-      continue;
-    bool in_image = false;
-    for (const auto& lower : spec.lower_dirs) {
-      fs::path lower_dir =
-          fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower;
-      in_image |= fs::exists(fs::symlink_status(lower_dir / name, ec));
+  for (const char* name : {"proc", "dev", "sys"}) remove_if_created(spec, name);
+  // Deepest first, so that a parent made only for a mount point goes with it.
+  for (auto m = spec.mounts.rbegin(); m != spec.mounts.rend(); ++m) {
+    fs::path rel = clean_target(m->target);
+    while (!rel.empty()) {
+      remove_if_created(spec, rel);
+      rel = rel.parent_path();
     }
-    if (!in_image) fs::remove(in_upper, ec);
   }
 }
 
@@ -294,7 +524,24 @@ int run_container(const ContainerSpec& spec) {
   plan.hostname = spec.hostname;
   plan.command_name = spec.argv[0];
   plan.exec_candidates = exec_candidates(spec.argv[0], spec.env);
-  std::tie(plan.uid, plan.gid) = parse_user(spec.user);
+  std::tie(plan.uid, plan.gid) = parse_user(spec);
+  for (const auto& m : spec.mounts) {
+    ChildMount child;
+    child.target = clean_target(m.target);
+    if (child.target.empty()) throw StartError("invalid mount target \"" + m.target + "\"", 125);
+    child.tmpfs = m.type == ContainerMount::Type::tmpfs;
+    child.read_only = m.read_only;
+    if (child.tmpfs) {
+      child.data = m.tmpfs_options;
+    } else {
+      std::error_code ec;
+      auto status = std::filesystem::status(m.source, ec);
+      if (ec) throw StartError("cannot mount " + m.source.string() + ": " + ec.message(), 125);
+      child.source = m.source.string();
+      child.file = !std::filesystem::is_directory(status);
+    }
+    plan.mounts.push_back(std::move(child));
+  }
   std::vector<std::string> argv_storage = spec.argv;
   std::vector<std::string> env_storage = spec.env;
   for (auto& arg : argv_storage) plan.argv.push_back(arg.data());

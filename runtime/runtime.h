@@ -16,6 +16,19 @@
 
 namespace slipway::runtime {
 
+// An extra mount in the container, made on the new root before pivot_root (host paths vanish
+// after it). The target is resolved inside the container's root: symlinks on the way are
+// followed but can never lead out of it, and missing directories (or, for a file source, the
+// final file) are created and removed again after the run, so they never reach a layer.
+struct ContainerMount {
+  enum class Type { bind, tmpfs };
+  Type type = Type::bind;
+  std::filesystem::path source;  // bind: a host directory or file, already resolved
+  std::string target;            // absolute path inside the container
+  bool read_only = false;
+  std::string tmpfs_options;  // tmpfs: mount data such as "size=67108864"
+};
+
 struct ContainerSpec {
   // The overlay: lowerdirs (top first) may be relative to `layers_base`, which is the working
   // directory while mounting, so that deep images fit the one-page limit of mount options.
@@ -28,7 +41,10 @@ struct ContainerSpec {
   std::vector<std::string> argv;  // argv[0] is looked up in the container's PATH from `env`
   std::vector<std::string> env;   // "K=V"
   std::string working_dir = "/";
-  std::string user;  // "" or "0" for root; "UID[:GID]" numeric
+  // "" or "0" for root; "USER[:GROUP]" as numbers or names. Names are looked up in the image's
+  // /etc/passwd and /etc/group (the upper dir, then the lowers, top first).
+  std::string user;
+  std::vector<ContainerMount> mounts;  // in order: a later mount may sit inside an earlier one
   std::string hostname = "slipway";
   bool isolate_network = false;  // a new, empty network namespace (only loopback)
   bool inherit_stdin = false;    // otherwise stdin is /dev/null
