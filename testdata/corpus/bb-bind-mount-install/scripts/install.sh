@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "install.sh from a bind mount" > /etc/installed-by

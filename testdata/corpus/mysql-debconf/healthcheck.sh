@@ -1,0 +1,2 @@
+#!/bin/sh
+mariadb-admin ping >/dev/null

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "ipv6 listen: left as configured"
