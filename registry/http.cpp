@@ -5,7 +5,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 namespace slipway::registry::detail {
 namespace {
@@ -93,11 +97,26 @@ size_t on_read(char* buffer, size_t size, size_t count, void* user) {
   auto& transfer = *static_cast<Transfer*>(user);
   const HttpRequest& request = transfer.request;
   size_t want = size * count;
+  if (request.body_reader) {
+    uint64_t left = request.body_size - transfer.sent;
+    want = static_cast<size_t>(std::min<uint64_t>(want, left));
+    if (want == 0) return 0;
+    size_t n = 0;
+    try {
+      n = request.body_reader(buffer, want);
+    } catch (...) {
+      return CURL_READFUNC_ABORT;
+    }
+    if (n == 0) return CURL_READFUNC_ABORT;  // ended before body_size bytes
+    transfer.sent += n;
+    return n;
+  }
   if (request.body_fd >= 0) {
     uint64_t left = request.body_size - transfer.sent;
     want = static_cast<size_t>(std::min<uint64_t>(want, left));
     if (want == 0) return 0;
-    ssize_t n = ::pread(request.body_fd, buffer, want, static_cast<off_t>(transfer.sent));
+    ssize_t n = ::pread(request.body_fd, buffer, want,
+                        static_cast<off_t>(request.body_offset + transfer.sent));
     if (n <= 0) return CURL_READFUNC_ABORT;
     transfer.sent += static_cast<uint64_t>(n);
     return static_cast<size_t>(n);
@@ -113,7 +132,60 @@ void check(CURLcode code, const char* what) {
   if (code != CURLE_OK) throw Error(std::string("libcurl: cannot set ") + what);
 }
 
+// "https://host:port/path" -> "host:port"
+std::string url_authority(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return "";
+  url.remove_prefix(scheme + 3);
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (size_t at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  return std::string(url);
+}
+
+// The PEM text of the CAs for `authority` (its certs.d *.crt files, in name order, then the
+// system bundle so that public CAs still work), or "" when the registry has none.
+std::string registry_ca_bundle(const std::string& authority) {
+  auto dir = registry_certs_dir(authority);
+  if (!dir) {
+    // "host:443" also finds "host", and "host" finds "host:443".
+    size_t colon = authority.rfind(':');
+    if (colon != std::string::npos && authority.substr(colon) == ":443")
+      dir = registry_certs_dir(authority.substr(0, colon));
+  }
+  if (!dir) return "";
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(*dir, ec))
+    if (entry.path().extension() == ".crt") files.push_back(entry.path());
+  if (files.empty()) return "";
+  std::sort(files.begin(), files.end());
+  auto slurp = [](const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::string bundle;
+  for (const auto& file : files) bundle += slurp(file) + "\n";
+  for (const char* system :
+       {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"})
+    if (std::filesystem::exists(system, ec)) {
+      bundle += slurp(system);
+      break;
+    }
+  return bundle;
+}
+
 }  // namespace
+
+std::optional<std::string> registry_certs_dir(std::string_view host) {
+  if (host.empty() || host.find('/') != std::string_view::npos || host == "." || host == "..")
+    return std::nullopt;
+  const char* env = std::getenv("SLIPWAY_CERTS_DIR");
+  std::filesystem::path base = env && *env ? env : "/etc/slipway/certs.d";
+  std::filesystem::path dir = base / std::string(host);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return std::nullopt;
+  return dir.string();
+}
 
 std::optional<std::string> HttpResponse::header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers)
@@ -164,14 +236,26 @@ HttpResponse HttpConnection::perform(const HttpRequest& request) {
   check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L), "keepalive");
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L), "verify peer");
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L), "verify host");
+  std::string ca_bundle;
+  if (tls_verify_ && request.url.starts_with("https://")) {
+    ca_bundle = registry_ca_bundle(url_authority(request.url));
+    if (!ca_bundle.empty()) {
+      curl_blob blob{ca_bundle.data(), ca_bundle.size(), CURL_BLOB_NOCOPY};
+      check(curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob), "CA bundle");
+    }
+  }
+  // Larger buffers than curl's 16/64 KiB defaults: fewer callbacks and syscalls per blob.
+  check(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L << 10), "receive buffer");
+  check(curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10), "upload buffer");
   check(curl_easy_setopt(easy, CURLOPT_USERAGENT, "slipway/0.1"), "user agent");
   check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "header callback");
   check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer), "header data");
   check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write), "write callback");
   check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer), "write data");
 
-  bool has_body = request.body_fd >= 0 || !request.body.empty();
-  uint64_t body_size = request.body_fd >= 0 ? request.body_size : request.body.size();
+  bool streamed = request.body_fd >= 0 || static_cast<bool>(request.body_reader);
+  bool has_body = streamed || !request.body.empty();
+  uint64_t body_size = streamed ? request.body_size : request.body.size();
   if (request.method == "HEAD") {
     check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L), "HEAD");
   } else if (request.method == "PUT" || request.method == "PATCH" ||

@@ -24,10 +24,13 @@ struct HttpRequest {
   std::string method = "GET";  // GET HEAD POST PUT PATCH DELETE
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
-  // Request body: `body` in memory, or `body_fd` from `body_offset` for `body_size` bytes.
+  // Request body: `body` in memory, or `body_fd` from `body_offset` for `body_size` bytes, or
+  // `body_size` bytes from `body_reader` (returns bytes read, 0 at the end; a throw aborts).
   std::string body;
   int body_fd = -1;
+  uint64_t body_offset = 0;
   uint64_t body_size = 0;
+  std::function<size_t(char* buffer, size_t size)> body_reader;
   // Receives a 2xx response body as it arrives (with the status, 200 or 206) instead of
   // HttpResponse::body; returning false aborts the transfer (perform then throws TransportError).
   std::function<bool(long status, const char* data, size_t size)> on_body;
@@ -71,5 +74,10 @@ std::string resolve_url(std::string_view base, std::string_view location);
 std::string add_query(std::string url, std::string_view key, std::string_view value);
 
 std::string percent_encode(std::string_view text);
+
+// The certs.d directory of a registry ("host:port" or "host"): $SLIPWAY_CERTS_DIR/HOST, else
+// /etc/slipway/certs.d/HOST, like docker's certs.d. Its *.crt files are CAs trusted for that
+// registry (besides the system's). nullopt when there is no such directory.
+std::optional<std::string> registry_certs_dir(std::string_view host);
 
 }  // namespace slipway::registry::detail

@@ -16,9 +16,11 @@
 
 namespace slipway::registry {
 namespace {
+using detail::get_manifest;
 using detail::HttpConnection;
 using detail::HttpRequest;
 using detail::HttpResponse;
+using detail::Manifest;
 using detail::Session;
 using nlohmann::json;
 
@@ -27,7 +29,6 @@ constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1
 constexpr std::string_view kDockerList =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-constexpr size_t kMaxManifestBytes = 4u << 20;
 constexpr size_t kMaxConfigBytes = 16u << 20;
 constexpr size_t kPipeBytes = 4u << 20;
 constexpr int kMaxAttemptsWithoutProgress = 5;
@@ -194,54 +195,6 @@ std::string get_small_blob(Session& session, HttpConnection& connection,
     throw Error("blob " + blob.digest + ": size mismatch: expected " + std::to_string(blob.size) +
                 " bytes, got " + std::to_string(response.body.size()));
   return response.body;
-}
-
-struct Manifest {
-  std::string bytes;
-  std::string digest;
-  std::string media_type;
-  json body;
-};
-
-Manifest get_manifest(Session& session, HttpConnection& connection,
-                      const std::string& tag_or_digest) {
-  HttpRequest request;
-  request.url = session.repo_url("manifests/" + tag_or_digest);
-  request.headers.push_back("Accept: " + std::string(kOciIndex) + ", " + std::string(kOciManifest) +
-                            ", " + std::string(kDockerList) + ", " + std::string(kDockerManifest));
-  request.max_body = kMaxManifestBytes;
-  HttpResponse response = session.send(connection, request);
-  const std::string name = session.reference().name() + ":" + tag_or_digest;
-  if (response.status == 404) {
-    // docker: "manifest for busybox:nope not found: manifest unknown: manifest unknown"
-    session.fail("manifest for " + name + " not found", response);
-  }
-  if (response.status != 200) session.fail("GET manifest " + name, response);
-  Manifest manifest;
-  manifest.bytes = std::move(response.body);
-  manifest.digest = store::sha256_digest(manifest.bytes);
-  if (tag_or_digest.starts_with("sha256:") && manifest.digest != tag_or_digest)
-    throw Error("manifest " + name + ": digest mismatch: got " + manifest.digest);
-  if (auto header = response.header("docker-content-digest");
-      header && header->starts_with("sha256:") && *header != manifest.digest)
-    throw Error("manifest " + name + ": digest mismatch: the registry says " + *header +
-                ", the bytes hash to " + manifest.digest);
-  try {
-    manifest.body = json::parse(manifest.bytes);
-  } catch (const std::exception&) {
-    throw Error("manifest " + name + " is not JSON");
-  }
-  if (!manifest.body.is_object()) throw Error("manifest " + name + " is not a JSON object");
-  manifest.media_type = manifest.body.value("mediaType", "");
-  if (manifest.media_type.empty()) {
-    std::string content_type = response.header("content-type").value_or("");
-    manifest.media_type = content_type.substr(0, content_type.find(';'));
-  }
-  if (manifest.media_type.empty() && manifest.body.contains("manifests"))
-    manifest.media_type = kOciIndex;
-  if (manifest.media_type.empty() && manifest.body.contains("config"))
-    manifest.media_type = kOciManifest;
-  return manifest;
 }
 
 store::Descriptor descriptor_of(const json& entry, const std::string& what) {

@@ -1,7 +1,11 @@
-// slipway push: HEAD each blob, upload the missing ones (POST for a session, then one PUT with
-// the whole blob streamed from the store's file), then PUT the manifest bytes as stored.
+// slipway push: HEAD each blob; mount the missing ones from another repository of the registry
+// that has the image, else upload them (POST for a session, then one PUT with the whole blob
+// streamed from the store's file, or PATCH chunks for large blobs); then PUT the manifest bytes
+// as stored.
 #include <fcntl.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -21,6 +25,15 @@ using detail::Session;
 using nlohmann::json;
 
 constexpr int kMaxUploadAttempts = 5;
+// Blobs over this go up in PATCH chunks of kChunkBytes (SLIPWAY_CHUNKED_ABOVE_BYTES overrides).
+constexpr uint64_t kChunkedAboveBytes = 16u << 20;
+constexpr uint64_t kChunkBytes = 16u << 20;
+
+uint64_t chunked_above_bytes() {
+  if (const char* env = std::getenv("SLIPWAY_CHUNKED_ABOVE_BYTES"); env && *env)
+    return std::strtoull(env, nullptr, 10);
+  return kChunkedAboveBytes;
+}
 
 bool blob_exists(Session& session, HttpConnection& connection, const std::string& digest) {
   HttpRequest request;
@@ -32,28 +45,68 @@ bool blob_exists(Session& session, HttpConnection& connection, const std::string
   session.fail("HEAD blob " + digest + " on " + session.reference().name(), response);
 }
 
+// The upload session's next URL from a 202's Location.
+std::string next_location(const std::string& request_url, const HttpResponse& response,
+                          const std::string& what) {
+  auto location = response.header("location");
+  if (!location) throw Error(what + ": the registry gave no upload Location");
+  return detail::resolve_url(request_url, *location);
+}
+
+// Sends the blob as PATCH chunks with Content-Range ("start-end", inclusive), each to the
+// Location the previous answer gave, and returns the URL for the closing PUT.
+std::string upload_chunks(Session& session, HttpConnection& connection, int fd, uint64_t size,
+                          std::string url, const HttpResponse& started, const std::string& what) {
+  uint64_t chunk = kChunkBytes;
+  if (auto minimum = started.header("oci-chunk-min-length"))
+    chunk = std::max<uint64_t>(chunk, std::strtoull(minimum->c_str(), nullptr, 10));
+  for (uint64_t offset = 0; offset < size;) {
+    uint64_t length = std::min(chunk, size - offset);
+    HttpRequest patch;
+    patch.method = "PATCH";
+    patch.url = url;
+    patch.headers.push_back("Content-Type: application/octet-stream");
+    patch.headers.push_back("Content-Range: " + std::to_string(offset) + "-" +
+                            std::to_string(offset + length - 1));
+    patch.body_fd = fd;
+    patch.body_offset = offset;
+    patch.body_size = length;
+    HttpResponse response = session.send_once(connection, patch);
+    if (response.status != 202) session.fail(what, response);
+    url = next_location(url, response, what);
+    offset += length;
+  }
+  return url;
+}
+
+// POST for a session, then one PUT with the whole blob, or PATCH chunks and a closing PUT for
+// blobs over kChunkedAboveBytes. A failed attempt starts over with a new session.
 void upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
                  const std::filesystem::path& file) {
   const std::string what = "uploading blob " + digest + " to " + session.reference().name();
   UniqueFd fd = open_or_throw(file, O_RDONLY);
   uint64_t size = std::filesystem::file_size(file);
+  const bool chunked = size > chunked_above_bytes();
   for (int attempt = 0;; ++attempt) {
     HttpRequest start;
     start.method = "POST";
     start.url = session.repo_url("blobs/uploads/");
     HttpResponse started = session.send(connection, start);
     if (started.status != 202) session.fail(what, started);
-    auto location = started.header("location");
-    if (!location) throw Error(what + ": the registry gave no upload Location");
+    std::string url = next_location(start.url, started, what);
 
     HttpRequest put;
     put.method = "PUT";
-    put.url = detail::add_query(detail::resolve_url(start.url, *location), "digest", digest);
     put.headers.push_back("Content-Type: application/octet-stream");
-    put.body_fd = fd.get();
-    put.body_size = size;
     HttpResponse done;
     try {
+      if (chunked) {
+        url = upload_chunks(session, connection, fd.get(), size, url, started, what);
+      } else {
+        put.body_fd = fd.get();
+        put.body_size = size;
+      }
+      put.url = detail::add_query(url, "digest", digest);
       done = session.send_once(connection, put);
     } catch (const detail::TransportError&) {
       if (attempt + 1 >= kMaxUploadAttempts) throw;
@@ -69,6 +122,31 @@ void upload_blob(Session& session, HttpConnection& connection, const std::string
     }
     session.fail(what, done);
   }
+}
+
+// Asks the registry to mount `digest` from `from` (another repository on it). True on 201; on a
+// 202 the registry opened an ordinary upload session instead, which is cancelled.
+bool mount_blob(Session& session, HttpConnection& connection, const std::string& digest,
+                const std::string& from) {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = detail::add_query(
+      detail::add_query(session.repo_url("blobs/uploads/"), "mount", digest), "from", from);
+  HttpResponse response = session.send(connection, request);
+  if (response.status == 201) return true;
+  if (response.status == 202) {
+    if (auto location = response.header("location")) {
+      HttpRequest cancel;
+      cancel.method = "DELETE";
+      cancel.url = detail::resolve_url(request.url, *location);
+      try {
+        session.send_once(connection, cancel);  // "clients SHOULD ignore any failures"
+      } catch (const Error&) {
+      }
+    }
+    return false;
+  }
+  return false;  // not worth failing the push: the blob is uploaded instead
 }
 
 }  // namespace
@@ -99,6 +177,20 @@ std::string push(store::Store& store, const Reference& ref, const Options& optio
 
   say("The push refers to repository [" + ref.name() + "]");
   Session session(ref, options, "pull,push");
+  // Another repository of this registry that has the image (the store's RepoDigests record
+  // where it was pulled from or pushed to): its blobs can be mounted instead of uploaded.
+  std::string mount_from;
+  for (const std::string& repo_digest : store.repo_digests(image.id)) {
+    try {
+      Reference other = Reference::parse(repo_digest);
+      if (other.domain == ref.domain && other.path != ref.path) {
+        mount_from = other.path;
+        break;
+      }
+    } catch (const Error&) {
+    }
+  }
+  if (!mount_from.empty()) session.add_scope("repository:" + mount_from + ":pull");
 
   // Layers top first, as docker lists them; the config after them, without a line.
   struct Blob {
@@ -114,19 +206,22 @@ std::string push(store::Store& store, const Reference& ref, const Options& optio
       throw Error("cannot push " + local_name + ": blob " + blob.digest +
                   " is missing from the store");
 
-  detail::for_each_parallel(blobs.size(), options.parallel, options.tls_verify,
-                            [&](size_t i, HttpConnection& connection) {
-                              const Blob& blob = blobs[i];
-                              if (blob_exists(session, connection, blob.digest)) {
-                                if (blob.is_layer)
-                                  say(detail::short_digest(blob.digest) + ": Layer already exists");
-                                return;
-                              }
-                              upload_blob(session, connection, blob.digest,
-                                          store.blob_path(blob.digest));
-                              if (blob.is_layer)
-                                say(detail::short_digest(blob.digest) + ": Pushed");
-                            });
+  detail::for_each_parallel(
+      blobs.size(), options.parallel, options.tls_verify,
+      [&](size_t i, HttpConnection& connection) {
+        const Blob& blob = blobs[i];
+        if (blob_exists(session, connection, blob.digest)) {
+          if (blob.is_layer) say(detail::short_digest(blob.digest) + ": Layer already exists");
+          return;
+        }
+        if (!mount_from.empty() && mount_blob(session, connection, blob.digest, mount_from)) {
+          if (blob.is_layer)
+            say(detail::short_digest(blob.digest) + ": Mounted from " + mount_from);
+          return;
+        }
+        upload_blob(session, connection, blob.digest, store.blob_path(blob.digest));
+        if (blob.is_layer) say(detail::short_digest(blob.digest) + ": Pushed");
+      });
 
   HttpConnection connection(options.tls_verify);
   HttpRequest put;

@@ -5,9 +5,13 @@
 //   Reference ref = Reference::parse("ubuntu");      // docker.io/library/ubuntu:latest
 //   pull(store, ref, {}, std::cout);                 // manifest, config, layers -> store, tag
 //   push(store, Reference::parse("127.0.0.1:5000/bb:1"), {}, std::cout);
+//   copy(Reference::parse("a.example/x:1"), Reference::parse("b.example/x:1"), {}, std::cout);
+//   login("127.0.0.1:5000", "alice", password, {});  // checked, then kept in ~/.docker
 //
-// Transport is libcurl: TLS verified (plain http only for localhost, 127.0.0.0/8, ::1 and
-// registries named insecure), connection reuse, HTTP/2 when offered, proxies from the usual
+// Transport is libcurl: TLS verified, with the CAs of $SLIPWAY_CERTS_DIR (default
+// /etc/slipway/certs.d)/HOST[:PORT]/*.crt added for that registry (plain http only for
+// localhost, 127.0.0.0/8, ::1 without such a directory, and registries named insecure),
+// connection reuse, HTTP/2 when offered, proxies from the usual
 // environment variables. Auth follows the registry's WWW-Authenticate challenge (Basic, or Bearer
 // tokens fetched anonymously or with the credentials of ~/.docker/config.json). Credentials never
 // appear in output or errors. Every error is a slipway::Error naming the registry and what failed.
@@ -69,5 +73,28 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
 // manifest digest.
 std::string push(store::Store& store, const Reference& ref, const Options& options,
                  std::ostream& out);
+
+// The manifest (or index) `ref` names, as the registry returns it, indented.
+std::string inspect_manifest(const Reference& ref, const Options& options);
+
+// Copies `source` to `target` between registries without the store: each blob streams from the
+// source GET into the target upload (or is mounted when both are on one registry); an index
+// goes with all its manifests; the manifest bytes go up unchanged, so the digest stays. Prints
+// a line per blob and "TAG: digest: sha256:... size: N". Returns the manifest digest.
+std::string copy(const Reference& source, const Reference& target, const Options& options,
+                 std::ostream& out);
+
+// "https://host:5000/v2/" or "host:5000" -> "host:5000"; Docker Hub's names -> "docker.io".
+std::string normalize_registry_host(std::string_view text);
+
+// docker login: checks the credentials against the registry (GET /v2/ through its Basic or
+// Bearer auth flow) and stores them in the docker config's `auths` ($DOCKER_CONFIG/config.json
+// or ~/.docker/config.json; other keys kept; mode 0600). Throws Error("unauthorized: ...") when
+// the registry refuses them; nothing is stored then.
+void login(std::string_view host, const std::string& username, const std::string& password,
+           const Options& options);
+
+// docker logout: removes the registry's entry. False when there was none.
+bool logout(std::string_view host);
 
 }  // namespace slipway::registry

@@ -12,12 +12,19 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "store/digest.h"
 
 namespace slipway::registry::detail {
 namespace {
 using nlohmann::json;
 
 constexpr int kMaxAttempts = 5;
+constexpr std::string_view kOciIndex = "application/vnd.oci.image.index.v1+json";
+constexpr std::string_view kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+constexpr std::string_view kDockerList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr size_t kMaxManifestBytes = 4u << 20;
 
 std::string lower(std::string_view text) {
   std::string out(text);
@@ -205,13 +212,25 @@ double retry_delay_seconds(const HttpResponse* response, int attempt) {
 
 // ---------------------------------------------------------------- session
 
-Session::Session(const Reference& ref, const Options& options, std::string actions)
-    : ref_(ref), options_(options), scope_("repository:" + ref.path + ":" + actions) {
-  bool insecure = ref.is_plain_http_default() ||
+Session::Session(const Reference& ref, const Options& options, std::string actions,
+                 std::optional<Credentials> credentials)
+    : ref_(ref),
+      options_(options),
+      scope_(actions.empty() ? "" : "repository:" + ref.path + ":" + actions) {
+  // A loopback registry is plain http unless certs.d has a directory for it (it speaks TLS then).
+  bool insecure = (ref.is_plain_http_default() && !registry_certs_dir(ref.domain)) ||
                   std::find(options.insecure_registries.begin(), options.insecure_registries.end(),
                             ref.domain) != options.insecure_registries.end();
   base_url_ = (insecure ? "http://" : "https://") + ref.endpoint_host();
-  credentials_ = find_credentials(docker_config_file(), ref.domain);
+  credentials_ =
+      credentials ? std::move(credentials) : find_credentials(docker_config_file(), ref.domain);
+}
+
+void Session::add_scope(const std::string& scope) {
+  std::lock_guard lock(mutex_);
+  if (scope_.find(scope) != std::string::npos) return;
+  tokens_.erase(scope_);
+  scope_ += scope_.empty() ? scope : " " + scope;
 }
 
 std::string Session::repo_url(std::string_view suffix) const {
@@ -240,7 +259,13 @@ void Session::fetch_token(HttpConnection& connection, const Challenge& bearer,
   request.url = realm->second;
   if (auto service = bearer.params.find("service"); service != bearer.params.end())
     request.url = add_query(request.url, "service", service->second);
-  request.url = add_query(request.url, "scope", scope);
+  // Several resource scopes go as several scope parameters (distribution's token spec).
+  size_t start = 0;
+  while (start < scope.size()) {
+    size_t end = std::min(scope.find(' ', start), scope.size());
+    request.url = add_query(request.url, "scope", scope.substr(start, end - start));
+    start = end + 1;
+  }
   if (credentials_) {
     request.url = add_query(request.url, "account", credentials_->username);
     request.headers.push_back("Authorization: Basic " +
@@ -264,7 +289,8 @@ void Session::fetch_token(HttpConnection& connection, const Challenge& bearer,
   }
   std::string what = "getting a token for " + ref_.domain;
   if (response.status == 401 || response.status == 403) {
-    if (credentials_) throw Error(what + ": unauthorized: incorrect username or password");
+    if (credentials_)
+      throw UnauthorizedError(what + ": unauthorized: incorrect username or password");
     fail(what, response);
   }
   if (response.status != 200) fail(what, response);
@@ -360,6 +386,49 @@ void Session::fail(const std::string& what, const HttpResponse& response) const 
     }
   }
   throw Error(what + ": " + detail + " (HTTP " + std::to_string(response.status) + ")");
+}
+
+// ---------------------------------------------------------------- manifests
+
+Manifest get_manifest(Session& session, HttpConnection& connection,
+                      const std::string& tag_or_digest) {
+  HttpRequest request;
+  request.url = session.repo_url("manifests/" + tag_or_digest);
+  request.headers.push_back("Accept: " + std::string(kOciIndex) + ", " + std::string(kOciManifest) +
+                            ", " + std::string(kDockerList) + ", " + std::string(kDockerManifest));
+  request.max_body = kMaxManifestBytes;
+  HttpResponse response = session.send(connection, request);
+  const std::string name = session.reference().name() + ":" + tag_or_digest;
+  if (response.status == 404) {
+    // docker: "manifest for busybox:nope not found: manifest unknown: manifest unknown"
+    session.fail("manifest for " + name + " not found", response);
+  }
+  if (response.status != 200) session.fail("GET manifest " + name, response);
+  Manifest manifest;
+  manifest.bytes = std::move(response.body);
+  manifest.digest = store::sha256_digest(manifest.bytes);
+  if (tag_or_digest.starts_with("sha256:") && manifest.digest != tag_or_digest)
+    throw Error("manifest " + name + ": digest mismatch: got " + manifest.digest);
+  if (auto header = response.header("docker-content-digest");
+      header && header->starts_with("sha256:") && *header != manifest.digest)
+    throw Error("manifest " + name + ": digest mismatch: the registry says " + *header +
+                ", the bytes hash to " + manifest.digest);
+  try {
+    manifest.body = json::parse(manifest.bytes);
+  } catch (const std::exception&) {
+    throw Error("manifest " + name + " is not JSON");
+  }
+  if (!manifest.body.is_object()) throw Error("manifest " + name + " is not a JSON object");
+  manifest.media_type = manifest.body.value("mediaType", "");
+  if (manifest.media_type.empty()) {
+    std::string content_type = response.header("content-type").value_or("");
+    manifest.media_type = content_type.substr(0, content_type.find(';'));
+  }
+  if (manifest.media_type.empty() && manifest.body.contains("manifests"))
+    manifest.media_type = kOciIndex;
+  if (manifest.media_type.empty() && manifest.body.contains("config"))
+    manifest.media_type = kOciManifest;
+  return manifest;
 }
 
 // ---------------------------------------------------------------- helpers

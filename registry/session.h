@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,15 +51,28 @@ bool is_retryable_status(long status);
 
 // A session with one repository, shared by the threads of a pull or push; each thread brings
 // its own HttpConnection.
+// The registry or its token server refused the credentials (or their absence).
+class UnauthorizedError : public Error {
+ public:
+  using Error::Error;
+};
+
 class Session {
  public:
-  // `actions` is "pull" or "pull,push".
-  Session(const Reference& ref, const Options& options, std::string actions);
+  // `actions` is "pull" or "pull,push"; "" (with an empty ref.path) asks for no repository scope,
+  // as login does. Credentials come from the docker config unless `credentials` is given.
+  Session(const Reference& ref, const Options& options, std::string actions,
+          std::optional<Credentials> credentials = std::nullopt);
 
   const Reference& reference() const { return ref_; }
   bool tls_verify() const { return options_.tls_verify; }
   // "<scheme>://<endpoint>/v2/<path>/<suffix>"
   std::string repo_url(std::string_view suffix) const;
+  // "<scheme>://<endpoint>/v2/"
+  std::string base_url() const { return base_url_ + "/v2/"; }
+  // Adds `scope` ("repository:other:pull") to the token requests of this session, for a
+  // cross-repository mount. Drops the current token so that the next 401 fetches a wider one.
+  void add_scope(const std::string& scope);
 
   // Sends with auth, retrying on 5xx, 408, 429 (honouring Retry-After) and dropped connections.
   // Requests with a body are retried too (bodies are rewindable). Not for on_body requests.
@@ -94,6 +108,19 @@ class Session {
 // HttpConnection. After the first failure no new items start; that failure is rethrown.
 void for_each_parallel(size_t count, int parallel, bool tls_verify,
                        const std::function<void(size_t, HttpConnection&)>& work);
+
+// A manifest (or index) as the registry returned it.
+struct Manifest {
+  std::string bytes;       // verbatim: its sha256 is `digest`
+  std::string digest;      // "sha256:<hex>", checked against Docker-Content-Digest and a digest ref
+  std::string media_type;  // mediaType, else Content-Type, else guessed from the fields
+  nlohmann::json body;
+};
+
+// GET /v2/<name>/manifests/<tag_or_digest> accepting OCI and Docker v2 manifests and indexes.
+// Throws "manifest for NAME not found: ..." on 404.
+Manifest get_manifest(Session& session, HttpConnection& connection,
+                      const std::string& tag_or_digest);
 
 // A "<12 hex>" short form of a digest, as docker prints layers.
 std::string short_digest(std::string_view digest);

@@ -11,8 +11,8 @@ packages=(
   # base images for tests and the demo; tools the tests drive
   busybox-static tar gzip
   # interop peers the tests drive: skopeo and umoci read the store's OCI layout and archives;
-  # the real registry (distribution 2.8) for the registry tests
-  skopeo umoci docker-registry
+  # the real registry (distribution 2.8) for the registry tests, htpasswd (bcrypt) for its auth
+  skopeo umoci docker-registry apache2-utils
 )
 if [ "${1:-}" = "--with-peers" ]; then
   # Peers for the side-by-side benchmarks and interop tests.

@@ -16,80 +16,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/registry_fixture.h"
 #include "tests/test_support.h"
 
 namespace slipway::testing {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool port_open(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// A docker-registry process serving from a temp dir; stopped and removed with the object.
-class LocalRegistry {
- public:
-  LocalRegistry() : port_(free_port()) {
-    fs::path config = dir_.path() / "config.yml";
-    write_text(config,
-               "version: 0.1\n"
-               "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-               "storage:\n  filesystem:\n    rootdirectory: " +
-                   (dir_.path() / "data").string() +
-                   "\n  delete:\n    enabled: true\n"
-                   "http:\n  addr: 127.0.0.1:" +
-                   std::to_string(port_) + "\n");
-    fs::path log = dir_.path() / "registry.log";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::execl("/usr/bin/docker-registry", "docker-registry", "serve", config.c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && !port_open(port_); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!port_open(port_)) throw std::runtime_error("docker-registry did not start");
-  }
-  ~LocalRegistry() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-  }
-  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  fs::path blob_data(const std::string& digest) const {
-    std::string hex = digest.substr(7);
-    return dir_.path() / "data/docker/registry/v2/blobs/sha256" / hex.substr(0, 2) / hex / "data";
-  }
-
- private:
-  ScratchDir dir_;
-  int port_;
-  pid_t pid_ = -1;
-};
 
 // A one-request-per-connection HTTP proxy in front of the registry that injects faults into blob
 // GETs: `errors_500` answers of 500, `errors_429` answers of 429 with Retry-After: 1, and
@@ -121,6 +54,7 @@ class FaultProxy {
 
   std::atomic<int> errors_500{0}, errors_429{0}, drops{0};
   std::atomic<int> range_requests{0}, blob_gets{0};
+  std::atomic<int> patch_requests{0}, content_ranges{0};
 
  private:
   static bool read_head(int fd, std::string& data, size_t& head_end) {
@@ -173,6 +107,8 @@ class FaultProxy {
     std::string head = request.substr(0, head_end);
     bool blob_get = head.starts_with("GET ") && head.find("/blobs/sha256:") != std::string::npos;
     bool ranged = head.find("\r\nRange: bytes=") != std::string::npos;
+    if (head.starts_with("PATCH ")) ++patch_requests;
+    if (head.find("\r\nContent-Range: ") != std::string::npos) ++content_ranges;
     if (blob_get) {
       ++blob_gets;
       if (ranged) ++range_requests;
@@ -433,6 +369,156 @@ TEST_F(RegistryTest, MissingImagesAreClearErrors) {
   auto bad = run_slipway(root.path(), {"pull", "Bad/Name"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("invalid reference format"), std::string::npos) << bad.err;
+}
+
+TEST_F(RegistryTest, ManifestInspectPrintsTheManifestAsTheRegistryHasIt) {
+  ScratchDir root;
+  const std::string name = host() + "/inspectme:1";
+  make_image(root.path(), name);
+  auto pushed = run_slipway(root.path(), {"push", name});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  std::string digest = field_after(pushed.out, "1: digest: ");
+  auto inspected = run_slipway(root.path(), {"manifest", "inspect", name});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  std::ifstream stored(registry_->blob_data(digest));
+  nlohmann::ordered_json expected = nlohmann::ordered_json::parse(stored);
+  EXPECT_EQ(inspected.out, expected.dump(3) + "\n");
+  auto by_digest =
+      run_slipway(root.path(), {"manifest", "inspect", host() + "/inspectme@" + digest});
+  ASSERT_EQ(by_digest.exit_code, 0) << by_digest.err;
+  EXPECT_EQ(by_digest.out, inspected.out);
+  auto missing = run_slipway(root.path(), {"manifest", "inspect", host() + "/inspectme:nope"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.err;
+}
+
+TEST_F(RegistryTest, CopyBetweenTwoRegistriesKeepsTheDigest) {
+  LocalRegistry other;
+  ScratchDir root, empty, target;
+  const std::string source = host() + "/copysrc:1";
+  make_image(root.path(), source);
+  auto pushed = run_slipway(root.path(), {"push", source});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  std::string digest = field_after(pushed.out, "1: digest: ");
+
+  // The copy never touches the store: it runs against an empty one, which stays empty.
+  const std::string destination = other.host() + "/team/copied:2";
+  auto copied = run_slipway(empty.path(), {"copy", source, destination});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_EQ(count_lines_containing(copied.out, " done"), 2) << copied.out;  // config + layer
+  EXPECT_EQ(field_after(copied.out, "2: digest: "), digest) << copied.out;
+  EXPECT_EQ(count_files(empty.path() / "layers"), 0u);
+  EXPECT_EQ(run_slipway(empty.path(), {"images", "-q"}).out, "");
+
+  auto inspected =
+      run_program({"skopeo", "inspect", "--tls-verify=false", "docker://" + destination});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(json::parse(inspected.out).at("Digest").get<std::string>(), digest);
+
+  auto again = run_slipway(empty.path(), {"copy", source, destination});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(count_lines_containing(again.out, "skipped: already exists"), 2) << again.out;
+
+  auto pulled = run_slipway(target.path(), {"pull", destination});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  auto ran = run_slipway(target.path(), {"run", "--rm", destination, "echo", "ok"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_EQ(ran.out, "ok\n");
+}
+
+TEST_F(RegistryTest, CopyTakesAnIndexWithAllItsManifests) {
+  LocalRegistry other;
+  ScratchDir root, files;
+  const std::string single = host() + "/indexsrc:single";
+  make_image(root.path(), single);
+  auto pushed = run_slipway(root.path(), {"push", single});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  std::string manifest_digest = field_after(pushed.out, "single: digest: ");
+  size_t manifest_size = std::stoul(field_after(pushed.out, " size: "));
+  // An OCI index listing the manifest for linux/amd64, put up by hand.
+  json index = {{"schemaVersion", 2},
+                {"mediaType", "application/vnd.oci.image.index.v1+json"},
+                {"manifests",
+                 {{{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                   {"digest", manifest_digest},
+                   {"size", manifest_size},
+                   {"platform", {{"architecture", "amd64"}, {"os", "linux"}}}}}}};
+  write_text(files.path() / "index.json", index.dump());
+  auto put = run_program({"curl", "-fsS", "-X", "PUT", "-H",
+                          "Content-Type: application/vnd.oci.image.index.v1+json", "--data-binary",
+                          "@" + (files.path() / "index.json").string(),
+                          "http://" + host() + "/v2/indexsrc/manifests/multi"});
+  ASSERT_EQ(put.exit_code, 0) << put.err;
+
+  auto copied =
+      run_slipway(root.path(), {"copy", host() + "/indexsrc:multi", other.host() + "/idx:multi"});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  auto source = run_program({"skopeo", "inspect", "--raw", "--tls-verify=false",
+                             "docker://" + host() + "/indexsrc:multi"});
+  auto target = run_program({"skopeo", "inspect", "--raw", "--tls-verify=false",
+                             "docker://" + other.host() + "/idx:multi"});
+  ASSERT_EQ(target.exit_code, 0) << target.err;
+  EXPECT_EQ(target.out, source.out);  // byte for byte
+  auto child = run_program({"skopeo", "inspect", "--tls-verify=false",
+                            "docker://" + other.host() + "/idx@" + manifest_digest});
+  ASSERT_EQ(child.exit_code, 0) << child.err;
+  ScratchDir puller;
+  auto pulled = run_slipway(puller.path(), {"pull", other.host() + "/idx:multi"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+}
+
+TEST_F(RegistryTest, CopyWithinOneRegistryMountsTheBlobs) {
+  ScratchDir root;
+  const std::string source = host() + "/mountsrc:1";
+  make_image(root.path(), source);
+  auto pushed = run_slipway(root.path(), {"push", source});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  auto copied = run_slipway(root.path(), {"copy", source, host() + "/mountdst:1"});
+  ASSERT_EQ(copied.exit_code, 0) << copied.err;
+  EXPECT_EQ(count_lines_containing(copied.out, "mounted from mountsrc"), 2) << copied.out;
+  EXPECT_EQ(field_after(copied.out, "1: digest: "), field_after(pushed.out, "1: digest: "));
+}
+
+TEST_F(RegistryTest, PushMountsBlobsFromAnotherRepositoryOfTheRegistry) {
+  ScratchDir root;
+  make_image(root.path(), host() + "/mount-a:1");
+  auto first = run_slipway(root.path(), {"push", host() + "/mount-a:1"});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  auto tagged = run_slipway(root.path(), {"tag", host() + "/mount-a:1", host() + "/mount-b:1"});
+  ASSERT_EQ(tagged.exit_code, 0) << tagged.err;
+  auto second = run_slipway(root.path(), {"push", host() + "/mount-b:1"});
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(count_lines_containing(second.out, ": Mounted from mount-a"), 1) << second.out;
+  EXPECT_EQ(count_lines_containing(second.out, ": Pushed"), 0) << second.out;
+  EXPECT_EQ(field_after(second.out, "1: digest: "), field_after(first.out, "1: digest: "));
+  auto inspected =
+      run_program({"skopeo", "inspect", "--tls-verify=false", "docker://" + host() + "/mount-b:1"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+}
+
+TEST_F(RegistryTest, ALargeLayerGoesUpInChunksWithContentRange) {
+  ScratchDir root, content, target;
+  fs::create_directories(content.path() / "rootfs/data");
+  auto made = run_program({"dd", "if=/dev/urandom",
+                           "of=" + (content.path() / "rootfs/data/random.bin").string(), "bs=1M",
+                           "count=40", "status=none"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  const fs::path tarball = content.path() / "big.tar";
+  auto tarred = run_program(
+      {"tar", "-cf", tarball.string(), "-C", (content.path() / "rootfs").string(), "."});
+  ASSERT_EQ(tarred.exit_code, 0) << tarred.err;
+  FaultProxy proxy(registry_->port());
+  const std::string via_proxy = proxy.host() + "/big:1";
+  auto imported = run_slipway(root.path(), {"import", tarball.string(), via_proxy});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  auto pushed = run_slipway(root.path(), {"push", via_proxy});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_EQ(proxy.patch_requests, 3);  // 40 MB (gzip cannot shrink random data) in 16 MiB chunks
+  EXPECT_EQ(proxy.content_ranges, 3);
+
+  auto pulled = run_slipway(target.path(), {"pull", host() + "/big:1"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  EXPECT_EQ(field_after(pulled.out, "Digest: "), field_after(pushed.out, "1: digest: "));
 }
 
 // Pushes busybox as NAME through the registry, then pulls it through a fault proxy into a fresh

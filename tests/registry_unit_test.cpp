@@ -178,6 +178,38 @@ TEST(UrlTest, ResolvesLocationsAndAddsQueries) {
             "http://h/u?scope=repository%3Aa%2Fb%3Apull%2Cpush");
 }
 
+TEST(LoginTest, NormalizesRegistryHosts) {
+  EXPECT_EQ(normalize_registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
+  EXPECT_EQ(normalize_registry_host("https://registry.example:5000/v2/"), "registry.example:5000");
+  EXPECT_EQ(normalize_registry_host("http://localhost:5000"), "localhost:5000");
+  EXPECT_EQ(normalize_registry_host("https://index.docker.io/v1/"), "docker.io");
+  EXPECT_EQ(normalize_registry_host("registry-1.docker.io"), "docker.io");
+  EXPECT_THROW(normalize_registry_host("https://"), Error);
+}
+
+TEST(LoginTest, LogoutOfAnUnknownRegistryChangesNothing) {
+  ScratchDir dir;
+  ::setenv("DOCKER_CONFIG", dir.path().c_str(), 1);
+  write_file_atomic(dir.path() / "config.json", R"({"auths":{"other:1":{"auth":"YTpi"}}})");
+  EXPECT_FALSE(logout("127.0.0.1:9"));
+  EXPECT_EQ(read_file(dir.path() / "config.json"), R"({"auths":{"other:1":{"auth":"YTpi"}}})");
+  EXPECT_TRUE(logout("other:1"));
+  EXPECT_FALSE(detail::find_credentials(dir.path() / "config.json", "other:1"));
+  ::unsetenv("DOCKER_CONFIG");
+}
+
+TEST(CertsDirTest, FindsPerRegistryDirectoriesUnderSlipwayCertsDir) {
+  ScratchDir dir;
+  ::setenv("SLIPWAY_CERTS_DIR", dir.path().c_str(), 1);
+  fs::create_directories(dir.path() / "reg.example:5000");
+  EXPECT_EQ(detail::registry_certs_dir("reg.example:5000"),
+            (dir.path() / "reg.example:5000").string());
+  EXPECT_EQ(detail::registry_certs_dir("reg.example"), std::nullopt);
+  EXPECT_EQ(detail::registry_certs_dir("../etc"), std::nullopt);
+  EXPECT_EQ(detail::registry_certs_dir(".."), std::nullopt);
+  ::unsetenv("SLIPWAY_CERTS_DIR");
+}
+
 TEST(RetryTest, HonoursRetryAfter) {
   detail::HttpResponse response;
   response.headers.emplace_back("retry-after", "3");
