@@ -361,11 +361,16 @@ Variables Build::scope_variables() const {
 
 void Build::set_env(std::vector<std::string>& env, const std::string& key,
                     const std::string& value) {
-  std::vector<std::string> kept;
-  for (auto& entry : env)
-    if (entry.rfind(key + "=", 0) != 0) kept.push_back(std::move(entry));
-  kept.push_back(key + "=" + value);
-  env = std::move(kept);
+  // Like docker's addEnv: a variable already set keeps its place (so PATH stays first), a new
+  // one goes last.
+  const std::string prefix = key + "=";
+  for (auto& entry : env) {
+    if (entry.rfind(prefix, 0) == 0) {
+      entry = prefix + value;
+      return;
+    }
+  }
+  env.push_back(prefix + value);
 }
 
 store::Image Build::base_image(const ast::Instruction& instruction, const std::string& reference) {
