@@ -16,26 +16,8 @@ using nlohmann::json;
 constexpr const char* kDefaultPath =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-class InstructionTest : public ::testing::Test {
+class InstructionTest : public BusyboxStoreTest {
  protected:
-  void SetUp() override {
-    auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    fs::create_directories(context());
-  }
-
-  fs::path root() const { return scratch_.path() / "store"; }
-  fs::path context() const { return scratch_.path() / "context"; }
-
-  CommandResult build(const std::string& dockerfile, const std::string& tag,
-                      std::vector<std::string> extra = {}) {
-    write_text(context() / "Dockerfile", dockerfile);
-    std::vector<std::string> args = {"build", "-t", tag};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(context().string());
-    return run_slipway(root(), args);
-  }
-
   // Builds and expects success; returns the image config.
   json build_ok(const std::string& dockerfile, const std::string& tag,
                 std::vector<std::string> extra = {}) {
@@ -83,7 +65,6 @@ class InstructionTest : public ::testing::Test {
     return names;
   }
 
-  ScratchDir scratch_;
   CommandResult last_;
 };
 

@@ -21,26 +21,8 @@ using nlohmann::json;
 constexpr const char* kDefaultPath =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-class BuildTest : public ::testing::Test {
+class BuildTest : public BusyboxStoreTest {
  protected:
-  void SetUp() override {
-    auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    ASSERT_EQ(imported.out.rfind("sha256:", 0), 0u) << imported.out;
-  }
-
-  fs::path root() const { return scratch_.path() / "store"; }
-  fs::path context() const { return scratch_.path() / "context"; }
-
-  CommandResult build(const std::string& dockerfile, const std::string& tag,
-                      std::vector<std::string> extra = {}) {
-    write_text(context() / "Dockerfile", dockerfile);
-    std::vector<std::string> args = {"build", "-t", tag};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(context().string());
-    return run_slipway(root(), args);
-  }
-
   // The image list as "repository:tag" lines.
   std::string image_names() {
     auto listed = run_slipway(root(), {"images"});
@@ -57,8 +39,6 @@ class BuildTest : public ::testing::Test {
     }
     return names;
   }
-
-  ScratchDir scratch_;
 };
 
 TEST_F(BuildTest, ImagesListsTheImportedBaseImage) {

@@ -13,26 +13,10 @@ namespace slipway::testing {
 namespace {
 namespace fs = std::filesystem;
 
-class DockerignoreBuildTest : public ::testing::Test {
+class DockerignoreBuildTest : public BusyboxStoreTest {
  protected:
-  void SetUp() override {
-    auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    fs::create_directories(context());
-  }
-
-  fs::path root() const { return scratch_.path() / "store"; }
-  fs::path context() const { return scratch_.path() / "context"; }
-
   void file(const std::string& relative, const std::string& text) {
     write_text(context() / relative, text);
-  }
-
-  CommandResult build(const std::string& tag, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"build", "-t", tag};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(context().string());
-    return run_slipway(root(), args);
   }
 
   std::string run(const std::string& image, const std::string& script) {
@@ -96,13 +80,11 @@ class DockerignoreBuildTest : public ::testing::Test {
     file("a/b/y", "y\n");
     file("cleaned.txt", "cleaned\n");
   }
-
-  ScratchDir scratch_;
 };
 
 TEST_F(DockerignoreBuildTest, CopySeesExactlyTheFilesNotIgnored) {
   write_mixed_context();
-  auto built = build("ignore:1");
+  auto built = build_context("ignore:1");
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
   EXPECT_EQ(run("ignore:1", "find /app | sort"),
             "/app\n"
@@ -128,7 +110,7 @@ TEST_F(DockerignoreBuildTest, CopySeesExactlyTheFilesNotIgnored) {
 
 TEST_F(DockerignoreBuildTest, ChangingAnIgnoredFileKeepsTheCopyCached) {
   write_mixed_context();
-  auto first = build("cache:1");
+  auto first = build_context("cache:1");
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
   EXPECT_EQ(count_lines_containing(step_output(first.out, "COPY . /app"), " ---> Using cache"), 0)
       << first.out;
@@ -140,14 +122,14 @@ TEST_F(DockerignoreBuildTest, ChangingAnIgnoredFileKeepsTheCopyCached) {
   file("docs/new.md", "a new ignored file\n");
   file("a/b/c/z", "z2 changed\n");
   fs::remove(context() / "tmpfile.txt");
-  auto second = build("cache:2");
+  auto second = build_context("cache:2");
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
   EXPECT_EQ(count_lines_containing(step_output(second.out, "COPY . /app"), " ---> Using cache"), 1)
       << second.out;
 
   // A re-included file is part of the context: changing it is a miss.
   file("build/keep.me", "kept, but changed\n");
-  auto third = build("cache:3");
+  auto third = build_context("cache:3");
   ASSERT_EQ(third.exit_code, 0) << third.out << third.err;
   EXPECT_EQ(count_lines_containing(step_output(third.out, "COPY . /app"), " ---> Using cache"), 0)
       << third.out;
@@ -155,7 +137,7 @@ TEST_F(DockerignoreBuildTest, ChangingAnIgnoredFileKeepsTheCopyCached) {
 
   // So is changing the ignore file itself (it is not ignored, and it changes the set).
   file(".dockerignore", "*.env\n");
-  auto fourth = build("cache:4");
+  auto fourth = build_context("cache:4");
   ASSERT_EQ(fourth.exit_code, 0) << fourth.out << fourth.err;
   EXPECT_EQ(count_lines_containing(step_output(fourth.out, "COPY . /app"), " ---> Using cache"), 0)
       << fourth.out;
@@ -172,7 +154,7 @@ TEST_F(DockerignoreBuildTest, DockerfileSpecificIgnoreFileWinsOverTheContextOne)
   file("app.Dockerfile.dockerignore", "*.txt\n!from-context-ignore.txt\n");
 
   // Dockerfile.dockerignore is used, so only its patterns apply and .dockerignore is ignored.
-  auto built = build("precedence:1");
+  auto built = build_context("precedence:1");
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
   EXPECT_EQ(run("precedence:1", "cd /app && find . -type f | sort"),
             "./Dockerfile\n"
@@ -180,7 +162,7 @@ TEST_F(DockerignoreBuildTest, DockerfileSpecificIgnoreFileWinsOverTheContextOne)
             "./from-context-ignore.txt\n");
 
   // With -f app.Dockerfile, app.Dockerfile.dockerignore is the one used.
-  auto other = build("precedence:2", {"-f", (context() / "app.Dockerfile").string()});
+  auto other = build_context("precedence:2", {"-f", (context() / "app.Dockerfile").string()});
   ASSERT_EQ(other.exit_code, 0) << other.out << other.err;
   EXPECT_EQ(run("precedence:2", "cd /app && find . -type f | sort"),
             "./.dockerignore\n"
@@ -192,7 +174,7 @@ TEST_F(DockerignoreBuildTest, DockerfileSpecificIgnoreFileWinsOverTheContextOne)
 
   // Without either file-specific ignore file, .dockerignore applies.
   fs::remove(context() / "Dockerfile.dockerignore");
-  auto plain = build("precedence:3");
+  auto plain = build_context("precedence:3");
   ASSERT_EQ(plain.exit_code, 0) << plain.out << plain.err;
   EXPECT_EQ(run("precedence:3", "cd /app && find . -type f | sort"),
             "./.dockerignore\n"
@@ -218,7 +200,7 @@ TEST_F(DockerignoreBuildTest, ParentAndAbsoluteSourcesStayInsideTheContext) {
        "COPY sub/../../secret.txt /from-nested-parent\n"
        "COPY .. /whole-parent/\n"
        "COPY ../../../ /whole-root/\n");
-  auto built = build("escape:1");
+  auto built = build_context("escape:1");
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
 
   // Each source resolves against the context root, as BuildKit normalises it against "/".
@@ -235,7 +217,7 @@ TEST_F(DockerignoreBuildTest, ParentAndAbsoluteSourcesStayInsideTheContext) {
   // no image.
   file("Dockerfile",
        "FROM busybox\nCOPY " + (scratch_.path() / "secret.txt").string() + " /from-host\n");
-  auto refused = build("escape:2");
+  auto refused = build_context("escape:2");
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
   EXPECT_NE(refused.err.find("not found"), std::string::npos) << refused.err;
   EXPECT_EQ(refused.out.find(secret), std::string::npos);
@@ -254,7 +236,7 @@ TEST_F(DockerignoreBuildTest, SymlinkPointingOutsideResolvesInsideTheContext) {
        "COPY up-link /via-relative-link\n"
        "COPY root-link /via-root-link\n"
        "COPY . /ctx/\n");
-  auto built = build("links:1");
+  auto built = build_context("links:1");
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
   // A symlink named as a source is followed, but inside the context's own tree: `..` stops at
   // the context root and `/` is the context root.
@@ -269,7 +251,7 @@ TEST_F(DockerignoreBuildTest, SymlinkPointingOutsideResolvesInsideTheContext) {
   // as with BuildKit, and the outside file is never read.
   fs::create_symlink(scratch_.path() / "secret.txt", context() / "host-link");
   file("Dockerfile", "FROM busybox\nCOPY host-link /via-host-link\n");
-  auto refused = build("links:2");
+  auto refused = build_context("links:2");
   EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
   EXPECT_NE(refused.err.find("not found"), std::string::npos) << refused.err;
   EXPECT_EQ((refused.out + refused.err).find(secret), std::string::npos);

@@ -14,26 +14,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class RunMountTest : public ::testing::Test {
+class RunMountTest : public BusyboxStoreTest {
  protected:
-  void SetUp() override {
-    auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
-    ASSERT_EQ(imported.exit_code, 0) << imported.err;
-    fs::create_directories(context());
-  }
-
-  fs::path root() const { return scratch_.path() / "store"; }
-  fs::path context() const { return scratch_.path() / "context"; }
-
-  CommandResult build(const std::string& dockerfile, const std::string& tag,
-                      std::vector<std::string> extra = {}) {
-    write_text(context() / "Dockerfile", dockerfile);
-    std::vector<std::string> args = {"build", "-t", tag};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(context().string());
-    return run_slipway(root(), args);
-  }
-
   void build_ok(const std::string& dockerfile, const std::string& tag,
                 std::vector<std::string> extra = {}) {
     last_ = build(dockerfile, tag, std::move(extra));
@@ -65,7 +47,6 @@ class RunMountTest : public ::testing::Test {
     return false;
   }
 
-  ScratchDir scratch_;
   CommandResult last_;
 };
 

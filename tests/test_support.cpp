@@ -92,6 +92,27 @@ int count_lines_equal(const std::string& text, const std::string& wanted) {
   return count;
 }
 
+void BusyboxStoreTest::SetUp() {
+  auto imported = run_slipway(root(), {"import", busybox_rootfs_tarball().string(), "busybox"});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  ASSERT_EQ(imported.out.rfind("sha256:", 0), 0u) << imported.out;
+  fs::create_directories(context());
+}
+
+CommandResult BusyboxStoreTest::build_context(const std::string& tag,
+                                              std::vector<std::string> extra) {
+  std::vector<std::string> args = {"build", "-t", tag};
+  args.insert(args.end(), extra.begin(), extra.end());
+  args.push_back(context().string());
+  return run_slipway(root(), args);
+}
+
+CommandResult BusyboxStoreTest::build(const std::string& dockerfile, const std::string& tag,
+                                      std::vector<std::string> extra) {
+  write_text(context() / "Dockerfile", dockerfile);
+  return build_context(tag, std::move(extra));
+}
+
 nlohmann::json image_config(const fs::path& root, const std::string& image) {
   auto inspected = run_slipway(root, {"inspect", image});
   if (inspected.exit_code != 0) throw std::runtime_error("inspect failed: " + inspected.err);

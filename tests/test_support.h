@@ -1,6 +1,8 @@
 // Helpers for tests that drive the real slipway binary against a throwaway store.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,6 +47,24 @@ int count_lines_containing(const std::string& text, const std::string& needle);
 // Number of lines of `text` that are exactly `line` (a command's own output, not the build's
 // "Step N/M : RUN echo ..." line that mentions it).
 int count_lines_equal(const std::string& text, const std::string& line);
+
+// A throwaway store with busybox:latest imported, and a build context directory: the setup of
+// every test that drives `slipway build`.
+class BusyboxStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+
+  std::filesystem::path root() const { return scratch_.path() / "store"; }
+  std::filesystem::path context() const { return scratch_.path() / "context"; }
+
+  // `slipway build -t TAG [extra...] CONTEXT` with the context's Dockerfile as it is.
+  CommandResult build_context(const std::string& tag, std::vector<std::string> extra = {});
+  // Writes `dockerfile` into the context first.
+  CommandResult build(const std::string& dockerfile, const std::string& tag,
+                      std::vector<std::string> extra = {});
+
+  ScratchDir scratch_;
+};
 
 // The OCI config of an image, read from the store's OCI layout by way of `inspect`'s Id.
 nlohmann::json image_config(const std::filesystem::path& root, const std::string& image);
