@@ -34,6 +34,8 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
   if (args.empty())
     throw runtime::StartError("\"slipway run\" requires at least 1 argument: IMAGE [COMMAND...]",
                               125);
+  if (options.tty)
+    throw runtime::StartError("-t (a pseudo-TTY) is not supported yet: run without -t", 125);
   auto found = store.try_find_image(args.front());
   if (!found) throw runtime::StartError("no such image: " + args.front(), 125);
   store::Image image = std::move(*found);
@@ -65,7 +67,7 @@ void add_run_commands(CLI::App& app, CommandContext& context) {
   auto* run = app.add_subcommand("run", "Run a command in a new container");
   run->add_flag("--rm", options->remove, "Remove the container when it exits");
   run->add_flag("-i,--interactive", options->interactive, "Keep STDIN open");
-  run->add_flag("-t,--tty", options->tty, "Allocate a pseudo-TTY (not yet supported)");
+  run->add_flag("-t,--tty", options->tty, "Allocate a pseudo-TTY (refused for now)");
   run->add_option("-e,--env", options->env, "Set environment variables");
   run->add_option("-w,--workdir", options->workdir, "Working directory inside the container");
   run->add_option("-u,--user", options->user, "UID[:GID]");
