@@ -54,16 +54,6 @@ std::vector<BlobRef> blobs_of(const Manifest& manifest, const std::string& name)
   return blobs;
 }
 
-bool blob_exists(Session& session, HttpConnection& connection, const std::string& digest) {
-  HttpRequest request;
-  request.method = "HEAD";
-  request.url = session.repo_url("blobs/" + digest);
-  HttpResponse response = session.send(connection, request);
-  if (response.status == 200) return true;
-  if (response.status == 404) return false;
-  session.fail("HEAD blob " + digest + " on " + session.reference().name(), response);
-}
-
 // Both ends of a local stream socket pair (a pipe that cannot raise SIGPIPE: send() with
 // MSG_NOSIGNAL), closed with the object.
 struct Pipe {
@@ -182,7 +172,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
 
 BlobResult copy_blob(Session& source, Session& target, HttpConnection& connection,
                      const BlobRef& blob, bool same_registry) {
-  if (blob_exists(target, connection, blob.digest)) return BlobResult::kExists;
+  if (target.blob_exists(connection, blob.digest)) return BlobResult::kExists;
   for (int attempt = 0;; ++attempt) {
     try {
       return copy_blob_once(source, target, connection, blob, same_registry);

@@ -35,16 +35,6 @@ uint64_t chunked_above_bytes() {
   return kChunkedAboveBytes;
 }
 
-bool blob_exists(Session& session, HttpConnection& connection, const std::string& digest) {
-  HttpRequest request;
-  request.method = "HEAD";
-  request.url = session.repo_url("blobs/" + digest);
-  HttpResponse response = session.send(connection, request);
-  if (response.status == 200) return true;
-  if (response.status == 404) return false;
-  session.fail("HEAD blob " + digest + " on " + session.reference().name(), response);
-}
-
 // The upload session's next URL from a 202's Location.
 std::string next_location(const std::string& request_url, const HttpResponse& response,
                           const std::string& what) {
@@ -210,7 +200,7 @@ std::string push(store::Store& store, const Reference& ref, const Options& optio
       blobs.size(), options.parallel, options.tls_verify,
       [&](size_t i, HttpConnection& connection) {
         const Blob& blob = blobs[i];
-        if (blob_exists(session, connection, blob.digest)) {
+        if (session.blob_exists(connection, blob.digest)) {
           if (blob.is_layer) say(detail::short_digest(blob.digest) + ": Layer already exists");
           return;
         }

@@ -481,4 +481,14 @@ std::string short_digest(std::string_view digest) {
   return std::string(hex.substr(0, 12));
 }
 
+bool Session::blob_exists(HttpConnection& connection, const std::string& digest) {
+  HttpRequest request;
+  request.method = "HEAD";
+  request.url = repo_url("blobs/" + digest);
+  HttpResponse response = send(connection, request);
+  if (response.status == 200) return true;
+  if (response.status == 404) return false;
+  fail("HEAD blob " + digest + " on " + reference().name(), response);
+}
+
 }  // namespace slipway::registry::detail

@@ -83,6 +83,10 @@ class Session {
   // "<what>: <code>: <message> (HTTP <status>)" from the registry's error body.
   [[noreturn]] void fail(const std::string& what, const HttpResponse& response) const;
 
+  // HEAD of a blob in this repository: true if the registry has it, false on 404; anything else
+  // fails with the registry's answer.
+  bool blob_exists(HttpConnection& connection, const std::string& digest);
+
  private:
   struct Token {
     std::string value;

@@ -107,42 +107,7 @@ class LocalRegistry {
 // Runs `argv` with `env` ("NAME=value") added to the environment and `input` on stdin.
 inline CommandResult run_with(const std::vector<std::string>& argv,
                               const std::vector<std::string>& env, const std::string& input = "") {
-  ScratchDir io;
-  const std::filesystem::path in = io.path() / "in", out = io.path() / "out",
-                              err = io.path() / "err";
-  write_text(in, input);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    for (const auto& item : env) ::putenv(const_cast<char*>(item.c_str()));
-    int fd_in = ::open(in.c_str(), O_RDONLY);
-    int fd_out = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fd_err = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd_in, 0);
-    ::dup2(fd_out, 1);
-    ::dup2(fd_err, 2);
-    std::vector<char*> args;
-    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  CommandResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  auto slurp = [](const std::filesystem::path& path) {
-    std::string text;
-    if (FILE* f = std::fopen(path.c_str(), "rb")) {
-      char buffer[65536];
-      size_t n;
-      while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-      std::fclose(f);
-    }
-    return text;
-  };
-  result.out = slurp(out);
-  result.err = slurp(err);
-  return result;
+  return run_program(argv, env, input);
 }
 
 // slipway with `--root root`, `env` and `input`.

@@ -13,13 +13,17 @@
 namespace slipway::testing {
 namespace fs = std::filesystem;
 
-CommandResult run_program(const std::vector<std::string>& argv) {
+CommandResult run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                          const std::string& input) {
   ScratchDir capture;
-  fs::path out_path = capture.path() / "out", err_path = capture.path() / "err";
+  fs::path in_path = capture.path() / "in", out_path = capture.path() / "out",
+           err_path = capture.path() / "err";
+  write_text(in_path, input);
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    int in = ::open("/dev/null", O_RDONLY);
+    for (const auto& item : env) ::putenv(const_cast<char*>(item.c_str()));
+    int in = ::open(in_path.c_str(), O_RDONLY);
     int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(in, 0);

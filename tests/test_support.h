@@ -16,8 +16,10 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs a program with the given arguments, stdin from /dev/null, and captures its output.
-CommandResult run_program(const std::vector<std::string>& argv);
+// Runs a program with the given arguments and captures its output. `env` ("NAME=value") is added
+// to the environment; `input` is its stdin (empty: an empty stdin).
+CommandResult run_program(const std::vector<std::string>& argv,
+                          const std::vector<std::string>& env = {}, const std::string& input = "");
 
 // Runs the slipway binary under test with `--root root` in front of `args`.
 CommandResult run_slipway(const std::filesystem::path& root, const std::vector<std::string>& args);
