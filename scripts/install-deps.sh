@@ -8,8 +8,9 @@ packages=(
   # libraries (DESIGN.md "Dependencies")
   antlr4 libantlr4-runtime-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libarchive-dev libxxhash-dev libgtest-dev libisal-dev libzstd-dev libcli11-dev
-  # base images for tests and the demo; tools the tests drive
-  busybox-static tar gzip
+  # base images for tests and the demo; command-line tools the tests drive (compressors to
+  # check blobs and make archives, openssl for test CAs and keys, curl for raw registry calls)
+  busybox-static tar gzip zstd xz-utils bzip2 openssl curl
   # interop peers the tests drive: skopeo and umoci read the store's OCI layout and archives;
   # the real registry (distribution 2.8) for the registry tests, htpasswd (bcrypt) for its auth
   skopeo umoci docker-registry apache2-utils
