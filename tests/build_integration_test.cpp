@@ -319,6 +319,15 @@ TEST_F(BuildTest, MissingContextDirectoryIsAClearError) {
   EXPECT_EQ(image_names(), "busybox:latest\n");
 }
 
+TEST_F(BuildTest, BadPullPolicyIsNamed) {
+  auto failed = build("FROM busybox\nRUN echo should-not-run\n", "x:1", {"--pull=sometimes"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_EQ(failed.out.find("should-not-run"), std::string::npos);
+  EXPECT_EQ(failed.err.rfind("--pull: sometimes not in {missing,always,never}\n", 0), 0u)
+      << failed.err;
+  EXPECT_EQ(image_names(), "busybox:latest\n");
+}
+
 TEST_F(BuildTest, BadTagIsRejectedBeforeBuilding) {
   auto failed = build("FROM busybox\nRUN echo should-not-run\n", "Bad/Name");
   EXPECT_EQ(failed.exit_code, 1);
