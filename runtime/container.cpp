@@ -153,9 +153,14 @@ void drop_privileges(const ChildPlan& plan) {
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
       child_fail(plan, 125, "cannot drop capabilities", nullptr, errno);
   }
-  check(plan, ::setgroups(0, nullptr), "cannot clear supplementary groups");
-  check(plan, ::setresgid(plan.gid, plan.gid, plan.gid), "cannot set group id");
-  check(plan, ::setresuid(plan.uid, plan.uid, plan.uid), "cannot set user id");
+  // Raw system calls: glibc's wrappers broadcast the change to every thread it knows of and
+  // wait for them, and in a child cloned from a multithreaded builder those threads do not exist.
+  check(plan, static_cast<int>(::syscall(SYS_setgroups, 0, nullptr)),
+        "cannot clear supplementary groups");
+  check(plan, static_cast<int>(::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid)),
+        "cannot set group id");
+  check(plan, static_cast<int>(::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid)),
+        "cannot set user id");
   if (plan.uid != 0) return;  // setuid away from root already cleared every capability
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
