@@ -485,6 +485,28 @@ void Store::cache_record(std::string_view key_digest, const Image& image) {
   write_file_atomic(root_ / "cache" / digest_hex(key_digest), image.manifest_digest, false);
 }
 
+StepLock::~StepLock() {
+  if (fd_) ::unlink(path_.c_str());  // before fd_ closes: nobody else holds it yet
+}
+
+StepLock Store::lock_step(std::string_view key_digest) {
+  fs::path dir = root_ / "locks";
+  fs::create_directories(dir);
+  fs::path path = dir / digest_hex(key_digest);
+  for (;;) {
+    UniqueFd fd = open_or_throw(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    while (::flock(fd.get(), LOCK_EX) < 0)
+      if (errno != EINTR) throw_errno("cannot lock build step " + path.string());
+    // The holder before us unlinked the file as it finished; a lock on an unlinked file guards
+    // nothing (a third build would create a new one), so lock the current file instead.
+    struct stat held {
+    }, named{};
+    if (::fstat(fd.get(), &held) == 0 && ::stat(path.c_str(), &named) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+      return StepLock(path, std::move(fd));
+  }
+}
+
 }  // namespace slipway::store
 
 namespace slipway::store {
@@ -492,12 +514,16 @@ namespace slipway::store {
 // ---- pins
 
 void Store::pin(std::string_view digest) const {
-  if (pins_dir_ && ::access((pins_dir_->path() / digest_hex(digest)).c_str(), F_OK) == 0) return;
+  {
+    std::lock_guard guard(pins_mutex_);
+    if (pins_dir_ && ::access((pins_dir_->path() / digest_hex(digest)).c_str(), F_OK) == 0) return;
+  }
   FileLock lock(root_ / "lock", FileLock::Mode::kShared);
   pin_locked(digest);
 }
 
 void Store::pin_locked(std::string_view digest) const {
+  std::lock_guard guard(pins_mutex_);
   if (!pins_dir_) pins_dir_.emplace(root_ / "tmp", std::to_string(::getpid()) + "-pins-");
   fs::path file = pins_dir_->path() / digest_hex(digest);
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));

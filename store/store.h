@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -122,6 +123,20 @@ std::string normalize_image_name(std::string_view name);
 // OCI chain ID: the diff_id for the bottom layer, sha256(parent + " " + diff_id) above it.
 std::string chain_id(std::string_view parent_chain_id, std::string_view diff_id);
 
+// The lock of one build step (Store::lock_step). Its file, under <root>/locks/, is removed
+// while the lock is still held, so the files do not pile up; see lock_step for the race.
+class StepLock {
+ public:
+  StepLock(std::filesystem::path path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  StepLock(StepLock&&) noexcept = default;
+  StepLock& operator=(StepLock&&) = delete;
+  ~StepLock();
+
+ private:
+  std::filesystem::path path_;
+  UniqueFd fd_;
+};
+
 class Store {
  public:
   // SLIPWAY_ROOT if set, else /var/lib/slipway.
@@ -216,6 +231,10 @@ class Store {
   // (blobs present and matching their digests, layers unpacked); otherwise nullopt.
   std::optional<Image> cache_lookup(std::string_view key_digest) const;
   void cache_record(std::string_view key_digest, const Image& image);
+  // Blocks until no other build (process or thread) holds the lock of the step `key_digest`,
+  // and holds it until the returned lock is destroyed: a build that misses the cache takes it,
+  // looks again, and only then runs the step, so two identical builds run a step once.
+  StepLock lock_step(std::string_view key_digest);
   struct CacheEntry {
     std::string key;  // digest
     Image image;
@@ -248,6 +267,7 @@ class Store {
   nlohmann::json read_repo_digests() const;
 
   std::filesystem::path root_;
+  mutable std::mutex pins_mutex_;  // threads of one build pin concurrently
   mutable std::optional<TempDir> pins_dir_;
 };
 
