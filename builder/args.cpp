@@ -73,7 +73,7 @@ void Build::define_global_args(const ast::Instruction&, const ast::ArgInstructio
   if (arg.args.empty()) throw Error("ARG requires at least one argument");
   for (const auto& definition : arg.args) {
     check_arg_name(definition);
-    consumed_build_args_.insert(definition.name);
+    consume_build_arg(definition.name);
     if (auto given = find_build_arg(options_, definition.name)) {
       global_args_[definition.name] = *given;
     } else if (definition.default_value) {
@@ -89,7 +89,7 @@ void Build::dispatch(const ast::Instruction&, const ast::ArgInstruction& arg) {
   std::vector<std::string> shown;
   for (const auto& definition : arg.args) {
     check_arg_name(definition);
-    consumed_build_args_.insert(definition.name);
+    consume_build_arg(definition.name);
     std::optional<std::string> value = find_build_arg(options_, definition.name);
     if (!value && definition.default_value)
       value = words_.expand_word(*definition.default_value, scope_variables());
@@ -120,7 +120,8 @@ void Build::warn_unconsumed_build_args() {
   Variables automatic = automatic_args(target_name_);
   std::set<std::string> unused;
   for (const auto& [key, value] : options_.build_args)
-    if (!consumed_build_args_.contains(key) && !is_proxy_arg(key) && !automatic.contains(key))
+    if (!shared_->consumed_build_args.contains(key) && !is_proxy_arg(key) &&
+        !automatic.contains(key))
       unused.insert(key);
   if (unused.empty()) return;
   out_ << "[Warning] One or more build-args ["

@@ -4,10 +4,14 @@
 // COPY/ADD), and the helpers they share (flags.cpp, overlay_mount.cpp).
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -155,6 +159,30 @@ struct StagePlan {
   std::string name;
 };
 
+// What the stages of one build share. Stages whose inputs are built run at the same time, each
+// on its own thread with its own Build (the state of one stage); the rest lives here.
+struct SharedBuildState {
+  explicit SharedBuildState(std::ostream& output) : out(output) {}
+
+  std::mutex mutex;                                     // guards the members up to `failure`
+  std::condition_variable changed;                      // a stage was built, or one failed
+  std::vector<std::optional<StageState>> built_stages;  // by stage index
+  std::set<std::string, std::less<>> consumed_build_args;
+  std::exception_ptr failure;  // the first error: stages not yet started never start
+
+  std::atomic<int> steps_run = 0, steps_cached = 0;
+
+  std::once_flag context_made;
+  std::unique_ptr<BuildContext> context;
+  std::mutex stat_cache_mutex;  // the stat cache is read and updated by every context digest
+  std::unique_ptr<StatCache> stat_cache;
+
+  std::mutex pull_mutex;  // one base-image pull at a time: two stages may name the same image
+
+  std::mutex output_mutex;  // whole lines of the stages' output go to `out` under it
+  std::ostream& out;
+};
+
 // One build: parses the Dockerfile and dispatches its instructions.
 class Build {
  public:
@@ -164,6 +192,21 @@ class Build {
   BuildResult run();
 
  private:
+  // A Build for one stage of `coordinator`'s build, printing to `out`.
+  Build(const Build& coordinator, std::ostream& out);
+
+  // builder.cpp: the stage scheduler. Builds stage `index` once the stages in `dependencies`
+  // are built, printing its steps numbered from `first_step`; stops early when another stage
+  // failed.
+  void build_stage(size_t index, const std::vector<size_t>& dependencies, size_t first_step,
+                   size_t total_steps);
+  // Records the build's first error and wakes the stages waiting for others.
+  void fail_build(std::exception_ptr error);
+  // A copy of a stage built earlier in this build, if it has been built.
+  std::optional<StageState> built_stage(size_t index) const;
+  void consume_build_arg(const std::string& name);
+  // The content digest of `sources` in `tree`, through the context's stat cache.
+  std::string content_digest(const BuildContext& tree, const std::vector<Source>& sources);
   std::string dockerfile_name() const;
   [[noreturn]] void fail_at(const ast::Instruction& instruction, const std::string& message) const;
   [[noreturn]] void fail_at(ast::Position position, const std::string& message) const;
@@ -171,7 +214,10 @@ class Build {
 
   // builder.cpp: the stage plan, --target and the dependencies between stages.
   void plan_stages(const ast::Dockerfile& dockerfile);
-  std::vector<bool> needed_stages(const std::vector<ast::Instruction>& instructions) const;
+  // The stages each stage builds on: FROM a stage, COPY --from, RUN --mount from=.
+  std::vector<std::vector<size_t>> stage_dependencies(
+      const std::vector<ast::Instruction>& instructions) const;
+  std::vector<bool> needed_stages(const std::vector<std::vector<size_t>>& dependencies) const;
   std::optional<size_t> find_stage(std::string_view name_or_index, size_t before) const;
 
   void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
@@ -260,15 +306,12 @@ class Build {
   ParsedFlags flags_;  // of the instruction being dispatched
   std::optional<StageState> stage_;
   std::vector<StagePlan> plans_;
+  const std::vector<ast::Instruction>* instructions_ = nullptr;  // the Dockerfile's
   size_t current_stage_index_ = 0;
-  std::vector<std::optional<StageState>> built_stages_;  // by stage index
-  std::string target_name_;                              // TARGETSTAGE
+  std::string target_name_;  // TARGETSTAGE
   // Global scope: meta ARGs (before the first FROM) and the automatic platform args.
   Variables global_args_;
-  std::set<std::string, std::less<>> consumed_build_args_;
-  std::unique_ptr<BuildContext> context_;
-  std::unique_ptr<StatCache> stat_cache_;
-  BuildResult result_;
+  std::shared_ptr<SharedBuildState> shared_;
 };
 
 // Helpers shared by the instruction files.
@@ -283,17 +326,25 @@ inline constexpr std::string_view kCacheKeyVersion = "slipway-build-step-v2";
 template <typename Apply>
 void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
   std::string key = cache_key(step_description);
+  auto use_cache = [&] {
+    auto hit = store_.cache_lookup(key);
+    if (!hit) return false;
+    out_ << " ---> Using cache\n";
+    stage_->image = std::move(*hit);
+    ++shared_->steps_cached;
+    return true;
+  };
+  std::optional<store::StepLock> building;
   if (!options_.no_cache) {
-    if (auto hit = store_.cache_lookup(key)) {
-      out_ << " ---> Using cache\n";
-      stage_->image = std::move(*hit);
-      ++result_.steps_cached;
-      return;
-    }
+    if (use_cache()) return;
+    // Another build (process or stage) may be running this very step: wait for it and take
+    // its result rather than run the step a second time.
+    building.emplace(store_.lock_step(key));
+    if (use_cache()) return;
   }
   stage_->image = apply();
   store_.cache_record(key, stage_->image);
-  ++result_.steps_run;
+  ++shared_->steps_run;
 }
 
 template <typename Mutate>

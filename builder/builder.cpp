@@ -4,12 +4,15 @@
 // instructions_meta.cpp, args.cpp and instructions_copy.cpp.
 #include "builder/builder.h"
 
+#include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "builder/build_internal.h"
 #include "builder/file_copy.h"
@@ -162,7 +165,21 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
 }
 
 Build::Build(store::Store& store, const BuildOptions& options, std::ostream& out)
-    : store_(store), options_(options), out_(out) {}
+    : store_(store),
+      options_(options),
+      out_(out),
+      shared_(std::make_shared<SharedBuildState>(out)) {}
+
+Build::Build(const Build& coordinator, std::ostream& out)
+    : store_(coordinator.store_),
+      options_(coordinator.options_),
+      out_(out),
+      words_(coordinator.words_),
+      plans_(coordinator.plans_),
+      instructions_(coordinator.instructions_),
+      target_name_(coordinator.target_name_),
+      global_args_(coordinator.global_args_),
+      shared_(coordinator.shared_) {}
 
 Build::~Build() = default;
 
@@ -257,9 +274,45 @@ std::optional<size_t> Build::find_stage(std::string_view name_or_index, size_t b
   return std::nullopt;
 }
 
-// Which stages the target needs: itself, the stages it is built FROM and those it copies from,
-// transitively. BuildKit never builds the others.
-std::vector<bool> Build::needed_stages(const std::vector<ast::Instruction>& instructions) const {
+// The stages each stage reads: the one it is built FROM, those it copies from and mounts.
+std::vector<std::vector<size_t>> Build::stage_dependencies(
+    const std::vector<ast::Instruction>& instructions) const {
+  std::vector<std::vector<size_t>> dependencies(plans_.size());
+  Variables globals = global_variables();
+  for (size_t stage = 0; stage < plans_.size(); ++stage) {
+    const auto& plan = plans_[stage];
+    auto depend_on = [&](size_t other) {
+      auto& list = dependencies[stage];
+      if (std::find(list.begin(), list.end(), other) == list.end()) list.push_back(other);
+    };
+    for (size_t i = plan.from; i < plan.end; ++i) {
+      const auto& instruction = instructions[i];
+      std::optional<std::string> reference;
+      if (const auto* from = std::get_if<ast::FromInstruction>(&instruction.body)) {
+        try {
+          reference = words_.expand_word(from->image, globals);
+        } catch (const Error&) {
+          // Reported when the FROM runs.
+        }
+        // FROM takes stage names only; a number there is an image name.
+        if (reference && reference->find_first_not_of("0123456789") == std::string::npos)
+          reference.reset();
+      } else if (instruction.keyword == "COPY") {
+        for (const auto& flag : instruction.flags)
+          if (flag.name == "from" && flag.value) reference = *flag.value;
+      }
+      for (const auto& name : run_mount_sources(instruction))
+        if (auto dependency = find_stage(name, stage)) depend_on(*dependency);
+      if (!reference) continue;
+      if (auto dependency = find_stage(*reference, stage)) depend_on(*dependency);
+    }
+  }
+  return dependencies;
+}
+
+// Which stages the target needs: itself and what it depends on, transitively. BuildKit never
+// builds the others.
+std::vector<bool> Build::needed_stages(const std::vector<std::vector<size_t>>& dependencies) const {
   size_t target = plans_.size() - 1;
   if (!options_.target.empty()) {
     std::string wanted = to_lower(options_.target);
@@ -271,83 +324,216 @@ std::vector<bool> Build::needed_stages(const std::vector<ast::Instruction>& inst
   }
   std::vector<bool> needed(plans_.size(), false);
   std::vector<size_t> pending = {target};
-  Variables globals = global_variables();
   while (!pending.empty()) {
     size_t stage = pending.back();
     pending.pop_back();
     if (needed[stage]) continue;
     needed[stage] = true;
-    const auto& plan = plans_[stage];
-    for (size_t i = plan.from; i < plan.end; ++i) {
-      const auto& instruction = instructions[i];
-      std::optional<std::string> reference;
-      if (const auto* from = std::get_if<ast::FromInstruction>(&instruction.body)) {
-        try {
-          reference = words_.expand_word(from->image, globals);
-        } catch (const Error&) {
-          // Reported when the FROM runs.
-        }
-      } else if (instruction.keyword == "COPY") {
-        for (const auto& flag : instruction.flags)
-          if (flag.name == "from" && flag.value) reference = *flag.value;
-      }
-      // RUN --mount=from=... needs its stage like COPY --from does.
-      for (const auto& name : run_mount_sources(instruction))
-        if (auto dependency = find_stage(name, stage)) pending.push_back(*dependency);
-      if (!reference) continue;
-      if (auto dependency = find_stage(*reference, stage)) {
-        // FROM takes stage names only; a number there is an image name.
-        if (instruction.keyword == "FROM" &&
-            reference->find_first_not_of("0123456789") == std::string::npos)
-          continue;
-        pending.push_back(*dependency);
-      }
-    }
+    pending.insert(pending.end(), dependencies[stage].begin(), dependencies[stage].end());
   }
   return needed;
 }
+
+namespace {
+
+// Stage `a` builds on stage `b`, directly or through other stages.
+bool depends_on(const std::vector<std::vector<size_t>>& dependencies, size_t a, size_t b) {
+  std::vector<size_t> pending = dependencies[a];
+  std::vector<bool> seen(dependencies.size(), false);
+  while (!pending.empty()) {
+    size_t stage = pending.back();
+    pending.pop_back();
+    if (stage == b) return true;
+    if (seen[stage]) continue;
+    seen[stage] = true;
+    pending.insert(pending.end(), dependencies[stage].begin(), dependencies[stage].end());
+  }
+  return false;
+}
+
+// The output of a stage that may run beside others: whole lines only, each with the stage's
+// name in front, so lines of two stages never mix within a line and say where they come from.
+class StageOutputBuffer : public std::streambuf {
+ public:
+  StageOutputBuffer(SharedBuildState& shared, std::string prefix)
+      : shared_(shared), prefix_(std::move(prefix)) {}
+  ~StageOutputBuffer() override { emit(); }
+
+ protected:
+  int overflow(int ch) override {
+    if (ch == traits_type::eof()) return 0;
+    pending_ += static_cast<char>(ch);
+    if (ch == '\n') emit();
+    return ch;
+  }
+  std::streamsize xsputn(const char* text, std::streamsize count) override {
+    for (std::streamsize i = 0; i < count; ++i) overflow(static_cast<unsigned char>(text[i]));
+    return count;
+  }
+  int sync() override {
+    emit();
+    return 0;
+  }
+
+ private:
+  void emit() {
+    if (pending_.empty()) return;
+    std::lock_guard guard(shared_.output_mutex);
+    shared_.out << prefix_ << pending_ << std::flush;
+    pending_.clear();
+  }
+
+  SharedBuildState& shared_;
+  std::string prefix_;
+  std::string pending_;
+};
+
+}  // namespace
 
 BuildResult Build::run() {
   for (const auto& tag : options_.tags) store::normalize_image_name(tag);  // fail before building
   ast::Dockerfile dockerfile = load_dockerfile();
   words_ = ShellWords(dockerfile.escape);
   const auto& instructions = dockerfile.instructions;
+  instructions_ = &instructions;
   target_name_ = options_.target.empty() ? "default" : options_.target;
   plan_stages(dockerfile);
-  std::vector<bool> needed = needed_stages(instructions);
-  built_stages_.resize(plans_.size());
+  std::vector<std::vector<size_t>> dependencies = stage_dependencies(instructions);
+  std::vector<bool> needed = needed_stages(dependencies);
+  shared_->built_stages.resize(plans_.size());
 
   for (const auto& warning : dockerfile.warnings)
     out_ << "[WARNING]: " << dockerfile_name() << ":" << warning.line << ": " << warning.message
          << "\n";
   size_t global_count = plans_.front().from;
   size_t total = global_count;
-  for (size_t s = 0; s < plans_.size(); ++s)
-    if (needed[s]) total += plans_[s].end - plans_[s].from;
-  size_t step = 0;
-  for (size_t i = 0; i < global_count; ++i)
-    out_ << "Step " << ++step << "/" << total << " : " << instructions[i].source << "\n";
-  size_t last = 0;
+  std::vector<size_t> first_step(plans_.size(), 0);
   for (size_t s = 0; s < plans_.size(); ++s) {
-    if (!needed[s]) continue;
-    current_stage_index_ = s;
-    for (size_t i = plans_[s].from; i < plans_[s].end; ++i) {
-      const auto& instruction = instructions[i];
-      out_ << "Step " << ++step << "/" << total << " : " << instruction.source << "\n";
-      execute(instruction);
-      out_ << " ---> " << short_id(stage_->image.id) << "\n";
-    }
-    built_stages_[s] = *stage_;
-    last = s;
+    first_step[s] = total + 1;
+    if (needed[s]) total += plans_[s].end - plans_[s].from;
   }
-  result_.image = built_stages_[last]->image;
+  for (size_t i = 0; i < global_count; ++i)
+    out_ << "Step " << i + 1 << "/" << total << " : " << instructions[i].source << "\n";
+
+  // Stages that neither builds on the other may run at the same time; their output lines then
+  // carry the stage's name. A build with none such runs on this thread, as it always did.
+  std::vector<bool> concurrent(plans_.size(), false);
+  for (size_t a = 0; a < plans_.size(); ++a)
+    for (size_t b = a + 1; b < plans_.size(); ++b)
+      if (needed[a] && needed[b] && !depends_on(dependencies, b, a))
+        concurrent[a] = concurrent[b] = true;
+  size_t last = 0;
+  for (size_t s = 0; s < plans_.size(); ++s)
+    if (needed[s]) last = s;
+
+  if (std::find(concurrent.begin(), concurrent.end(), true) == concurrent.end()) {
+    for (size_t s = 0; s < plans_.size(); ++s) {
+      if (!needed[s]) continue;
+      Build worker(*this, out_);
+      worker.build_stage(s, dependencies[s], first_step[s], total);
+    }
+  } else {
+    // Every thread must share the private mount namespace: made now, before the threads, as
+    // a namespace made later would belong to the thread that made it alone.
+    ensure_private_mount_namespace();
+    std::vector<std::jthread> threads;
+    for (size_t s = 0; s < plans_.size(); ++s) {
+      if (!needed[s]) continue;
+      try {
+        threads.emplace_back([this, s, &dependencies, &first_step, &concurrent, total] {
+          // A working directory of its own: mounting an overlay changes it for a moment, and
+          // the other stages resolve relative paths (the context dir) meanwhile.
+          if (::unshare(CLONE_FS) != 0) {
+            fail_build(std::make_exception_ptr(
+                SystemError("cannot give a build stage its own working directory", errno)));
+            return;
+          }
+          std::string name = plans_[s].name.empty() ? "stage-" + std::to_string(s) : plans_[s].name;
+          StageOutputBuffer buffer(*shared_, concurrent[s] ? "[" + name + "] " : "");
+          std::ostream stage_out(&buffer);
+          Build worker(*this, stage_out);
+          worker.build_stage(s, dependencies[s], first_step[s], total);
+        });
+      } catch (...) {
+        fail_build(std::current_exception());  // the stages started must not wait for this one
+        break;
+      }
+    }
+  }  // the threads join here
+  if (shared_->failure) std::rethrow_exception(shared_->failure);
+
+  BuildResult result;
+  result.image = shared_->built_stages[last]->image;
+  result.steps_run = shared_->steps_run;
+  result.steps_cached = shared_->steps_cached;
   warn_unconsumed_build_args();
-  for (const auto& tag : options_.tags) store_.tag(tag, result_.image);
-  out_ << "Successfully built " << short_id(result_.image.id) << "\n";
+  for (const auto& tag : options_.tags) store_.tag(tag, result.image);
+  out_ << "Successfully built " << short_id(result.image.id) << "\n";
   for (const auto& tag : options_.tags)
     out_ << "Successfully tagged " << store::normalize_image_name(tag) << "\n";
   out_.flush();
-  return result_;
+  return result;
+}
+
+void Build::build_stage(size_t index, const std::vector<size_t>& dependencies, size_t first_step,
+                        size_t total_steps) {
+  try {
+    {
+      std::unique_lock lock(shared_->mutex);
+      shared_->changed.wait(lock, [&] {
+        return shared_->failure ||
+               std::all_of(dependencies.begin(), dependencies.end(),
+                           [&](size_t stage) { return shared_->built_stages[stage].has_value(); });
+      });
+      if (shared_->failure) return;
+    }
+    current_stage_index_ = index;
+    const auto& instructions = *instructions_;
+    size_t step = first_step;
+    for (size_t i = plans_[index].from; i < plans_[index].end; ++i, ++step) {
+      if (i != plans_[index].from) {
+        std::lock_guard lock(shared_->mutex);
+        if (shared_->failure) return;
+      }
+      out_ << "Step " << step << "/" << total_steps << " : " << instructions[i].source << "\n";
+      execute(instructions[i]);
+      out_ << " ---> " << short_id(stage_->image.id) << "\n";
+    }
+    {
+      std::lock_guard lock(shared_->mutex);
+      shared_->built_stages[index] = *stage_;
+    }
+    shared_->changed.notify_all();
+  } catch (...) {
+    fail_build(std::current_exception());
+  }
+  out_.flush();
+}
+
+void Build::fail_build(std::exception_ptr error) {
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (!shared_->failure) shared_->failure = std::move(error);
+  }
+  shared_->changed.notify_all();
+}
+
+std::optional<StageState> Build::built_stage(size_t index) const {
+  std::lock_guard lock(shared_->mutex);
+  return shared_->built_stages[index];
+}
+
+void Build::consume_build_arg(const std::string& name) {
+  std::lock_guard lock(shared_->mutex);
+  shared_->consumed_build_args.insert(name);
+}
+
+std::string Build::content_digest(const BuildContext& tree, const std::vector<Source>& sources) {
+  std::lock_guard lock(shared_->stat_cache_mutex);
+  StatCache* cache = shared_->stat_cache.get();
+  std::string digest = tree.digest(sources, cache);
+  if (cache) cache->save();
+  return digest;
 }
 
 Variables Build::scope_variables() const {
@@ -375,6 +561,7 @@ void Build::set_env(std::vector<std::string>& env, const std::string& key,
 
 store::Image Build::base_image(const ast::Instruction& instruction, const std::string& reference) {
   using Pull = BuildOptions::Pull;
+  std::lock_guard pulling(shared_->pull_mutex);
   std::optional<store::Image> found;
   if (options_.pull != Pull::kAlways) found = store_.try_find_image(reference);
   if (found) return std::move(*found);
@@ -397,8 +584,9 @@ void Build::start_stage(const ast::Instruction& instruction, const ast::FromInst
   auto earlier = reference.find_first_not_of("0123456789") == std::string::npos
                      ? std::nullopt
                      : find_stage(reference, current_stage_index_);
-  if (earlier && built_stages_[*earlier]) {
-    stage = *built_stages_[*earlier];  // its image, ENV and ARGs
+  std::optional<StageState> built = earlier ? built_stage(*earlier) : std::nullopt;
+  if (built) {
+    stage = std::move(*built);  // its image, ENV and ARGs
   } else if (to_lower(reference) == "scratch") {
     stage.image = scratch_image();
   } else {

@@ -186,12 +186,13 @@ std::string heredoc_text(const ast::Heredoc& heredoc, const Variables& vars) {
 }  // namespace
 
 BuildContext& Build::context() {
-  if (!context_) {
-    context_ = std::make_unique<BuildContext>(
+  std::call_once(shared_->context_made, [&] {
+    shared_->context = std::make_unique<BuildContext>(
         options_.context_dir, load_ignore_rules(options_.dockerfile, options_.context_dir), true);
-    stat_cache_ = std::make_unique<StatCache>(store_.root() / "cache", options_.context_dir);
-  }
-  return *context_;
+    shared_->stat_cache =
+        std::make_unique<StatCache>(store_.root() / "cache", options_.context_dir);
+  });
+  return *shared_->context;
 }
 
 void Build::dispatch(const ast::Instruction& instruction, const ast::CopyInstruction& copy) {
@@ -256,8 +257,10 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
     tree = owned.get();
   } else if (from) {
     store::Image source_image;
-    if (auto stage = find_stage(*from, current_stage_index_); stage && built_stages_[*stage]) {
-      source_image = built_stages_[*stage]->image;
+    auto stage = find_stage(*from, current_stage_index_);
+    std::optional<StageState> built = stage ? built_stage(*stage) : std::nullopt;
+    if (built) {
+      source_image = std::move(built->image);
     } else if (auto image = store_.try_find_image(*from)) {
       source_image = std::move(*image);
     } else {
@@ -286,8 +289,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   } catch (const Error& e) {
     throw PositionedError(instruction.start, e.what());
   }
-  std::string digest = tree_key.empty() ? tree->digest(sources, stat_cache_.get()) : tree_key;
-  if (stat_cache_) stat_cache_->save();
+  std::string digest = tree_key.empty() ? content_digest(*tree, sources) : tree_key;
 
   std::string created_by = keyword;
   if (parents) created_by += " --parents";

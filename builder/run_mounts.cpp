@@ -297,8 +297,8 @@ std::vector<std::string> run_mount_sources(const ast::Instruction& instruction) 
 }
 
 store::Image Build::mount_source_image(const RunMount& mount) {
-  if (auto stage = find_stage(mount.from, current_stage_index_); stage && built_stages_[*stage])
-    return built_stages_[*stage]->image;
+  if (auto stage = find_stage(mount.from, current_stage_index_))
+    if (auto built = built_stage(*stage)) return std::move(built->image);
   if (auto image = store_.try_find_image(mount.from)) return std::move(*image);
   throw PositionedError(mount.position,
                         "--mount from=" + mount.from + ": no stage or image named \"" + mount.from +
@@ -319,8 +319,7 @@ json Build::describe_mounts(const std::vector<RunMount>& mounts) {
         // content digest of the mounted subpath does.
         try {
           std::vector<Source> sources = context().resolve(m.source.empty() ? "." : m.source);
-          entry["content"] = context().digest(sources, stat_cache_.get());
-          if (stat_cache_) stat_cache_->save();
+          entry["content"] = content_digest(context(), sources);
         } catch (const Error& e) {
           throw PositionedError(m.position, std::string("--mount source: ") + e.what());
         }

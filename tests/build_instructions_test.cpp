@@ -3,6 +3,7 @@
 // what docker (BuildKit) records.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <sstream>
 
 #include "common/fs.h"
@@ -358,6 +359,72 @@ TEST_F(InstructionTest, TargetBuildsOnlyTheStagesItNeeds) {
   auto missing = build(dockerfile, "target:2", {"--target", "nosuch"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(missing.err, "failed to reach build target nosuch in Dockerfile\n");
+}
+
+// A RUN that leaves a mark in the shared cache dir /meet and waits (up to 60 s) for the mark
+// of `other`: it can only succeed when the stage that leaves that mark runs at the same time.
+std::string rendezvous_run(const std::string& self, const std::string& other) {
+  return "RUN --mount=type=cache,id=rendezvous,target=/meet sh -c 'touch /meet/" + self +
+         "; i=0; while [ ! -e /meet/" + other +
+         " ]; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done; echo " + self + " > /" +
+         self + "-met'\n";
+}
+
+TEST_F(InstructionTest, IndependentStagesRunAtTheSameTime) {
+  json config = build_ok("FROM busybox AS left\n" + rendezvous_run("left", "right") +
+                             "FROM busybox AS right\n" + rendezvous_run("right", "left") +
+                             "FROM busybox\n"
+                             "COPY --from=left /left-met /\n"
+                             "COPY --from=right /right-met /\n",
+                         "parallel:1", {"--no-cache"});
+  EXPECT_EQ(run("parallel:1", {"cat", "/left-met", "/right-met"}), "left\nright\n");
+  // Lines of stages that may overlap say which stage they come from; the final stage, which
+  // waits for both, prints as a sequential build does.
+  EXPECT_NE(last_.out.find("[left] Step 1/7 : FROM busybox AS left\n"), std::string::npos)
+      << last_.out;
+  EXPECT_NE(last_.out.find("[right] Step 3/7 : FROM busybox AS right\n"), std::string::npos)
+      << last_.out;
+  EXPECT_NE(last_.out.find("\nStep 6/7 : COPY --from=left /left-met /\n"), std::string::npos)
+      << last_.out;
+}
+
+TEST_F(InstructionTest, AFailingStageFailsTheBuildWhileAnotherRuns) {
+  auto failed = build(
+      "FROM busybox AS slow\n"
+      "RUN sleep 1 && echo slow-done\n"
+      "FROM busybox AS broken\n"
+      "RUN exit 7\n"
+      "FROM busybox\n"
+      "COPY --from=slow /bin/busybox /a\n"
+      "COPY --from=broken /bin/busybox /b\n",
+      "parallel:broken");
+  EXPECT_EQ(failed.exit_code, 1) << failed.out << failed.err;
+  EXPECT_EQ(failed.err, "The command '/bin/sh -c exit 7' returned a non-zero code: 7\n");
+  EXPECT_EQ(image_names().find("parallel:broken"), std::string::npos);
+  EXPECT_EQ(failed.out.find("Step 5/7"), std::string::npos) << failed.out;
+}
+
+TEST_F(InstructionTest, TwoIdenticalBuildsAtOnceRunEachStepOnce) {
+  // Each run of the step appends a line to a persistent cache dir, then lingers so that the
+  // second build reaches the step while the first is still running it.
+  std::string dockerfile =
+      "FROM busybox\n"
+      "RUN --mount=type=cache,id=counter,target=/count sh -c 'echo ran >> /count/runs; sleep 2'\n";
+  ScratchDir second_context;
+  write_file_atomic(second_context.path() / "Dockerfile", dockerfile);
+  write_file_atomic(context() / "Dockerfile", dockerfile);
+  auto first = std::async(std::launch::async, [&] { return build_context("same:1"); });
+  auto second = std::async(std::launch::async, [&] {
+    return run_slipway(root(), {"build", "-t", "same:2", second_context.path().string()});
+  });
+  CommandResult a = first.get(), b = second.get();
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.out << b.err;
+  EXPECT_EQ(count_lines_equal(a.out + b.out, " ---> Using cache"), 1) << a.out << b.out;
+
+  build_ok("FROM busybox\nRUN --mount=type=cache,id=counter,target=/count cat /count/runs\n",
+           "same:count", {"--no-cache"});
+  EXPECT_EQ(count_lines_equal(last_.out, "ran"), 1) << last_.out;
 }
 
 // ---- COPY and ADD
