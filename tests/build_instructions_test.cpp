@@ -51,21 +51,6 @@ class InstructionTest : public BusyboxStoreTest {
     return entries;
   }
 
-  std::string image_names() {
-    auto listed = run_slipway(root(), {"images"});
-    std::string names;
-    std::istringstream lines(listed.out);
-    std::string line;
-    std::getline(lines, line);
-    while (std::getline(lines, line)) {
-      std::istringstream words(line);
-      std::string repository, tag;
-      words >> repository >> tag;
-      names += repository + ":" + tag + "\n";
-    }
-    return names;
-  }
-
   CommandResult last_;
 };
 

@@ -117,6 +117,22 @@ CommandResult BusyboxStoreTest::build(const std::string& dockerfile, const std::
   return build_context(tag, std::move(extra));
 }
 
+std::string BusyboxStoreTest::image_names() {
+  auto listed = run_slipway(root(), {"images"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  std::string names;
+  std::istringstream lines(listed.out);
+  std::string line;
+  std::getline(lines, line);  // header
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string repository, tag;
+    words >> repository >> tag;
+    names += repository + ":" + tag + "\n";
+  }
+  return names;
+}
+
 nlohmann::json image_config(const fs::path& root, const std::string& image) {
   auto inspected = run_slipway(root, {"inspect", image});
   if (inspected.exit_code != 0) throw std::runtime_error("inspect failed: " + inspected.err);

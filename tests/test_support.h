@@ -64,6 +64,8 @@ class BusyboxStoreTest : public ::testing::Test {
   // Writes `dockerfile` into the context first.
   CommandResult build(const std::string& dockerfile, const std::string& tag,
                       std::vector<std::string> extra = {});
+  // The store's images as "repository:tag" lines, in `slipway images` order.
+  std::string image_names();
 
   ScratchDir scratch_;
 };
