@@ -64,6 +64,12 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
     size_t space = line.find(' ');
     transfer.response.status =
         space == std::string_view::npos ? 0 : std::strtol(line.data() + space + 1, nullptr, 10);
+    transfer.response.reason.clear();
+    if (space != std::string_view::npos) {
+      std::string_view rest = line.substr(space + 1);
+      if (size_t reason = rest.find(' '); reason != std::string_view::npos)
+        transfer.response.reason = std::string(trim(rest.substr(reason + 1)));
+    }
     return line.size();
   }
   size_t colon = line.find(':');

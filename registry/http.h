@@ -40,6 +40,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   long status = 0;
+  std::string reason;  // the status line's reason phrase ("Not Found"); HTTP/2 sends none
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;  // the body when not streamed to on_body (error bodies always land here)
   std::string effective_url;

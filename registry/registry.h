@@ -17,7 +17,10 @@
 // appear in output or errors. Every error is a slipway::Error naming the registry and what failed.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,5 +99,22 @@ void login(std::string_view host, const std::string& username, const std::string
 
 // docker logout: removes the registry's entry. False when there was none.
 bool logout(std::string_view host);
+
+// What download_url() learned about the file besides its bytes.
+struct DownloadedUrl {
+  long status = 0;
+  // Last-Modified as seconds since the epoch, when the server sent a date that parses.
+  std::optional<int64_t> last_modified;
+};
+
+// Downloads a plain http(s) URL (ADD <url>), redirects followed, handing the body to `sink` as
+// it arrives; nothing is buffered whole. No registry auth, no retries: a build step that fails
+// is run again by running the build again. Throws Error
+// "cannot download URL: HTTP status 404 Not Found" for a non-2xx answer and
+// "cannot download URL: <what libcurl says>" when no answer came; an exception from `sink`
+// passes through.
+DownloadedUrl download_url(const std::string& url,
+                           const std::function<void(const char* data, size_t size)>& sink,
+                           const Options& options = {});
 
 }  // namespace slipway::registry
