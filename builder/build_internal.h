@@ -296,6 +296,9 @@ class Build {
   // instructions_copy.cpp
   void copy_step(const ast::Instruction& instruction, const ast::FileTransfer& transfer,
                  bool is_add);
+  void add_url_step(const std::vector<std::string>& urls, const std::string& dest_written,
+                    const std::string& dest, const std::string& chown, const std::string& chmod,
+                    const std::optional<std::string>& checksum);
   BuildContext& context();
 
   store::Store& store_;

@@ -5,11 +5,16 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "builder/build_internal.h"
 #include "builder/dockerignore.h"
 #include "builder/file_copy.h"
+#include "registry/registry.h"
+#include "store/digest.h"
 
 namespace slipway::builder::detail {
 namespace fs = std::filesystem;
@@ -17,9 +22,79 @@ using nlohmann::json;
 
 namespace {
 
+bool is_http_url(std::string_view source) {
+  return source.starts_with("http://") || source.starts_with("https://");
+}
+
 bool is_url(std::string_view source) {
-  return source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0 ||
-         source.rfind("git@", 0) == 0;
+  return is_http_url(source) || source.starts_with("git@");
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// The name ADD gives a downloaded file, as BuildKit's dockerfile frontend picks it: the last
+// element of the URL's decoded path (Go path.Base), or "__unnamed__" when the path has none.
+// "." and ".." count as none here too: they cannot name a file.
+std::string url_file_name(std::string_view url) {
+  constexpr std::string_view kUnnamed = "__unnamed__";
+  size_t authority = url.find("://");
+  authority = authority == std::string_view::npos ? 0 : authority + 3;
+  size_t path_start = url.find_first_of("/?#", authority);
+  if (path_start == std::string_view::npos || url[path_start] != '/') return std::string(kUnnamed);
+  std::string_view path = url.substr(path_start);
+  path = path.substr(0, path.find_first_of("?#"));
+  std::string decoded;
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] == '%' && i + 2 < path.size() && hex_value(path[i + 1]) >= 0 &&
+        hex_value(path[i + 2]) >= 0) {
+      decoded += static_cast<char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+      i += 2;
+    } else {
+      decoded += path[i];
+    }
+  }
+  while (!decoded.empty() && decoded.back() == '/') decoded.pop_back();
+  std::string base = decoded.substr(decoded.rfind('/') + 1);
+  if (base.empty() || base == "." || base == ".." || base.find('\0') != std::string::npos)
+    return std::string(kUnnamed);
+  return base;
+}
+
+// One URL source of an ADD, downloaded.
+struct DownloadedSource {
+  std::string url;
+  std::string name;    // the file's name in the download dir and, for a directory dest, the image
+  std::string digest;  // "sha256:<hex>" of the bytes
+  std::optional<int64_t> last_modified;
+};
+
+// Downloads `url` into `dir` as docker's ADD leaves it: mode 0600, mtime from Last-Modified when
+// the server sent one (else the time of the download), hashed while it streams.
+DownloadedSource download_source(const std::string& url, const fs::path& dir) {
+  DownloadedSource source{url, url_file_name(url), "", std::nullopt};
+  fs::path path = dir / source.name;
+  UniqueFd file = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  store::Sha256 hash;
+  registry::DownloadedUrl downloaded =
+      registry::download_url(url, [&](const char* data, size_t size) {
+        hash.update(data, size);
+        write_all(file.get(), data, size, "a downloaded file");
+      });
+  source.digest = hash.finish();
+  // The umask may have taken bits off; ADD's 0600 is exact.
+  if (::fchmod(file.get(), 0600) != 0) throw_errno("cannot set the mode of " + path.string());
+  if (downloaded.last_modified) {
+    timespec times[2] = {{static_cast<time_t>(*downloaded.last_modified), 0},
+                         {static_cast<time_t>(*downloaded.last_modified), 0}};
+    if (::futimens(file.get(), times) != 0) throw_errno("cannot set the mtime of " + path.string());
+    source.last_modified = downloaded.last_modified;
+  }
+  return source;
 }
 
 // The destination as a container path: relative to WORKDIR, with docker's meaning of a trailing
@@ -216,8 +291,9 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
       continue;
     }
     specs.push_back(transfer.json_form ? raw : words_.expand_word(raw, vars));
-    if (is_url(specs.back()))
-      throw Error(is_add ? "ADD from URL is not supported yet" : "source can't be a URL for COPY");
+    if (!is_url(specs.back())) continue;
+    if (!is_add) throw Error("source can't be a URL for COPY");
+    if (!is_http_url(specs.back())) throw Error("ADD from a git repository is not supported yet");
   }
   if (!heredocs.empty() && !specs.empty())
     throw Error(std::string(keyword) + " with both heredoc and file sources is not supported yet");
@@ -227,14 +303,33 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   std::string dest = resolve_destination(dest_written, config.value("WorkingDir", "/"));
   std::string chown = flags_.get("chown") ? words_.expand_word(*flags_.get("chown"), vars) : "";
   std::string chmod = flags_.get("chmod") ? words_.expand_word(*flags_.get("chmod"), vars) : "";
-  std::optional<uint32_t> mode;
-  if (!chmod.empty()) mode = parse_chmod(chmod);
+  if (!chmod.empty()) (void)parse_chmod(chmod);  // a bad value fails before anything runs
   bool parents = flags_.get_bool("parents").value_or(false);
   bool unpack = flags_.get_bool("unpack").value_or(true);
   std::vector<std::string> excludes = flags_.all("exclude");
-  if (flags_.get("checksum"))
-    throw PositionedError(flags_.flag("checksum")->position,
-                          "checksum can't be specified for non-HTTP(S) sources");
+  size_t url_count = static_cast<size_t>(std::count_if(
+      specs.begin(), specs.end(), [](const std::string& spec) { return is_http_url(spec); }));
+  std::optional<std::string> checksum;
+  if (flags_.get("checksum")) {
+    ast::Position at = flags_.flag("checksum")->position;
+    if (specs.size() + heredocs.size() != 1)
+      throw PositionedError(at, "checksum can't be specified for multiple sources");
+    if (url_count == 0)
+      throw PositionedError(at, "checksum can't be specified for non-HTTP(S) sources");
+    checksum = words_.expand_word(*flags_.get("checksum"), vars);
+    if (!store::is_valid_digest(*checksum))
+      throw PositionedError(at, "invalid checksum digest format: \"" + *checksum +
+                                    "\" (expected sha256:<64 lowercase hex digits>)");
+  }
+  if (url_count > 0) {
+    if (url_count != specs.size() || !heredocs.empty())
+      throw Error("ADD with both URL and local sources is not supported yet");
+    if (flags_.get_bool("unpack").value_or(false))
+      throw PositionedError(flags_.flag("unpack")->position,
+                            "ADD --unpack=true of a URL is not supported yet");
+    add_url_step(specs, dest_written, dest, chown, chmod, checksum);
+    return;
+  }
   std::optional<std::string> from = flags_.get("from");
   if (from && from->find('$') != std::string::npos)
     throw PositionedError(flags_.flag("from")->position,
@@ -307,7 +402,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
     OverlayMount target(store_, stage_->image, is_add ? "add" : "copy");
     CopyOptions options;
     if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
-    options.chmod = mode;
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
     std::vector<Source> plain;
     for (const auto& source : sources) {
       if (is_add && unpack && source.entry.kind == FileKind::regular &&
@@ -339,6 +434,58 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
       }
     }
     if (!plain.empty()) copy_sources(*tree, plain, target.merged(), dest, options);
+    target.unmount();
+    return commit_step(target.upper(), created_by, /*keep_empty_layer=*/true);
+  });
+}
+
+// ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, never unpacked) and
+// copied to dest like a context file. The cache key holds what identifies the bytes: the
+// --checksum when given, so that a hit needs no download; else the downloaded content's digest
+// and Last-Modified, so the URL is fetched on every build, as docker does.
+void Build::add_url_step(const std::vector<std::string>& urls, const std::string& dest_written,
+                         const std::string& dest, const std::string& chown,
+                         const std::string& chmod, const std::optional<std::string>& checksum) {
+  TempDir download_dir = store_.make_temp_dir("add-url");
+  std::vector<DownloadedSource> downloads;
+  json sources = json::array();
+  if (checksum) {
+    sources.push_back({{"name", url_file_name(urls.front())}, {"digest", *checksum}});
+  } else {
+    for (const auto& url : urls) {
+      downloads.push_back(download_source(url, download_dir.path()));
+      const auto& got = downloads.back();
+      sources.push_back({{"name", got.name},
+                         {"digest", got.digest},
+                         {"last_modified", got.last_modified ? json(*got.last_modified) : json()}});
+    }
+  }
+
+  std::string created_by = "ADD";
+  if (!chown.empty()) created_by += " --chown=" + chown;
+  if (!chmod.empty()) created_by += " --chmod=" + chmod;
+  for (const auto& url : urls) created_by += " " + url;
+  created_by += " " + dest_written + " # buildkit";
+
+  json key = {{"ADD-URL", sources}, {"dest", dest}, {"chown", chown}, {"chmod", chmod}};
+  cached_step(key, [&] {
+    if (checksum) {
+      downloads.push_back(download_source(urls.front(), download_dir.path()));
+      if (downloads.front().digest != *checksum)
+        throw Error("checksum mismatch for " + urls.front() + ": expected " + *checksum + ", got " +
+                    downloads.front().digest);
+    }
+    OverlayMount target(store_, stage_->image, "add");
+    CopyOptions options;
+    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+    BuildContext tree(download_dir.path(), IgnoreRules{}, true);
+    std::vector<Source> files;
+    for (const auto& download : downloads) {
+      auto matched = tree.resolve(download.name);
+      files.insert(files.end(), matched.begin(), matched.end());
+    }
+    copy_sources(tree, files, target.merged(), dest, options);
     target.unmount();
     return commit_step(target.upper(), created_by, /*keep_empty_layer=*/true);
   });
