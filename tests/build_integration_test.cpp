@@ -21,25 +21,7 @@ using nlohmann::json;
 constexpr const char* kDefaultPath =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-class BuildTest : public BusyboxStoreTest {
- protected:
-  // The image list as "repository:tag" lines.
-  std::string image_names() {
-    auto listed = run_slipway(root(), {"images"});
-    EXPECT_EQ(listed.exit_code, 0) << listed.err;
-    std::string names;
-    std::istringstream lines(listed.out);
-    std::string line;
-    std::getline(lines, line);  // header
-    while (std::getline(lines, line)) {
-      std::istringstream words(line);
-      std::string repository, tag;
-      words >> repository >> tag;
-      names += repository + ":" + tag + "\n";
-    }
-    return names;
-  }
-};
+class BuildTest : public BusyboxStoreTest {};
 
 TEST_F(BuildTest, ImagesListsTheImportedBaseImage) {
   auto listed = run_slipway(root(), {"images"});
@@ -308,7 +290,18 @@ INSTANTIATE_TEST_SUITE_P(
                      "The command '/bin/sh -c echo partial > /x && exit 3' returned a non-zero "
                      "code: 3"},
         BadInputCase{"EmptyDockerfile", "# nothing here\n",
-                     "Dockerfile:1:1: file with no instructions"}),
+                     "Dockerfile:1:1: file with no instructions"},
+        // The column points at the first element that is not a string.
+        BadInputCase{"ShellJsonWithNonStrings", "FROM busybox\nSHELL [\"/bin/sh\", 1]\n",
+                     "Dockerfile:2:19: when using JSON array syntax, arrays must be comprised of "
+                     "strings only"},
+        BadInputCase{"UnterminatedHeredoc", "FROM busybox\nRUN <<EOF\necho hi\n",
+                     "Dockerfile:2:5: unterminated heredoc"},
+        BadInputCase{"RequiredVariableUnsetInEnv", "FROM busybox\nENV X=${V:?need_V}\n",
+                     "Dockerfile:2:1: ENV: failed to process \"${V:?need_V}\": V: need_V"},
+        BadInputCase{"RequiredVariableUnsetInWorkdir", "FROM busybox\nWORKDIR /app/${V:?}\n",
+                     "Dockerfile:2:1: WORKDIR: failed to process \"/app/${V:?}\": V: is not "
+                     "allowed to be unset"}),
     [](const auto& case_info) { return case_info.param.name; });
 
 TEST_F(BuildTest, MissingContextDirectoryIsAClearError) {
