@@ -48,7 +48,7 @@ lexer grammar DockerfileLexer;
 // ---------------------------------------------------------------------------------------------
 // Default mode: the instruction keyword (case-insensitive).
 
-INNER_WS   : {!atLineStart}? SPACE_CHARS      -> type(WS) ;
+INNER_WS   : SPACE_CHAR {!atLineStart}? SPACE_CHAR* -> type(WS) ;
 LEADING_WS : SPACE_CHARS                      -> skip ;
 NEWLINE    : '\n' ;
 
@@ -73,8 +73,8 @@ SHELL       : S H E L L                       -> pushMode(EXEC_ARGS) ;
 
 // ONBUILD's flags (see INNER_WS): keywords cannot start with '-', so these only compete with
 // UNKNOWN_KEYWORD, which they beat by coming first.
-ONBUILD_END_OF_FLAGS : {flagsAllowed}? '--'     -> type(END_OF_FLAGS) ;
-ONBUILD_FLAG         : {flagsAllowed}? FLAG_WORD -> type(FLAG) ;
+ONBUILD_END_OF_FLAGS : '-' {flagsAllowed}? '-'       -> type(END_OF_FLAGS) ;
+ONBUILD_FLAG         : '-' {flagsAllowed}? FLAG_REST -> type(FLAG) ;
 
 // Anything else in keyword position. Longest match makes `FROMX` this and not FROM; the parser
 // turns it into "unknown instruction".
@@ -83,12 +83,18 @@ UNKNOWN_KEYWORD : ~[ \t\u000B\f\r\n]+         -> pushMode(PLAIN_ARGS) ;
 // ---------------------------------------------------------------------------------------------
 // Fragments shared by the argument modes.
 
-fragment SPACE_CHARS : [ \t\u000B\f\r]+ ;
+fragment SPACE_CHAR  : [ \t\u000B\f\r] ;
+fragment SPACE_CHARS : SPACE_CHAR+ ;
 
 // A builder flag (`--mount=type=cache`, `--chown="a b"`). Like extractBuilderFlags, '\' always
 // escapes here whatever the escape directive says. An unterminated quote or a lone '\' can only
 // end the word, so that longest-match never prefers leaving a quote open over closing it.
-fragment FLAG_WORD   : '--' ( FLAG_PART+ FLAG_TAIL? | FLAG_TAIL ) ;
+//
+// The flag rules (and INNER_WS) test their predicate after the first character, not before: a
+// predicate at the start of a rule is part of the mode's start state, which ANTLR then cannot
+// cache, so it rebuilt that state from the ATN for every token (whole parses took twice as
+// long). FLAG_REST is a flag word after its first '-'.
+fragment FLAG_REST   : '-' ( FLAG_PART+ FLAG_TAIL? | FLAG_TAIL ) ;
 fragment FLAG_PART
     : '\\' ~'\n'
     | '"' ( '\\' ~'\n' | ~["\\\n] )* '"'
@@ -116,8 +122,8 @@ mode PLAIN_ARGS;
 WS              : SPACE_CHARS ;
 PLAIN_NEWLINE   : '\n'         -> type(NEWLINE), popMode ;
 // A bare `--` ends the flags; rules earlier in the file win ties, so it is not a FLAG.
-END_OF_FLAGS    : {flagsAllowed}? '--' ;
-FLAG            : {flagsAllowed}? FLAG_WORD ;
+END_OF_FLAGS    : '-' {flagsAllowed}? '-' ;
+FLAG            : '-' {flagsAllowed}? FLAG_REST ;
 AS              : A S ;
 WORD            : ~[ \t\u000B\f\r\n]+ ;
 
@@ -129,8 +135,8 @@ mode EXEC_ARGS;
 
 EXEC_WS           : SPACE_CHARS  -> type(WS) ;
 EXEC_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
-EXEC_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
-EXEC_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+EXEC_END_OF_FLAGS : '-' {flagsAllowed}? '-'       -> type(END_OF_FLAGS) ;
+EXEC_FLAG         : '-' {flagsAllowed}? FLAG_REST -> type(FLAG) ;
 
 LBRACKET : '[' ;
 RBRACKET : ']' ;
@@ -157,8 +163,8 @@ mode WORDS;
 
 WORDS_WS           : SPACE_CHARS  -> type(WS) ;
 WORDS_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
-WORDS_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
-WORDS_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+WORDS_END_OF_FLAGS : '-' {flagsAllowed}? '-'       -> type(END_OF_FLAGS) ;
+WORDS_FLAG         : '-' {flagsAllowed}? FLAG_REST -> type(FLAG) ;
 // The escape char is the only thing that could make the word longer here, so a trailing one
 // (`\\\` at the end of a line) just ends the word.
 QUOTED_WORD        : ( BS_PART+ BS_TAIL? | BS_TAIL ) ;
@@ -170,7 +176,7 @@ fragment BS_PART
     | ~[ \t\u000B\f\r\n"'\\]
     ;
 // Unterminated quotes run to the end of the line; they and a lone escape char can only end a
-// word (see FLAG_WORD).
+// word (see FLAG_REST).
 fragment BS_TAIL
     : '"' ( '\\' ~'\n' | ~["\\\n] )*
     | '\'' ~['\n]*
@@ -181,8 +187,8 @@ mode WORDS_BACKTICK;
 
 BT_WS           : SPACE_CHARS  -> type(WS) ;
 BT_NEWLINE      : '\n'         -> type(NEWLINE), popMode ;
-BT_END_OF_FLAGS : {flagsAllowed}? '--'         -> type(END_OF_FLAGS) ;
-BT_FLAG         : {flagsAllowed}? FLAG_WORD    -> type(FLAG) ;
+BT_END_OF_FLAGS : '-' {flagsAllowed}? '-'       -> type(END_OF_FLAGS) ;
+BT_FLAG         : '-' {flagsAllowed}? FLAG_REST -> type(FLAG) ;
 BT_QUOTED_WORD  : ( BT_PART+ BT_TAIL? | BT_TAIL ) -> type(QUOTED_WORD) ;
 
 fragment BT_PART
