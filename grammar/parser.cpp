@@ -629,20 +629,31 @@ ast::Dockerfile parse_dockerfile(std::string_view text) {
 
   Source source(scanned.lines);
   ThrowingErrorListener errors(source);
+  auto parse_with = [&](antlr4::atn::PredictionMode mode) {
+    ByteInputStream input(source.text());
+    gen::DockerfileLexer lexer(&input);
+    lexer.escapeChar = scanned.escape;
+    lexer.removeErrorListeners();
+    lexer.addErrorListener(&errors);
+    antlr4::CommonTokenStream tokens(&lexer);
+    DockerfileParser parser(&tokens);
+    parser.removeErrorListeners();
+    parser.addErrorListener(&errors);
+    parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(mode);
+    AstBuilder builder(source);
+    return builder.visit(parser.dockerfile()).as<std::vector<ast::Instruction>>();
+  };
 
-  ByteInputStream input(source.text());
-  gen::DockerfileLexer lexer(&input);
-  lexer.escapeChar = scanned.escape;
-  lexer.removeErrorListeners();
-  lexer.addErrorListener(&errors);
-  antlr4::CommonTokenStream tokens(&lexer);
-  DockerfileParser parser(&tokens);
-  parser.removeErrorListeners();
-  parser.addErrorListener(&errors);
-
-  AstBuilder builder(source);
   ast::Dockerfile dockerfile;
-  dockerfile.instructions = builder.visit(parser.dockerfile()).as<std::vector<ast::Instruction>>();
+  // ANTLR's two-stage parse: SLL prediction is enough for nearly every Dockerfile and much
+  // cheaper, because full-context (LL) predictions are never cached and were most of the
+  // parser's time. Only when SLL fails is the text parsed again with LL, which then finds the
+  // parse SLL missed or reports the real error.
+  try {
+    dockerfile.instructions = parse_with(antlr4::atn::PredictionMode::SLL);
+  } catch (const SyntaxError&) {
+    dockerfile.instructions = parse_with(antlr4::atn::PredictionMode::LL);
+  }
   dockerfile.warnings = std::move(scanned.warnings);
   dockerfile.escape = scanned.escape;
   dockerfile.syntax = std::move(scanned.syntax);
