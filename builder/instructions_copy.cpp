@@ -67,17 +67,21 @@ std::string url_file_name(std::string_view url) {
 
 // One URL source of an ADD, downloaded.
 struct DownloadedSource {
-  std::string url;
-  std::string name;    // the file's name in the download dir and, for a directory dest, the image
+  // In the download dir each file is named by its index: a URL's name may hold wildcard
+  // characters, which a lookup by that name would take as a pattern.
+  std::string file;
+  std::string name;    // what it is called in the image (inside a directory dest)
   std::string digest;  // "sha256:<hex>" of the bytes
   std::optional<int64_t> last_modified;
 };
 
-// Downloads `url` into `dir` as docker's ADD leaves it: mode 0600, mtime from Last-Modified when
-// the server sent one (else the time of the download), hashed while it streams.
-DownloadedSource download_source(const std::string& url, const fs::path& dir) {
-  DownloadedSource source{url, url_file_name(url), "", std::nullopt};
-  fs::path path = dir / source.name;
+// Downloads `url` into `dir`/`file` as docker's ADD leaves it: mode 0600, mtime from
+// Last-Modified when the server sent one (else the time of the download), hashed while it
+// streams.
+DownloadedSource download_source(const std::string& url, const fs::path& dir,
+                                 const std::string& file_name) {
+  DownloadedSource source{file_name, url_file_name(url), "", std::nullopt};
+  fs::path path = dir / file_name;
   UniqueFd file = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   store::Sha256 hash;
   registry::DownloadedUrl downloaded =
@@ -453,7 +457,8 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
     sources.push_back({{"name", url_file_name(urls.front())}, {"digest", *checksum}});
   } else {
     for (const auto& url : urls) {
-      downloads.push_back(download_source(url, download_dir.path()));
+      downloads.push_back(
+          download_source(url, download_dir.path(), std::to_string(downloads.size())));
       const auto& got = downloads.back();
       sources.push_back({{"name", got.name},
                          {"digest", got.digest},
@@ -470,7 +475,7 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
   json key = {{"ADD-URL", sources}, {"dest", dest}, {"chown", chown}, {"chmod", chmod}};
   cached_step(key, [&] {
     if (checksum) {
-      downloads.push_back(download_source(urls.front(), download_dir.path()));
+      downloads.push_back(download_source(urls.front(), download_dir.path(), "0"));
       if (downloads.front().digest != *checksum)
         throw Error("checksum mismatch for " + urls.front() + ": expected " + *checksum + ", got " +
                     downloads.front().digest);
@@ -481,9 +486,11 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
     if (!chmod.empty()) options.chmod = parse_chmod(chmod);
     BuildContext tree(download_dir.path(), IgnoreRules{}, true);
     std::vector<Source> files;
-    for (const auto& download : downloads) {
-      auto matched = tree.resolve(download.name);
-      files.insert(files.end(), matched.begin(), matched.end());
+    for (size_t i = 0; i < downloads.size(); ++i) {
+      Source file = tree.resolve(downloads[i].file).at(0);
+      file.spec = urls[i];
+      file.name = downloads[i].name;
+      files.push_back(std::move(file));
     }
     copy_sources(tree, files, target.merged(), dest, options);
     target.unmount();

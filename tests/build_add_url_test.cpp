@@ -58,6 +58,18 @@ TEST_F(AddUrlTest, FileDestinationIsTheFileName) {
   EXPECT_EQ(in_image("dl:1", "test -e /etc/hello.txt || echo no hello.txt"), "no hello.txt\n");
 }
 
+TEST_F(AddUrlTest, SeveralUrlsLandInADirectoryUnderTheirDecodedNames) {
+  // The name is the URL path's last element, percent-decoded; wildcard characters in it are
+  // plain characters. A URL without a path element gives __unnamed__, as in BuildKit.
+  server_.put("/files/report%5B1%5D.txt", {"report\n", ""});
+  server_.put("/", {"root\n", ""});
+  build_ok("FROM busybox\nADD " + server_.url("/files/report%5B1%5D.txt") + " " + server_.url("/") +
+               " /many/\n",
+           "dl:1");
+  EXPECT_EQ(in_image("dl:1", "ls /many"), "__unnamed__\nreport[1].txt\n");
+  EXPECT_EQ(in_image("dl:1", "cat '/many/report[1].txt' /many/__unnamed__"), "report\nroot\n");
+}
+
 TEST_F(AddUrlTest, ChownAndChmodApplyToTheDownload) {
   build_ok("FROM busybox\nADD --chown=1000:1001 --chmod=644 " + server_.url("/files/hello.txt") +
                " /srv/\n",
