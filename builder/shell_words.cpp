@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/error.h"
+#include "common/go_quote.h"
 
 namespace slipway::builder {
 namespace {
@@ -533,7 +534,8 @@ class Expander {
   }
 
   [[noreturn]] void fail(std::string_view message) const {
-    throw Error("failed to process \"" + std::string(source_) + "\": " + std::string(message));
+    // Go's %q, as BuildKit prints it: a word holding quotes stays readable ("\"a b\"").
+    throw Error("failed to process " + go_quote(source_) + ": " + std::string(message));
   }
 
   [[noreturn]] void fail_unsupported(const std::string& modifier) const {

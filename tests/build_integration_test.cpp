@@ -299,6 +299,9 @@ INSTANTIATE_TEST_SUITE_P(
                      "Dockerfile:2:5: unterminated heredoc"},
         BadInputCase{"RequiredVariableUnsetInEnv", "FROM busybox\nENV X=${V:?need_V}\n",
                      "Dockerfile:2:1: ENV: failed to process \"${V:?need_V}\": V: need_V"},
+        // The word is printed Go-quoted, as BuildKit does: the quotes in it are escaped.
+        BadInputCase{"RequiredVariableUnsetInQuotedEnv", "FROM busybox\nENV X=\"${V:?need V}\"\n",
+                     "Dockerfile:2:1: ENV: failed to process \"\\\"${V:?need V}\\\"\": V: need V"},
         BadInputCase{"RequiredVariableUnsetInWorkdir", "FROM busybox\nWORKDIR /app/${V:?}\n",
                      "Dockerfile:2:1: WORKDIR: failed to process \"/app/${V:?}\": V: is not "
                      "allowed to be unset"}),

@@ -267,7 +267,8 @@ TEST(Modifiers, NonAsciiValues) {
 
 TEST(Errors, UnterminatedQuotes) {
   EXPECT_EQ(error_of("he'llo"), R"(failed to process "he'llo": unterminated single quote)");
-  EXPECT_EQ(error_of(R"("hello\")"), R"(failed to process ""hello\"": unterminated double quote)");
+  EXPECT_EQ(error_of(R"("hello\")"),
+            R"(failed to process "\"hello\\\"": unterminated double quote)");
 }
 
 TEST(Errors, Substitution) {
@@ -284,7 +285,7 @@ TEST(Errors, Substitution) {
             R"(failed to process "${.}": unsupported modifier (.) in substitution)");
   EXPECT_EQ(
       error_of(R"(${A#\x})"),
-      R"(failed to process "${A#\x}": invalid pattern (\x) in substitution: invalid escape '\x')");
+      R"(failed to process "${A#\\x}": invalid pattern (\x) in substitution: invalid escape '\x')");
 }
 
 TEST(Errors, RequiredVariables) {
