@@ -247,6 +247,9 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
   Session session(ref, options, "pull");
   HttpConnection connection(options.tls_verify);
   Manifest manifest = get_manifest(session, connection, ref.tag_or_digest());
+  // Like docker, the digest reported and recorded as the repo digest is the one the reference
+  // names: the index's for a multi-platform image, so that `name@digest` pulls it again.
+  const std::string named_digest = manifest.digest;
   if (manifest.media_type == kOciIndex || manifest.media_type == kDockerList) {
     std::string digest = pick_platform(manifest, options.platform, ref.string());
     manifest = get_manifest(session, connection, digest);
@@ -308,7 +311,7 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
 
   store.ingest_blob(manifest.bytes, manifest.digest);
   store::Image image = store.load_image(manifest.digest);
-  store.record_repo_digest(image.id, ref.familiar_name(), manifest.digest);
+  store.record_repo_digest(image.id, ref.familiar_name(), named_digest);
   bool up_to_date = false;
   if (!ref.tag.empty()) {
     std::string name = ref.familiar_name() + ":" + ref.tag;
@@ -318,7 +321,7 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
   } else {
     store.sync();
   }
-  say("Digest: " + manifest.digest);
+  say("Digest: " + named_digest);
   say(std::string(up_to_date ? "Status: Image is up to date for "
                              : "Status: Downloaded newer image for ") +
       ref.familiar_string());

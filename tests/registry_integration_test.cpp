@@ -467,6 +467,147 @@ TEST_F(RegistryTest, CopyTakesAnIndexWithAllItsManifests) {
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
 }
 
+// Two images in one repository, each with a /platform file naming the platform it stands for,
+// put together under one tag by a hand-written index (OCI image index or Docker manifest list).
+class ManifestListTest : public RegistryTest {
+ protected:
+  static constexpr const char* kDockerSchema2 =
+      "application/vnd.docker.distribution.manifest.v2+json";
+  struct PushedImage {
+    std::string digest;
+    size_t size = 0;
+    std::string image_id;
+  };
+
+  // Builds FROM busybox with `/platform` containing `platform_name`, pushes it as repo:tag.
+  PushedImage push_platform_image(const fs::path& root, const std::string& repo,
+                                  const std::string& platform_name) {
+    ScratchDir context;
+    write_text(context.path() / "platform", platform_name + "\n");
+    write_text(context.path() / "Dockerfile", "FROM busybox\nCOPY platform /platform\n");
+    const std::string name = host() + "/" + repo + ":" + platform_name;
+    auto built = run_slipway(root, {"build", "-t", name, context.path().string()});
+    EXPECT_EQ(built.exit_code, 0) << built.out << built.err;
+    auto pushed = run_slipway(root, {"push", name});
+    EXPECT_EQ(pushed.exit_code, 0) << pushed.err;
+    PushedImage image;
+    image.digest = field_after(pushed.out, platform_name + ": digest: ");
+    std::string size = field_after(pushed.out, " size: ");
+    image.size = size.empty() ? 0 : std::stoul(size);
+    auto inspected = run_slipway(root, {"inspect", name});
+    EXPECT_EQ(inspected.exit_code, 0) << inspected.err;
+    image.image_id = json::parse(inspected.out)[0].value("Id", "");
+    return image;
+  }
+
+  // PUTs an index naming `arm64` for linux/arm64 and `amd64` for linux/amd64 (in that order, so
+  // that picking the first entry would be wrong) as repo:multi; returns its digest.
+  std::string put_index(const std::string& repo, const std::string& index_type,
+                        const std::string& entry_type, const PushedImage& arm64,
+                        const PushedImage& amd64) {
+    json index = {{"schemaVersion", 2},
+                  {"mediaType", index_type},
+                  {"manifests",
+                   {{{"mediaType", entry_type},
+                     {"digest", arm64.digest},
+                     {"size", arm64.size},
+                     {"platform", {{"architecture", "arm64"}, {"os", "linux"}, {"variant", "v8"}}}},
+                    {{"mediaType", entry_type},
+                     {"digest", amd64.digest},
+                     {"size", amd64.size},
+                     {"platform", {{"architecture", "amd64"}, {"os", "linux"}}}}}}};
+    ScratchDir files;
+    write_text(files.path() / "index.json", index.dump());
+    auto put = run_program({"curl", "-fsS", "-X", "PUT", "-D", "-", "-o", "/dev/null", "-H",
+                            "Content-Type: " + index_type, "--data-binary",
+                            "@" + (files.path() / "index.json").string(),
+                            "http://" + host() + "/v2/" + repo + "/manifests/multi"});
+    EXPECT_EQ(put.exit_code, 0) << put.err;
+    std::string digest = field_after(put.out, "Docker-Content-Digest: ");
+    while (!digest.empty() && (digest.back() == '\r' || digest.back() == '\n')) digest.pop_back();
+    return digest;
+  }
+
+  // Rewrites repo:tag as a Docker schema2 manifest (skopeo converts it) under repo:tag-v2s2; the
+  // config, and so the image ID, stay the same.
+  PushedImage as_docker_schema2(const std::string& repo, const std::string& tag,
+                                const PushedImage& oci) {
+    const std::string target = "docker://" + host() + "/" + repo + ":" + tag + "-v2s2";
+    auto copied =
+        run_program({"skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+                     "--format", "v2s2", "docker://" + host() + "/" + repo + ":" + tag, target});
+    EXPECT_EQ(copied.exit_code, 0) << copied.err;
+    auto raw = run_program({"skopeo", "inspect", "--raw", "--tls-verify=false", target});
+    EXPECT_EQ(raw.exit_code, 0) << raw.err;
+    EXPECT_EQ(json::parse(raw.out).value("mediaType", ""),
+              "application/vnd.docker.distribution.manifest.v2+json");
+    auto inspected = run_program({"skopeo", "inspect", "--tls-verify=false", target});
+    EXPECT_EQ(inspected.exit_code, 0) << inspected.err;
+    PushedImage image = oci;
+    image.digest = json::parse(inspected.out).value("Digest", "");
+    image.size = raw.out.size();
+    return image;
+  }
+
+  void pulls_the_platform_it_is_asked_for(const std::string& repo, const std::string& index_type,
+                                          const std::string& entry_type) {
+    ScratchDir source, default_store, arm_store;
+    auto imported =
+        run_slipway(source.path(), {"import", busybox_rootfs_tarball().string(), "busybox"});
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    PushedImage arm64 = push_platform_image(source.path(), repo, "arm64");
+    PushedImage amd64 = push_platform_image(source.path(), repo, "amd64");
+    if (entry_type == kDockerSchema2) {
+      arm64 = as_docker_schema2(repo, "arm64", arm64);
+      amd64 = as_docker_schema2(repo, "amd64", amd64);
+    }
+    ASSERT_FALSE(arm64.digest.empty());
+    ASSERT_FALSE(amd64.digest.empty());
+    ASSERT_NE(arm64.image_id, amd64.image_id);
+    std::string index_digest = put_index(repo, index_type, entry_type, arm64, amd64);
+    ASSERT_EQ(index_digest.size(), 71u);
+    const std::string multi = host() + "/" + repo + ":multi";
+
+    // No --platform: linux/amd64, this machine's platform.
+    auto pulled = run_slipway(default_store.path(), {"pull", multi});
+    ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+    // Like docker: the digest a tag names is the index's, and that is the repo digest recorded.
+    EXPECT_EQ(field_after(pulled.out, "Digest: "), index_digest) << pulled.out;
+    auto inspected = run_slipway(default_store.path(), {"inspect", multi});
+    ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+    json image = json::parse(inspected.out)[0];
+    EXPECT_EQ(image["Id"], amd64.image_id);
+    EXPECT_EQ(image["RepoDigests"], json::array({host() + "/" + repo + "@" + index_digest}));
+    auto ran = run_slipway(default_store.path(), {"run", "--rm", multi, "cat", "/platform"});
+    ASSERT_EQ(ran.exit_code, 0) << ran.err;
+    EXPECT_EQ(ran.out, "amd64\n");
+
+    auto arm = run_slipway(arm_store.path(), {"pull", "--platform", "linux/arm64", multi});
+    ASSERT_EQ(arm.exit_code, 0) << arm.err;
+    auto arm_inspected = run_slipway(arm_store.path(), {"inspect", multi});
+    ASSERT_EQ(arm_inspected.exit_code, 0) << arm_inspected.err;
+    EXPECT_EQ(json::parse(arm_inspected.out)[0]["Id"], arm64.image_id);
+    auto arm_ran = run_slipway(arm_store.path(), {"run", "--rm", multi, "cat", "/platform"});
+    ASSERT_EQ(arm_ran.exit_code, 0) << arm_ran.err;
+    EXPECT_EQ(arm_ran.out, "arm64\n");
+
+    auto absent = run_slipway(arm_store.path(), {"pull", "--platform", "linux/s390x", multi});
+    EXPECT_EQ(absent.exit_code, 1);
+    EXPECT_NE(absent.err.find("no matching manifest for linux/s390x"), std::string::npos)
+        << absent.err;
+  }
+};
+
+TEST_F(ManifestListTest, AnOciIndexPullsTheAmd64ImageOrThePlatformAskedFor) {
+  pulls_the_platform_it_is_asked_for("ocimulti", "application/vnd.oci.image.index.v1+json",
+                                     "application/vnd.oci.image.manifest.v1+json");
+}
+
+TEST_F(ManifestListTest, ADockerManifestListPullsTheAmd64ImageOrThePlatformAskedFor) {
+  pulls_the_platform_it_is_asked_for(
+      "dockermulti", "application/vnd.docker.distribution.manifest.list.v2+json", kDockerSchema2);
+}
+
 TEST_F(RegistryTest, CopyWithinOneRegistryMountsTheBlobs) {
   ScratchDir root;
   const std::string source = host() + "/mountsrc:1";
