@@ -246,6 +246,19 @@ GcReport Store::collect_garbage(const GcOptions& options) {
     }
   }
 
+  // ---- sweep partial downloads no pull is writing (a running pull holds its partial's flock;
+  // one that opens the file just as it goes sees that and starts a new one)
+  for (const auto& file : fs::directory_iterator(root_ / "tmp" / "partial", ec)) {
+    UniqueFd fd(::open(file.path().c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) continue;
+    std::error_code size_ec;
+    uint64_t size = fs::file_size(file.path(), size_ec);
+    if (::unlink(file.path().c_str()) == 0) {
+      ++report.temp_files;
+      report.reclaimed_bytes += size_ec ? 0 : size;
+    }
+  }
+
   // ---- sweep unpacked layers (moved out under the lock, deleted after it)
   int moved = 0;
   for (const auto& dir : fs::directory_iterator(root_ / "layers", ec)) {

@@ -8,7 +8,10 @@
 //   cache/<key-hex>      build cache: the manifest digest a build step produced
 //   tmp/                 scratch dirs of running commands, named <pid>-...; a dead pid's are
 //   removed. tmp/<pid>-pins-*/<hex> are a live process's pins (see "GC" below).
-//   repo-digests.json    image ID -> ["repository@sha256:..."] known from pulls and pushes
+//   tmp/partial/sha256-<hex>  a layer blob partly downloaded by a pull, kept across processes
+//   (no pid in the name, so startup cleanup leaves it) so the next pull resumes it; see
+//   PartialBlob. repo-digests.json    image ID -> ["repository@sha256:..."] known from pulls and
+//   pushes
 // Blobs and layer dirs appear by rename only, so a reader never sees half of one. index.json is
 // replaced atomically under an exclusive flock on <root>/lock.
 //
@@ -17,7 +20,8 @@
 //   whose manifest is present, (3) every object pinned by a live process. From a manifest
 //   (or an image index) GC keeps the manifest, its config, its layer blobs and the unpacked
 //   layers of the config's chain IDs. Everything else in oci/blobs, layers/, l/ and cache/ is
-//   removed, except objects modified after the GC started. Before a process creates or
+//   removed, except objects modified after the GC started. Partial downloads (tmp/partial) that
+//   no running pull holds are removed too. Before a process creates or
 //   reuses an object it pins it (a file named by the digest hex in its tmp/<pid>-pins-* dir,
 //   written under a shared flock on <root>/lock); GC holds the exclusive lock for the whole
 //   mark and sweep, so an object is either pinned before GC looks or looked up after GC
@@ -113,6 +117,30 @@ struct DiskUsage {
 
 enum class ArchiveFormat { kDocker, kOci };
 
+// The bytes of a layer blob received so far, kept in tmp/partial/ until the blob is complete, so a
+// pull killed halfway resumes where it stopped instead of from zero. While the object lives it
+// holds an exclusive flock on the file: a second process pulling the same blob waits, then finds
+// the blob in the store (or the partial file as the first one left it).
+class PartialBlob {
+ public:
+  PartialBlob(PartialBlob&&) noexcept = default;
+  PartialBlob& operator=(PartialBlob&&) noexcept = default;
+
+  // Bytes already on disk: the first size() bytes of the blob as the registry sent them.
+  uint64_t size() const { return size_; }
+  // Removes the file (the blob turned out to be in the store already) and unlocks it.
+  void discard();
+
+ private:
+  friend class Store;
+  PartialBlob(std::filesystem::path path, UniqueFd fd, uint64_t size)
+      : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}
+
+  std::filesystem::path path_;
+  UniqueFd fd_;
+  uint64_t size_ = 0;
+};
+
 // Splits "repo:tag" at the tag colon (not a registry port colon); "repo" gives tag "latest".
 std::pair<std::string, std::string> split_name_tag(std::string_view name_tag);
 
@@ -167,6 +195,16 @@ class Store {
   // (gzip, zstd or plain), which are checked against expected.digest and expected.size and
   // unpacked in the same pass. On any mismatch or error it throws and keeps nothing.
   StoredLayer ingest_layer(ByteSource& blob, const Descriptor& expected,
+                           std::string_view parent_chain_id);
+  // The partial download of `expected` (created empty if there is none), locked for this process;
+  // blocks while another process holds it. A partial longer than the blob is started over.
+  PartialBlob open_partial_blob(const Descriptor& expected) const;
+  // Like ingest_layer, resuming `partial`: the blob is the partial's bytes followed by `rest`
+  // (what the registry sends from offset partial.size()). Bytes from `rest` are appended to the
+  // partial file as they are read, so they survive the process being killed. Complete and
+  // verified, the file becomes the stored blob. A digest or size mismatch, or content that is not
+  // a layer, removes the partial file; an error thrown by `rest` (the download failed) keeps it.
+  StoredLayer ingest_layer(PartialBlob& partial, ByteSource& rest, const Descriptor& expected,
                            std::string_view parent_chain_id);
   // Stores a small blob (manifest, config) after checking it hashes to `expected_digest`.
   void ingest_blob(std::string_view bytes, std::string_view expected_digest);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
+#include <thread>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -316,6 +318,111 @@ TEST(IngestTest, WrongSizesAreRefused) {
   }
   EXPECT_EQ(count_entries(dir.path() / "layers"), 0u);
   EXPECT_FALSE(store.has_blob(blob.descriptor.digest));
+}
+
+// Yields the first `limit` bytes of `data`, then fails like a dropped download.
+class FailingSource : public store::ByteSource {
+ public:
+  FailingSource(std::string data, size_t limit) : data_(std::move(data)), limit_(limit) {}
+  size_t read(void* buffer, size_t size) override {
+    if (offset_ == limit_) throw Error("connection reset");
+    size_t n = std::min(size, limit_ - offset_);
+    std::memcpy(buffer, data_.data() + offset_, n);
+    offset_ += n;
+    return n;
+  }
+
+ private:
+  std::string data_;
+  size_t limit_;
+  size_t offset_ = 0;
+};
+
+fs::path partial_file(const fs::path& root, const store::Descriptor& blob) {
+  return root / "tmp" / "partial" / ("sha256-" + store::digest_hex(blob.digest));
+}
+
+TEST(PartialIngestTest, AFailedDownloadIsKeptAndTheNextOneResumesIt) {
+  LayerBlob blob = busybox_blob();
+  ScratchDir dir;
+  const size_t cut = blob.bytes.size() / 3;
+  {
+    store::Store store(dir.path());
+    store::PartialBlob partial = store.open_partial_blob(blob.descriptor);
+    EXPECT_EQ(partial.size(), 0u);
+    FailingSource source(blob.bytes, cut);
+    EXPECT_THROW(store.ingest_layer(partial, source, blob.descriptor, ""), Error);
+  }
+  EXPECT_EQ(fs::file_size(partial_file(dir.path(), blob.descriptor)), cut);
+
+  // A new process (a new Store on the root) keeps the partial and asks only for the rest.
+  store::Store store(dir.path());
+  store::PartialBlob partial = store.open_partial_blob(blob.descriptor);
+  ASSERT_EQ(partial.size(), cut);
+  StringSource rest(blob.bytes.substr(cut));
+  store::StoredLayer layer = store.ingest_layer(partial, rest, blob.descriptor, "");
+  EXPECT_EQ(layer.diff_id, blob.diff_id);
+  EXPECT_EQ(store.read_blob(blob.descriptor.digest), blob.bytes);
+  EXPECT_TRUE(fs::exists(dir.path() / "layers" / store::digest_hex(blob.diff_id) / "diff" / "bin" /
+                         "busybox"));
+  EXPECT_FALSE(fs::exists(partial_file(dir.path(), blob.descriptor)));
+}
+
+TEST(PartialIngestTest, APartialWithWrongBytesIsRemovedWithTheMismatch) {
+  LayerBlob blob = busybox_blob();
+  ScratchDir dir;
+  store::Store store(dir.path());
+  const size_t cut = blob.bytes.size() / 2;
+  std::string damaged = blob.bytes.substr(0, cut);
+  damaged[cut / 2] = static_cast<char>(damaged[cut / 2] ^ 0x01);
+  fs::create_directories(partial_file(dir.path(), blob.descriptor).parent_path());
+  testing::write_text(partial_file(dir.path(), blob.descriptor), damaged);
+
+  store::PartialBlob partial = store.open_partial_blob(blob.descriptor);
+  ASSERT_EQ(partial.size(), cut);
+  StringSource rest(blob.bytes.substr(cut));
+  try {
+    store.ingest_layer(partial, rest, blob.descriptor, "");
+    FAIL() << "accepted a damaged partial blob";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("digest mismatch"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(partial_file(dir.path(), blob.descriptor)));
+  EXPECT_FALSE(store.has_blob(blob.descriptor.digest));
+  EXPECT_EQ(count_entries(dir.path() / "layers"), 0u);
+}
+
+TEST(PartialIngestTest, APartialLongerThanTheBlobStartsOver) {
+  LayerBlob blob = busybox_blob();
+  ScratchDir dir;
+  store::Store store(dir.path());
+  fs::create_directories(partial_file(dir.path(), blob.descriptor).parent_path());
+  testing::write_text(partial_file(dir.path(), blob.descriptor), blob.bytes + "trailing junk");
+  store::PartialBlob partial = store.open_partial_blob(blob.descriptor);
+  EXPECT_EQ(partial.size(), 0u);
+  StringSource source(blob.bytes);
+  EXPECT_EQ(store.ingest_layer(partial, source, blob.descriptor, "").diff_id, blob.diff_id);
+  EXPECT_EQ(store.read_blob(blob.descriptor.digest), blob.bytes);
+}
+
+TEST(PartialIngestTest, AWaiterNeverGetsTheFileTheHolderTurnedIntoTheBlob) {
+  LayerBlob blob = busybox_blob();
+  ScratchDir dir;
+  store::Store store(dir.path());
+  std::optional<store::PartialBlob> held = store.open_partial_blob(blob.descriptor);
+  std::optional<store::PartialBlob> waited;
+  std::thread waiter([&] { waited = store.open_partial_blob(blob.descriptor); });
+  StringSource source(blob.bytes);
+  store.ingest_layer(*held, source, blob.descriptor, "");
+  held.reset();
+  waiter.join();
+  // Whether it waited or came late, it holds a new, empty partial, not the stored blob.
+  ASSERT_TRUE(waited);
+  EXPECT_EQ(waited->size(), 0u);
+  EXPECT_EQ(store.read_blob(blob.descriptor.digest), blob.bytes);
+  waited->discard();
+  EXPECT_FALSE(fs::exists(partial_file(dir.path(), blob.descriptor)));
+  EXPECT_EQ(store.read_blob(blob.descriptor.digest), blob.bytes);
 }
 
 TEST(IngestTest, BlobsMustMatchTheirDigest) {

@@ -146,6 +146,22 @@ TEST_F(StoreGcTest, KeepsObjectsNewerThanTheGcAndCleansStaleTempFiles) {
   EXPECT_EQ(report.temp_files, 2u);
 }
 
+TEST_F(StoreGcTest, RemovesPartialDownloadsThatNoPullHolds) {
+  Store store(root());
+  Descriptor held_blob{"", sha256_digest("held"), 100};
+  Descriptor abandoned_blob{"", sha256_digest("abandoned"), 100};
+  const fs::path partials = root() / "tmp/partial";
+  fs::create_directories(partials);
+  testing::write_text(partials / ("sha256-" + digest_hex(abandoned_blob.digest)), "abandoned");
+  PartialBlob held = store.open_partial_blob(held_blob);
+
+  GcReport report = store.collect_garbage({});
+  EXPECT_FALSE(fs::exists(partials / ("sha256-" + digest_hex(abandoned_blob.digest))));
+  EXPECT_TRUE(fs::exists(partials / ("sha256-" + digest_hex(held_blob.digest))));
+  EXPECT_EQ(report.temp_files, 1u);
+  EXPECT_EQ(report.reclaimed_bytes, 9u);
+}
+
 TEST_F(StoreGcTest, ConcurrentTaggersKeepEveryName) {
   Image image;
   {
