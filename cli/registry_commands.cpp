@@ -1,4 +1,5 @@
 // slipway pull push login logout copy manifest
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -44,6 +45,14 @@ void add_transport_options(CLI::App& command, RegistryArguments& args) {
                      "Verify the registry's TLS certificate (default true)");
   command.add_option("--insecure-registry", args.insecure_registries,
                      "Reach this registry (host[:port]) over plain http");
+}
+
+// The width of the terminal stdout writes to, 0 when stdout is not a terminal.
+int stdout_terminal_columns() {
+  if (!::isatty(STDOUT_FILENO)) return 0;
+  winsize size{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 80;  // a terminal that does not say how wide it is
 }
 
 // One line of stdin, without its line ending; with echo off when `secret` and stdin is a terminal.
@@ -123,7 +132,9 @@ void add_registry_commands(CLI::App& app, CommandContext& context) {
   pull->callback([&context, pull_args] {
     context.action = [&context, pull_args] {
       auto ref = registry::Reference::parse(pull_args->reference);
-      registry::pull(context.store(), ref, options_from(*pull_args), std::cout);
+      registry::Options options = options_from(*pull_args);
+      options.terminal_columns = stdout_terminal_columns();
+      registry::pull(context.store(), ref, options, std::cout);
       return 0;
     };
   });

@@ -1,6 +1,7 @@
 // slipway pull: manifest (through an index when there is one), config, then the layers the store
 // lacks, each streamed from the HTTP response through a bounded pipe into Store::ingest_layer on
-// another thread (digest, decompress, unpack in one pass; no whole-blob buffer).
+// another thread (digest, decompress, unpack in one pass; no whole-blob buffer). The blob bytes
+// land in the store's partial file as they arrive, so a killed pull resumes with Range.
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -9,6 +10,7 @@
 #include <ostream>
 #include <thread>
 
+#include "registry/progress.h"
 #include "registry/registry.h"
 #include "registry/session.h"
 #include "store/digest.h"
@@ -21,6 +23,7 @@ using detail::HttpConnection;
 using detail::HttpRequest;
 using detail::HttpResponse;
 using detail::Manifest;
+using detail::PullProgress;
 using detail::Session;
 using nlohmann::json;
 
@@ -95,13 +98,15 @@ class BlobPipe : public store::ByteSource {
   std::exception_ptr error_;
 };
 
-// GETs a blob into `sink`, resuming with Range after a dropped connection or a retryable
-// status. Returns when `size` bytes were delivered or `keep_going` returns false.
+// GETs a blob from byte `start` on into `sink`, resuming with Range after a dropped connection
+// or a retryable status. Returns when the blob's `size` bytes were delivered or `sink` returned
+// false.
 void download_blob(Session& session, HttpConnection& connection, const store::Descriptor& blob,
-                   const std::function<bool(const char*, size_t)>& sink) {
+                   uint64_t start, const std::function<bool(const char*, size_t)>& sink) {
   const uint64_t size = static_cast<uint64_t>(blob.size);
   const std::string what = "GET blob " + blob.digest;
-  uint64_t received = 0;
+  uint64_t received = start;
+  if (received >= size) return;
   bool stopped = false;
   int failures = 0;
   while (true) {
@@ -112,7 +117,8 @@ void download_blob(Session& session, HttpConnection& connection, const store::De
     if (resume_from > 0)
       request.headers.push_back("Range: bytes=" + std::to_string(resume_from) + "-");
     request.on_body = [&](long status, const char* data, size_t n) {
-      // A 200 to a Range request is the whole blob again: skip what we already have.
+      // A 200 to a Range request is the whole blob again (the server ignores Range): skip what
+      // we already have.
       if (resume_from > 0 && status == 200 && skip < resume_from) {
         uint64_t drop = std::min<uint64_t>(n, resume_from - skip);
         skip += drop;
@@ -158,23 +164,34 @@ void download_blob(Session& session, HttpConnection& connection, const store::De
   }
 }
 
+// Downloads one layer into the store, continuing the partial blob an interrupted pull left.
 store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnection& connection,
-                              const store::Descriptor& blob, const std::string& parent_chain) {
+                              const store::Descriptor& blob, store::PartialBlob& partial,
+                              const std::string& parent_chain, PullProgress& progress) {
+  const std::string id = detail::short_digest(blob.digest);
+  const uint64_t size = static_cast<uint64_t>(blob.size);
+  const uint64_t start = partial.size();
+  if (start > 0) progress.resuming(id, start, size);
   BlobPipe pipe;
   std::exception_ptr consumer_error;
   store::StoredLayer layer;
   std::thread consumer([&] {
     try {
-      layer = store.ingest_layer(pipe, blob, parent_chain);
+      layer = store.ingest_layer(partial, pipe, blob, parent_chain);
     } catch (...) {
       consumer_error = std::current_exception();
     }
     pipe.abort();  // wakes a producer waiting for room
   });
   try {
-    download_blob(session, connection, blob,
-                  [&](const char* data, size_t n) { return pipe.push(data, n); });
+    uint64_t received = start;
+    download_blob(session, connection, blob, start, [&](const char* data, size_t n) {
+      received += n;
+      progress.downloading(id, received, size);
+      return pipe.push(data, n);
+    });
     pipe.close();
+    if (!pipe.aborted()) progress.download_complete(id);
   } catch (...) {
     pipe.close(std::current_exception());
   }
@@ -236,12 +253,11 @@ std::string pick_platform(const Manifest& index, const std::string& platform,
 
 std::string pull(store::Store& store, const Reference& ref, const Options& options,
                  std::ostream& out) {
-  std::mutex out_mutex;
-  auto say = [&](const std::string& line) {
-    if (options.quiet) return;
-    std::lock_guard lock(out_mutex);
-    out << line << "\n" << std::flush;
-  };
+  // Quiet: progress goes nowhere, only the final name is printed.
+  std::ostream discard(nullptr);
+  PullProgress progress(options.quiet ? discard : out,
+                        options.quiet ? 0 : options.terminal_columns);
+  auto say = [&](const std::string& line) { progress.message(line); };
   if (ref.tag_defaulted) say("Using default tag: " + ref.tag);
 
   Session session(ref, options, "pull");
@@ -290,24 +306,38 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
   for (const auto& diff_id : diff_ids)
     chains.push_back(store::chain_id(chains.empty() ? "" : chains.back(), diff_id));
 
+  auto have_layer = [&](size_t i) {
+    return store.has_layer(chains[i]) && store.has_blob(layers[i].digest);
+  };
   std::vector<size_t> missing;
   for (size_t i = 0; i < layers.size(); ++i) {
-    if (store.has_layer(chains[i]) && store.has_blob(layers[i].digest))
-      say(detail::short_digest(layers[i].digest) + ": Already exists");
+    if (have_layer(i))
+      progress.already_exists(detail::short_digest(layers[i].digest));
     else
       missing.push_back(i);
   }
-  detail::for_each_parallel(
-      missing.size(), options.parallel, options.tls_verify,
-      [&](size_t k, HttpConnection& worker_connection) {
-        size_t i = missing[k];
-        store::StoredLayer stored = pull_layer(store, session, worker_connection, layers[i],
-                                               i == 0 ? std::string() : chains[i - 1]);
-        if (stored.diff_id != diff_ids[i])
-          throw Error("layer " + layers[i].digest + ": its content has diff_id " + stored.diff_id +
-                      " but the config lists " + diff_ids[i]);
-        say(detail::short_digest(layers[i].digest) + ": Pull complete");
-      });
+  for (size_t i : missing) progress.waiting(detail::short_digest(layers[i].digest));
+  detail::for_each_parallel(missing.size(), options.parallel, options.tls_verify,
+                            [&](size_t k, HttpConnection& worker_connection) {
+                              size_t i = missing[k];
+                              const std::string id = detail::short_digest(layers[i].digest);
+                              // Waits while another slipway process downloads the same blob into
+                              // this store.
+                              store::PartialBlob partial = store.open_partial_blob(layers[i]);
+                              if (have_layer(i)) {
+                                partial.discard();
+                                progress.already_exists(id);
+                                return;
+                              }
+                              store::StoredLayer stored =
+                                  pull_layer(store, session, worker_connection, layers[i], partial,
+                                             i == 0 ? std::string() : chains[i - 1], progress);
+                              if (stored.diff_id != diff_ids[i])
+                                throw Error("layer " + layers[i].digest +
+                                            ": its content has diff_id " + stored.diff_id +
+                                            " but the config lists " + diff_ids[i]);
+                              progress.pull_complete(id);
+                            });
 
   store.ingest_blob(manifest.bytes, manifest.digest);
   store::Image image = store.load_image(manifest.digest);
@@ -325,7 +355,6 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
   say(std::string(up_to_date ? "Status: Image is up to date for "
                              : "Status: Downloaded newer image for ") +
       ref.familiar_string());
-  std::lock_guard lock(out_mutex);
   out << ref.string() << "\n" << std::flush;
   return manifest.digest;
 }

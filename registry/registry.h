@@ -62,12 +62,17 @@ struct Options {
   int parallel = 3;
   // No progress lines.
   bool quiet = false;
+  // Width of the terminal the output goes to, or 0 when it is not a terminal. On a terminal pull
+  // redraws one progress line per layer in place; elsewhere it prints one line per layer event.
+  int terminal_columns = 0;
 };
 
 // Pulls `ref` into the store: the manifest (verbatim, so its digest is the registry's), the
 // config, and each layer the store does not have yet, streamed through digest check, decompress
-// and unpack with no whole-blob buffering. Tags the image with the familiar name and tag. Prints
-// docker-like progress to `out`. Returns the manifest digest.
+// and unpack with no whole-blob buffering. A layer download interrupted by anything, including
+// the process being killed, is kept in the store and resumed (HTTP Range) by the next pull.
+// Tags the image with the familiar name and tag. Prints docker-like progress to `out`. Returns
+// the digest of the image manifest pulled (for an index: the chosen platform's manifest).
 std::string pull(store::Store& store, const Reference& ref, const Options& options,
                  std::ostream& out);
 

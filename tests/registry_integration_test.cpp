@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -12,7 +13,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -25,12 +29,14 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // A one-request-per-connection HTTP proxy in front of the registry that injects faults into blob
-// GETs: `errors_500` answers of 500, `errors_429` answers of 429 with Retry-After: 1, and
-// `drops` connections closed halfway through a large blob body.
+// GETs: `errors_500` answers of 500, `errors_429` answers of 429 with Retry-After: 1, `drops`
+// connections closed halfway through a large blob body, a stall after N bytes of one blob (see
+// stall_blob), and Range headers dropped (`ignore_range`) as by a server without Range support.
+// It counts the body bytes it forwarded for each blob.
 class FaultProxy {
  public:
   explicit FaultProxy(int upstream_port) : upstream_port_(upstream_port) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in addr{};
@@ -52,11 +58,76 @@ class FaultProxy {
   }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
 
+  // The next GET of `digest` sends the response head and `after_bytes` of the body, then sends
+  // nothing more until release_stall() or the client going away.
+  void stall_blob(const std::string& digest, uint64_t after_bytes) {
+    std::lock_guard lock(mutex_);
+    stall_digest_ = digest;
+    stall_after_ = after_bytes;
+    stalled_ = false;
+    released_ = false;
+  }
+  // Blocks until a stalled GET has sent its bytes (true), or `limit` passed (false).
+  bool wait_for_stall(std::chrono::seconds limit) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, limit, [&] { return stalled_; });
+  }
+  void release_stall() {
+    std::lock_guard lock(mutex_);
+    released_ = true;
+    changed_.notify_all();
+  }
+  // Body bytes forwarded for GETs of `digest`, and the number of those GETs, since reset_counts().
+  uint64_t body_bytes(const std::string& digest) {
+    std::lock_guard lock(mutex_);
+    return body_bytes_[digest];
+  }
+  int gets_of(const std::string& digest) {
+    std::lock_guard lock(mutex_);
+    return gets_[digest];
+  }
+  void reset_counts() {
+    std::lock_guard lock(mutex_);
+    body_bytes_.clear();
+    gets_.clear();
+  }
+
   std::atomic<int> errors_500{0}, errors_429{0}, drops{0};
   std::atomic<int> range_requests{0}, blob_gets{0};
   std::atomic<int> patch_requests{0}, content_ranges{0};
+  std::atomic<bool> ignore_range{false};
 
  private:
+  static std::string blob_digest_of(const std::string& head) {
+    size_t at = head.find("/blobs/sha256:");
+    if (at == std::string::npos) return "";
+    at += 7;
+    return head.substr(at, head.find_first_of(" ?", at) - at);
+  }
+
+  // Holds a stalled response until released, the client hung up, or the proxy stops.
+  void hold_stall(int client) {
+    std::unique_lock lock(mutex_);
+    stalled_ = true;
+    changed_.notify_all();
+    while (!released_ && !stop_) {
+      lock.unlock();
+      pollfd watch{client, POLLRDHUP, 0};
+      int ready = ::poll(&watch, 1, 50);
+      lock.lock();
+      if (ready > 0 && (watch.revents & (POLLRDHUP | POLLHUP | POLLERR))) return;
+    }
+  }
+
+  // Forwards `size` body bytes, counting them for `digest`.
+  void forward_body(int client, const char* data, size_t size, const std::string& digest) {
+    if (!digest.empty()) {
+      std::lock_guard lock(mutex_);
+      body_bytes_[digest] += size;
+    }
+    send_all(client, data, size);
+  }
+
   static bool read_head(int fd, std::string& data, size_t& head_end) {
     char buffer[8192];
     while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
@@ -84,7 +155,9 @@ class FaultProxy {
 
   void accept_loop() {
     while (!stop_) {
-      int client = ::accept(listen_fd_, nullptr, nullptr);
+      // CLOEXEC: a slipway the test starts meanwhile must not inherit (and so keep open) a
+      // connection the proxy closes.
+      int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (client < 0) return;
       workers_.emplace_back([this, client] {
         serve(client);
@@ -109,6 +182,18 @@ class FaultProxy {
     bool ranged = head.find("\r\nRange: bytes=") != std::string::npos;
     if (head.starts_with("PATCH ")) ++patch_requests;
     if (head.find("\r\nContent-Range: ") != std::string::npos) ++content_ranges;
+    const std::string digest = blob_get ? blob_digest_of(head) : "";
+    uint64_t stall_after = 0;
+    bool stall = false;
+    if (blob_get) {
+      std::lock_guard lock(mutex_);
+      ++gets_[digest];
+      if (!stall_digest_.empty() && digest == stall_digest_) {
+        stall = true;
+        stall_after = stall_after_;
+        stall_digest_.clear();
+      }
+    }
     if (blob_get) {
       ++blob_gets;
       if (ranged) ++range_requests;
@@ -137,11 +222,12 @@ class FaultProxy {
       std::string line = head.substr(line_start, line_end - line_start);
       std::string lower = line;
       for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (!lower.starts_with("connection:")) forwarded += line + "\r\n";
+      bool dropped_range = ignore_range && lower.starts_with("range:");
+      if (!lower.starts_with("connection:") && !dropped_range) forwarded += line + "\r\n";
       line_start = line_end + 2;
     }
     forwarded += "Connection: close\r\n\r\n" + request.substr(head_end);
-    int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    int upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -168,11 +254,25 @@ class FaultProxy {
           sent += static_cast<size_t>(n);
         }
       } else {
-        send_all(client, response.data(), response.size());
-        while (true) {
+        send_all(client, response.data(), response_head_end);
+        uint64_t sent = 0;
+        // Sends body bytes, up to the stall point while a stall is pending; false once stalled.
+        auto pass = [&](const char* data, size_t n) {
+          if (stall && sent + n >= stall_after) {
+            size_t before_stall = static_cast<size_t>(stall_after - sent);
+            forward_body(client, data, before_stall, digest);
+            hold_stall(client);
+            return false;
+          }
+          forward_body(client, data, n, digest);
+          sent += n;
+          return true;
+        };
+        bool going = pass(response.data() + response_head_end, response.size() - response_head_end);
+        while (going) {
           ssize_t n = ::read(upstream, buffer, sizeof buffer);
           if (n <= 0) break;
-          send_all(client, buffer, static_cast<size_t>(n));
+          going = pass(buffer, static_cast<size_t>(n));
         }
       }
     }
@@ -183,6 +283,13 @@ class FaultProxy {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string stall_digest_;
+  uint64_t stall_after_ = 0;
+  bool stalled_ = false, released_ = false;
+  std::map<std::string, uint64_t> body_bytes_;
+  std::map<std::string, int> gets_;
   std::thread acceptor_;
   std::vector<std::thread> workers_;
 };
@@ -242,6 +349,8 @@ TEST_F(RegistryTest, PushThenPullIntoAFreshStoreRunsWithTheSameDigest) {
   auto pulled = run_slipway(second.path(), {"pull", name});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
   EXPECT_EQ(count_lines_containing(pulled.out, ": Pull complete"), 1) << pulled.out;
+  EXPECT_EQ(count_lines_containing(pulled.out, ": Pulling fs layer"), 1) << pulled.out;
+  EXPECT_EQ(pulled.out.find('\x1b'), std::string::npos) << "escape codes in a pipe's output";
   EXPECT_EQ(field_after(pulled.out, "Digest: "), pushed_digest) << pulled.out;
   EXPECT_NE(pulled.out.find("Status: Downloaded newer image for " + name), std::string::npos);
   EXPECT_EQ(count_lines_equal(pulled.out, name), 1) << pulled.out;
@@ -277,6 +386,35 @@ TEST_F(RegistryTest, DefaultTagIsLatestAndQuietPrintsOnlyTheName) {
   auto pulled = run_slipway(second.path(), {"pull", "-q", host() + "/quiet"});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
   EXPECT_EQ(pulled.out, host() + "/quiet:latest\n");
+}
+
+TEST_F(RegistryTest, OnATerminalLayerLinesAreRedrawnInPlace) {
+  ScratchDir first, second, third;
+  const std::string name = host() + "/tty:1";
+  make_image(first.path(), name);
+  auto pushed = run_slipway(first.path(), {"push", name});
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  // script(1) gives slipway a pseudo-terminal as stdout.
+  auto on_terminal = [](const fs::path& root, const std::string& args) {
+    return run_program({"script", "-qefc",
+                        std::string(SLIPWAY_BINARY) + " --root " + root.string() + " " + args,
+                        "/dev/null"});
+  };
+  auto pulled = on_terminal(second.path(), "pull " + name);
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.out << pulled.err;
+  const std::string id = field_after(pulled.out, "\x1b[2K");
+  ASSERT_EQ(id.size(), 13u) << pulled.out;  // "<12 hex>:"
+  // The layer's line is written once and then rewritten in place (cursor up, erase line).
+  EXPECT_NE(pulled.out.find("\x1b[2K" + id + " Pulling fs layer\r\n"), std::string::npos)
+      << pulled.out;
+  EXPECT_NE(pulled.out.find("A\r\x1b[2K" + id + " Pull complete\r\x1b["), std::string::npos)
+      << pulled.out;
+  EXPECT_NE(pulled.out.find("Digest: " + field_after(pushed.out, "1: digest: ")),
+            std::string::npos);
+
+  auto quiet = on_terminal(third.path(), "pull -q " + name);
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out << quiet.err;
+  EXPECT_EQ(quiet.out, name + "\r\n");
 }
 
 TEST_F(RegistryTest, SkopeoSeesTheDigestSlipwayPushed) {
@@ -703,6 +841,233 @@ TEST_F(RegistryFaultTest, ADroppedConnectionMidBlobResumesWithRange) {
   push_and_pull_through(proxy, "faultsdrop");
   EXPECT_EQ(proxy.drops, 0);
   EXPECT_EQ(proxy.range_requests, 1);
+}
+
+// slipway running in the background with stdout and stderr going to files, so a test can watch
+// its progress and kill it.
+class BackgroundSlipway {
+ public:
+  BackgroundSlipway(const fs::path& root, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {SLIPWAY_BINARY, "--root", root.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open(out_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int err = ::open(err_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int null = ::open("/dev/null", O_RDONLY);
+      ::dup2(null, 0);
+      ::dup2(out, 1);
+      ::dup2(err, 2);
+      std::vector<char*> pointers;
+      for (auto& arg : argv) pointers.push_back(arg.data());
+      pointers.push_back(nullptr);
+      ::execv(pointers[0], pointers.data());
+      _exit(127);
+    }
+  }
+  ~BackgroundSlipway() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      wait();
+    }
+  }
+  BackgroundSlipway(const BackgroundSlipway&) = delete;
+  BackgroundSlipway& operator=(const BackgroundSlipway&) = delete;
+
+  std::string out() const { return read_or_empty(out_path()); }
+  std::string err() const { return read_or_empty(err_path()); }
+  void kill_hard() { ::kill(pid_, SIGKILL); }
+  // The exit code, or 128 + the signal that ended it.
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  static std::string read_or_empty(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  fs::path out_path() const { return files_.path() / "out"; }
+  fs::path err_path() const { return files_.path() / "err"; }
+
+  ScratchDir files_;
+  pid_t pid_ = -1;
+};
+
+// Polls `done` until it holds or `limit` passes; the limit only bounds a broken run.
+bool eventually(const std::function<bool()>& done,
+                std::chrono::seconds limit = std::chrono::seconds(120)) {
+  auto give_up = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// An image of three layers (busybox, 4 MB and 24 MB of random data: gzip cannot shrink them)
+// pushed straight to the registry; pulls go through a FaultProxy that can stall the big blob.
+class PullResumeTest : public RegistryTest {
+ protected:
+  static constexpr uint64_t kStallAfter = 10u << 20;
+
+  void SetUp() override {
+    ScratchDir context;
+    for (auto [file, megabytes] : {std::pair{"small.bin", 4}, std::pair{"big.bin", 24}}) {
+      auto made = run_program({"dd", "if=/dev/urandom", "of=" + (context.path() / file).string(),
+                               "bs=1M", "count=" + std::to_string(megabytes), "status=none"});
+      ASSERT_EQ(made.exit_code, 0) << made.err;
+    }
+    auto summed = run_program({"md5sum", (context.path() / "big.bin").string()});
+    ASSERT_EQ(summed.exit_code, 0) << summed.err;
+    big_md5_ = summed.out.substr(0, 32);
+    write_text(context.path() / "Dockerfile",
+               "FROM busybox\nCOPY small.bin /small.bin\nCOPY big.bin /big.bin\n");
+    auto imported =
+        run_slipway(source_.path(), {"import", busybox_rootfs_tarball().string(), "busybox"});
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    const std::string name = host() + "/" + repo() + ":1";
+    auto built = run_slipway(source_.path(), {"build", "-t", name, context.path().string()});
+    ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+    auto pushed = run_slipway(source_.path(), {"push", name});
+    ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+    std::string manifest_digest = field_after(pushed.out, "1: digest: ");
+    std::ifstream manifest_file(registry_->blob_data(manifest_digest));
+    json manifest = json::parse(manifest_file);
+    ASSERT_EQ(manifest["layers"].size(), 3u);
+    for (const auto& layer : manifest["layers"]) {
+      layer_digests_.push_back(layer["digest"]);
+      layer_sizes_.push_back(layer["size"]);
+    }
+    ASSERT_GT(layer_sizes_[2], 2 * kStallAfter);
+    proxy_ = std::make_unique<FaultProxy>(registry_->port());
+  }
+
+  std::string repo() const {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return "resume-" + name;
+  }
+  std::string via_proxy() const { return proxy_->host() + "/" + repo() + ":1"; }
+  const std::string& big_digest() const { return layer_digests_[2]; }
+  uint64_t big_size() const { return layer_sizes_[2]; }
+  fs::path partial_file(const fs::path& root) const {
+    return root / "tmp/partial" / ("sha256-" + big_digest().substr(7));
+  }
+  uint64_t size_or_zero(const fs::path& path) const {
+    std::error_code ec;
+    uint64_t size = fs::file_size(path, ec);
+    return ec ? 0 : size;
+  }
+
+  // Starts a pull through the proxy with the big blob stalled after kStallAfter bytes, waits
+  // until the two small layers are complete and the stalled bytes are on disk, then SIGKILLs it.
+  void pull_and_kill_mid_blob(const fs::path& root) {
+    proxy_->stall_blob(big_digest(), kStallAfter);
+    BackgroundSlipway pull(root, {"pull", via_proxy()});
+    ASSERT_TRUE(proxy_->wait_for_stall(std::chrono::seconds(120))) << pull.out() << pull.err();
+    ASSERT_TRUE(eventually([&] {
+      return count_lines_containing(pull.out(), ": Pull complete") == 2 &&
+             size_or_zero(partial_file(root)) == kStallAfter;
+    })) << pull.out()
+        << pull.err() << " partial: " << size_or_zero(partial_file(root));
+    pull.kill_hard();
+    EXPECT_EQ(pull.wait(), 128 + SIGKILL);
+    EXPECT_EQ(size_or_zero(partial_file(root)), kStallAfter);
+    proxy_->reset_counts();
+  }
+
+  void expect_image_runs(const fs::path& root) {
+    auto ran = run_slipway(root, {"run", "--rm", via_proxy(), "md5sum", "/big.bin"});
+    ASSERT_EQ(ran.exit_code, 0) << ran.err;
+    EXPECT_EQ(ran.out.substr(0, 32), big_md5_);
+  }
+
+  ScratchDir source_;
+  std::string big_md5_;
+  std::vector<std::string> layer_digests_;
+  std::vector<uint64_t> layer_sizes_;
+  std::unique_ptr<FaultProxy> proxy_;
+};
+
+TEST_F(PullResumeTest, APullKilledMidBlobResumesWhereItStopped) {
+  ScratchDir target;
+  pull_and_kill_mid_blob(target.path());
+
+  auto resumed = run_slipway(target.path(), {"pull", via_proxy()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(count_lines_containing(resumed.out, ": Already exists"), 2) << resumed.out;
+  EXPECT_EQ(count_lines_containing(resumed.out, ": Resuming download at 10.49MB/"), 1)
+      << resumed.out;
+  EXPECT_EQ(count_lines_containing(resumed.out, ": Pull complete"), 1) << resumed.out;
+  // Only what was missing came over the wire: nothing of the finished blobs, and the big one
+  // from where the killed pull stopped.
+  EXPECT_EQ(proxy_->gets_of(layer_digests_[0]), 0);
+  EXPECT_EQ(proxy_->gets_of(layer_digests_[1]), 0);
+  EXPECT_EQ(proxy_->gets_of(big_digest()), 1);
+  EXPECT_EQ(proxy_->body_bytes(big_digest()), big_size() - kStallAfter);
+  EXPECT_FALSE(fs::exists(partial_file(target.path())));
+  EXPECT_EQ(resumed.out.find('\x1b'), std::string::npos) << "escape codes in a pipe's output";
+  expect_image_runs(target.path());
+}
+
+TEST_F(PullResumeTest, AServerThatIgnoresRangeStillCompletesTheResumedBlob) {
+  ScratchDir target;
+  pull_and_kill_mid_blob(target.path());
+  proxy_->ignore_range = true;
+  auto resumed = run_slipway(target.path(), {"pull", via_proxy()});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // The whole blob came again (a 200, not a 206); the bytes already kept were skipped.
+  EXPECT_EQ(proxy_->body_bytes(big_digest()), big_size());
+  EXPECT_FALSE(fs::exists(partial_file(target.path())));
+  expect_image_runs(target.path());
+}
+
+TEST_F(PullResumeTest, APartialWithWrongBytesFailsOnceThenThePullStartsOver) {
+  ScratchDir target;
+  pull_and_kill_mid_blob(target.path());
+  {
+    std::fstream partial(partial_file(target.path()),
+                         std::ios::in | std::ios::out | std::ios::binary);
+    partial.seekp(static_cast<std::streamoff>(kStallAfter / 2));
+    char byte = 0;
+    partial.read(&byte, 1);
+    partial.seekp(static_cast<std::streamoff>(kStallAfter / 2));
+    byte = static_cast<char>(byte ^ 0x01);
+    partial.write(&byte, 1);
+  }
+  auto failed = run_slipway(target.path(), {"pull", via_proxy()});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_NE(failed.err.find("digest mismatch: expected " + big_digest()), std::string::npos)
+      << failed.err;
+  EXPECT_FALSE(fs::exists(partial_file(target.path())));
+  auto again = run_slipway(target.path(), {"pull", via_proxy()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  expect_image_runs(target.path());
+}
+
+TEST_F(PullResumeTest, TwoPullsOfOneImageIntoOneStoreShareTheDownload) {
+  ScratchDir target;
+  proxy_->stall_blob(big_digest(), kStallAfter);
+  BackgroundSlipway first(target.path(), {"pull", via_proxy()});
+  ASSERT_TRUE(proxy_->wait_for_stall(std::chrono::seconds(120))) << first.out() << first.err();
+  // The second pull finds the big blob being downloaded (its partial locked) and waits for it.
+  BackgroundSlipway second(target.path(), {"pull", via_proxy()});
+  ASSERT_TRUE(eventually([&] {
+    return count_lines_containing(second.out(), ": Pulling fs layer") > 0 ||
+           count_lines_containing(second.out(), ": Already exists") == 3;
+  })) << second.out()
+      << second.err();
+  proxy_->release_stall();  // the first pull's connection drops; it resumes with Range
+  EXPECT_EQ(first.wait(), 0) << first.err();
+  EXPECT_EQ(second.wait(), 0) << second.err();
+  // One full download of the big blob between the two processes: the stalled part plus the rest.
+  EXPECT_EQ(proxy_->body_bytes(big_digest()), big_size());
+  EXPECT_FALSE(fs::exists(partial_file(target.path())));
+  expect_image_runs(target.path());
 }
 
 }  // namespace
