@@ -68,8 +68,9 @@ void PullProgress::downloading(const std::string& id, uint64_t current, uint64_t
   {
     std::lock_guard lock(mutex_);
     Clock::time_point now = now_();
-    if (now - last_progress_redraw_ < kRedrawInterval) return;
-    last_progress_redraw_ = now;
+    Layer& entry = layer(id);
+    if (now - entry.last_progress_redraw < kRedrawInterval) return;
+    entry.last_progress_redraw = now;
   }
   update(id, progress_text(current, total, columns_), false);
 }
@@ -85,7 +86,8 @@ void PullProgress::pull_complete(const std::string& id) {
 PullProgress::Layer& PullProgress::layer(const std::string& id) {
   for (auto& existing : layers_)
     if (existing.id == id) return existing;
-  layers_.push_back(Layer{id, 0, ""});
+  layers_.push_back(Layer{});
+  layers_.back().id = id;
   return layers_.back();
 }
 
@@ -95,12 +97,11 @@ void PullProgress::update(const std::string& id, std::string status, bool plain_
     if (plain_line) out_ << id << ": " << status << "\n" << std::flush;
     return;
   }
-  bool is_new = std::none_of(layers_.begin(), layers_.end(),
-                             [&](const Layer& existing) { return existing.id == id; });
   Layer& entry = layer(id);
   entry.status = std::move(status);
-  if (is_new) {
+  if (!entry.drawn) {
     // A new layer takes the next line at the bottom.
+    entry.drawn = true;
     entry.line = lines_++;
     out_ << "\r\x1b[2K" << line_text(entry) << "\n" << std::flush;
     return;

@@ -21,7 +21,8 @@ namespace slipway::registry::detail {
 class PullProgress {
  public:
   using Clock = std::chrono::steady_clock;
-  // Byte-count redraws closer together than this are skipped (the next one shows the news).
+  // Byte-count redraws of one layer closer together than this are skipped (the next one shows
+  // the news); state changes are always drawn.
   static constexpr std::chrono::milliseconds kRedrawInterval{100};
 
   // `terminal_columns` is the width of the terminal `out` writes to, 0 when it is not one. `now` is
@@ -50,8 +51,10 @@ class PullProgress {
  private:
   struct Layer {
     std::string id;
-    size_t line = 0;  // index among the lines printed so far
+    bool drawn = false;  // has its line (terminal mode)
+    size_t line = 0;     // index among the lines printed so far
     std::string status;
+    Clock::time_point last_progress_redraw{};
   };
 
   // Sets the layer's status and redraws its line (terminal) or prints it (plain, `plain_line`).
@@ -68,7 +71,6 @@ class PullProgress {
   std::mutex mutex_;
   std::vector<Layer> layers_;
   size_t lines_ = 0;  // lines printed (terminal mode), each ended by '\n'
-  Clock::time_point last_progress_redraw_{};
 };
 
 }  // namespace slipway::registry::detail

@@ -84,10 +84,16 @@ TEST(PullProgressTest, ATerminalGetsOneLinePerLayerRedrawnInPlace) {
                            "\r\x1b[2B");
   out.str("");
 
-  // Within the redraw interval byte counts are not drawn; state changes always are.
+  // Within the redraw interval a layer's byte counts are not drawn again; another layer's are,
+  // and state changes always are.
   clock.now += PullProgress::kRedrawInterval / 2;
   progress.downloading("aaaaaaaaaaaa", 6, 10);
+  EXPECT_EQ(out.str(), "");
   progress.downloading("bbbbbbbbbbbb", 1, 10);
+  EXPECT_EQ(out.str(), "\x1b[1A\r\x1b[2Kbbbbbbbbbbbb: " + PullProgress::progress_text(1, 10, 120) +
+                           "\r\x1b[1B");
+  out.str("");
+  progress.downloading("bbbbbbbbbbbb", 2, 10);
   EXPECT_EQ(out.str(), "");
   progress.pull_complete("bbbbbbbbbbbb");
   EXPECT_EQ(out.str(), "\x1b[1A\r\x1b[2Kbbbbbbbbbbbb: Pull complete\r\x1b[1B");
