@@ -155,6 +155,8 @@ void Store::clean_stale_temp_dirs() const {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(root_ / "tmp", ec)) {
     std::string name = entry.path().filename().string();
+    // tmp/partial/ outlives processes on purpose: the next pull resumes from it.
+    if (name == "partial") continue;
     size_t dash = name.find('-');
     if (dash == std::string::npos) continue;
     pid_t pid = static_cast<pid_t>(std::atoi(name.substr(0, dash).c_str()));
