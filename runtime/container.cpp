@@ -41,6 +41,10 @@ struct ChildMount {
   bool tmpfs = false;
   bool file = false;  // the target is a file (a bind of a non-directory)
   bool read_only = false;
+  // Made after /dev's tmpfs, which would hide it otherwise. A bind source is cloned into
+  // `tree_fd` (open_tree) before pivot_root, while its host path is reachable, and attached then.
+  bool under_dev = false;
+  mutable int tree_fd = -1;  // set in the child
 };
 
 // Everything the child needs, prepared by the parent before clone: after clone the child makes
@@ -264,20 +268,27 @@ int open_mount_point(int root_fd, const char* target, bool file) {
   return parent;
 }
 
-// The extra mounts, made on the new root (the current directory) before pivot_root, while the
-// host paths of bind sources are still reachable.
-void mount_extras(const ChildPlan& plan) {
+// The extra mounts on the new root (the current directory): those under /dev after /dev is
+// set up (`under_dev`), the others before pivot_root, while host paths are still reachable.
+void mount_extras(const ChildPlan& plan, bool under_dev) {
   if (plan.mounts.empty()) return;
   int root_fd = ::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   check(plan, root_fd, "cannot open the root filesystem");
   for (const auto& m : plan.mounts) {
     const char* target = m.target.c_str();
+    if (m.under_dev && !m.tmpfs && !under_dev) {
+      m.tree_fd = ::open_tree(AT_FDCWD, m.source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+      check(plan, m.tree_fd, "cannot clone the mount source for /", target);
+    }
+    if (m.under_dev != under_dev) continue;
     int fd = open_mount_point(root_fd, target, m.file);
     check(plan, fd, "cannot create mount point /", target);
     char at[64];
     fd_path(at, fd);
-    int result = m.tmpfs ? ::mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV, m.data.c_str())
-                         : ::mount(m.source.c_str(), at, nullptr, MS_BIND | MS_REC, nullptr);
+    int result = m.tmpfs     ? ::mount("tmpfs", at, "tmpfs", MS_NOSUID | MS_NODEV, m.data.c_str())
+                 : under_dev ? ::move_mount(m.tree_fd, "", fd, "",
+                                            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                             : ::mount(m.source.c_str(), at, nullptr, MS_BIND | MS_REC, nullptr);
     check(plan, result, "cannot mount on /", target);
     ::close(fd);
     if (m.read_only && !m.tmpfs) {
@@ -302,7 +313,7 @@ void mount_extras(const ChildPlan& plan) {
   check(plan, ::mount("overlay", plan.rootfs.c_str(), "overlay", 0, plan.overlay_options.c_str()),
         "cannot mount the overlay root filesystem at ", plan.rootfs.c_str());
   check(plan, ::chdir(plan.rootfs.c_str()), "cannot enter ", plan.rootfs.c_str());
-  mount_extras(plan);
+  mount_extras(plan, false);
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the image.
   check(plan, static_cast<int>(::syscall(SYS_pivot_root, ".", ".")), "pivot_root failed");
   check(plan, ::umount2(".", MNT_DETACH), "cannot detach the old root");
@@ -311,6 +322,7 @@ void mount_extras(const ChildPlan& plan) {
   // /somewhere) resolves inside the container and never on the host.
   mount_virtual(plan, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   setup_dev(plan);
+  mount_extras(plan, true);
   // Programs rarely need /sys and the kernel may refuse sysfs in a shared network namespace:
   // a container without it still runs, so this one mount is best effort.
   if (make_directories("/sys", 0755) == 0)
@@ -534,6 +546,7 @@ int run_container(const ContainerSpec& spec) {
     ChildMount child;
     child.target = clean_target(m.target);
     if (child.target.empty()) throw StartError("invalid mount target \"" + m.target + "\"", 125);
+    child.under_dev = child.target.rfind("dev/", 0) == 0;
     child.tmpfs = m.type == ContainerMount::Type::tmpfs;
     child.read_only = m.read_only;
     if (child.tmpfs) {
