@@ -114,31 +114,46 @@ bool is_numeric_user(const std::string& user) {
   return std::regex_match(user, numeric);
 }
 
+// A here-document's text as the command sees it (`<<-` strips leading tabs).
+std::string heredoc_body(const ast::Heredoc& heredoc) {
+  if (!heredoc.chomp) return heredoc.content;
+  std::string stripped;
+  bool line_start = true;
+  for (char c : heredoc.content) {
+    if (line_start && c == '\t') continue;
+    line_start = c == '\n';
+    stripped += c;
+  }
+  return stripped;
+}
+
+// A RUN whose whole command is one here-document.
+const ast::Heredoc* lone_heredoc(const ast::RunInstruction& run) {
+  const std::string& text = run.command.shell_text;
+  if (run.command.exec_form || run.heredocs.size() != 1 || text.rfind("<<", 0) != 0 ||
+      text.find_first_of(" \t") != std::string::npos)
+    return nullptr;
+  return &run.heredocs.front();
+}
+
+// A lone here-document that starts with `#!` is a script in its own interpreter: BuildKit
+// mounts it at /dev/pipes/NAME and executes it instead of handing it to the shell.
+const ast::Heredoc* shebang_script(const ast::RunInstruction& run) {
+  const ast::Heredoc* heredoc = lone_heredoc(run);
+  return heredoc && heredoc_body(*heredoc).rfind("#!", 0) == 0 ? heredoc : nullptr;
+}
+
 // The command of a RUN with here-documents, as BuildKit hands it to the shell: a lone `<<EOF`
 // runs the body as the script; otherwise the bodies follow the line, as a shell reads them.
 ast::Command with_heredocs(const ast::RunInstruction& run) {
   if (run.heredocs.empty() || run.command.exec_form) return run.command;
   ast::Command command = run.command;
-  auto body = [](const ast::Heredoc& heredoc) {
-    if (!heredoc.chomp) return heredoc.content;
-    std::string stripped;
-    bool line_start = true;
-    for (char c : heredoc.content) {
-      if (line_start && c == '\t') continue;
-      line_start = c == '\n';
-      stripped += c;
-    }
-    return stripped;
-  };
-  const ast::Heredoc& first = run.heredocs.front();
-  std::string text = command.shell_text;
-  bool lone = run.heredocs.size() == 1 && text.rfind("<<", 0) == 0 &&
-              text.find_first_of(" \t") == std::string::npos;
-  if (lone && body(first).rfind("#!", 0) != 0) {
-    command.shell_text = body(first);
+  if (const ast::Heredoc* lone = lone_heredoc(run)) {
+    command.shell_text = heredoc_body(*lone);
     return command;
   }
-  for (const auto& heredoc : run.heredocs) text += "\n" + body(heredoc) + heredoc.name;
+  std::string text = command.shell_text;
+  for (const auto& heredoc : run.heredocs) text += "\n" + heredoc_body(heredoc) + heredoc.name;
   command.shell_text = text;
   return command;
 }
@@ -703,7 +718,7 @@ std::string run_history(const StageState& stage, const Variables& vars,
   return text + join(argv, " ");
 }
 
-store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction&,
+store::Image Build::run_step(const ast::Instruction& instruction, const ast::RunInstruction& run,
                              const std::vector<std::string>& argv,
                              const std::vector<RunMount>& mounts) {
   const store::Image& parent = stage_->image;
@@ -717,6 +732,14 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
   spec.isolate_network = flags_.get("network") == "none";
   MountResources resources;  // outlives the container: unmounted, unlocked, deleted after it
   prepare_mounts(mounts, spec, resources);
+  std::optional<TempDir> script_dir;
+  if (const ast::Heredoc* script = shebang_script(run)) {
+    script_dir.emplace(store_.make_temp_dir("script"));
+    fs::path file = script_dir->path() / "script";
+    write_file_atomic(file, heredoc_body(*script));
+    fs::permissions(file, fs::perms(0755));
+    spec.mounts.push_back({runtime::ContainerMount::Type::bind, file, argv.front(), true, ""});
+  }
 
   std::string container_id = random_container_id();
   out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;
@@ -784,7 +807,9 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruct
   if (security != "sandbox")
     throw PositionedError(flags_.flag("security")->position,
                           "security mode \"" + security + "\" is not supported");
-  std::vector<std::string> argv = shell_argv(with_heredocs(run));
+  const ast::Heredoc* script = shebang_script(run);
+  std::vector<std::string> argv = script ? std::vector<std::string>{"/dev/pipes/" + script->name}
+                                         : shell_argv(with_heredocs(run));
   std::vector<RunMount> mounts;
   Variables vars = scope_variables();
   std::string workdir = stage_->image.config["config"].value("WorkingDir", "");
@@ -798,6 +823,7 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruct
   // does; proxy build-args and secret values do not count (BuildKit drops ProxyEnv from the key
   // and never hashes secrets).
   json key = {{"RUN", argv}, {"env", stage_->env}, {"network", network}};
+  if (script) key["script"] = heredoc_body(*script);
   if (!mounts.empty()) key["mounts"] = describe_mounts(mounts);
   cached_step(key, [&] { return run_step(instruction, run, argv, mounts); });
 }

@@ -241,6 +241,25 @@ TEST_F(InstructionTest, RunWithHeredocs) {
   EXPECT_EQ(run("heredoc:1", {"cat", "/one.txt", "/two.txt"}), "first\nsecond\nindented\ndone\n");
 }
 
+TEST_F(InstructionTest, RunHeredocWithAShebangRunsAsAScriptFile) {
+  std::string dockerfile =
+      "FROM busybox\n"
+      "RUN <<'SCRIPT'\n"
+      "#!/bin/sh -e\n"
+      "echo \"ran as $0\" > /script.log\n"
+      "SCRIPT\n";
+  build_ok(dockerfile, "shebang:1");
+  EXPECT_EQ(run("shebang:1", {"cat", "/script.log"}), "ran as /dev/pipes/SCRIPT\n");
+  // The body is part of the cache key: another script runs again.
+  build_ok(dockerfile, "shebang:2");
+  EXPECT_EQ(count_lines_equal(last_.out, " ---> Using cache"), 1) << last_.out;
+  std::string changed = dockerfile;
+  changed.replace(changed.find("ran as"), 6, "now as");
+  build_ok(changed, "shebang:3");
+  EXPECT_EQ(count_lines_equal(last_.out, " ---> Using cache"), 0) << last_.out;
+  EXPECT_EQ(run("shebang:3", {"cat", "/script.log"}), "now as /dev/pipes/SCRIPT\n");
+}
+
 // ---- ARG and build-args
 
 TEST_F(InstructionTest, GlobalAndStageArgsWithBuildArgs) {
