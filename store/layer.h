@@ -46,11 +46,24 @@ struct LayerDigests {
   uint64_t blob_size = 0;  // stored bytes
 };
 
+// Where LayerBlobWriter compresses, digests and writes the blob.
+enum class CompressOn {
+  // A worker thread of the writer's own, while the caller's thread goes on producing the tar:
+  // two cores for one layer. The default.
+  kWorkerThread,
+  // The caller's thread, inside write(): for callers that already keep every core busy.
+  kCallerThread,
+};
+
 // A ByteSink that takes an uncompressed tar stream and writes the compressed blob to `out_fd`,
 // computing the diffID and the blob digest in the same pass. gzip uses ISA-L's streaming deflate.
+// The blob bytes are the same whatever `where` is and however the stream is split into writes.
+// An error of the worker is thrown by the next write() or by finish(); destroying an unfinished
+// writer (say, unwinding from an error while making the tar) stops and joins the worker.
 class LayerBlobWriter : public ByteSink {
  public:
-  LayerBlobWriter(int out_fd, Compression compression);
+  LayerBlobWriter(int out_fd, Compression compression,
+                  CompressOn where = CompressOn::kWorkerThread);
   ~LayerBlobWriter() override;
   void write(const void* data, size_t size) override;
   // Flushes the compressor; no write() may follow.

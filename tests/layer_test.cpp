@@ -19,10 +19,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -684,6 +686,185 @@ TEST_F(LayerTest, OpenTarFileDetectsCompression) {
     EXPECT_EQ(sha256_digest(read_all(*source)), sha256_digest(sink.bytes)) << suffix;
   }
   EXPECT_THROW(open_tar_file(work / "missing.tar"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerBlobWriter's worker thread
+
+// Threads of this process (the writer's worker shows up here while it runs).
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Compresses `data` with the stages on the given thread(s) into `blob` and returns the blob bytes
+// and digests.
+std::pair<std::string, LayerDigests> compress_on(const std::string& data, Compression compression,
+                                                 CompressOn where, const fs::path& blob,
+                                                 size_t write_chunk) {
+  UniqueFd fd = open_or_throw(blob, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LayerBlobWriter writer(fd.get(), compression, where);
+  for (size_t pos = 0; pos < data.size(); pos += write_chunk) {
+    writer.write(data.data() + pos, std::min(write_chunk, data.size() - pos));
+  }
+  LayerDigests digests = writer.finish();
+  fd.reset();
+  return {read_file(blob), digests};
+}
+
+// The worker thread must not change a single byte of the blob: same bytes as compressing on the
+// caller's thread (the code path of before the worker), for every compression and for write
+// sizes below, at and above the 1 MiB block, over more blocks than the ring holds.
+TEST_F(LayerTest, WorkerThreadGivesTheSameBlobAsTheCallerThread) {
+  fs::path work = make_dir("work");
+  std::string data;
+  for (uint32_t seed = 0; seed < 5; ++seed) {  // alternating incompressible and compressible
+    data += pseudo_random_bytes(1'000'000 + seed * 12345, seed);
+    data += std::string(900'000, static_cast<char>('a' + seed));
+  }
+  ASSERT_GT(data.size(), 8u << 20);
+  for (Compression c : {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
+    SCOPED_TRACE(layer_media_type(c));
+    const auto [reference, reference_digests] =
+        compress_on(data, c, CompressOn::kCallerThread, work / "reference", 100'000);
+    EXPECT_EQ(reference_digests.diff_id, sha256_digest(data));
+    EXPECT_EQ(reference_digests.digest, sha256_digest(reference));
+    for (size_t chunk : {size_t{4096}, size_t{1} << 20, (size_t{1} << 20) + 1, data.size()}) {
+      SCOPED_TRACE("write size " + std::to_string(chunk));
+      const auto [blob, digests] =
+          compress_on(data, c, CompressOn::kWorkerThread, work / "blob", chunk);
+      EXPECT_EQ(sha256_digest(blob), sha256_digest(reference));
+      EXPECT_EQ(digests.digest, reference_digests.digest);
+      EXPECT_EQ(digests.diff_id, reference_digests.diff_id);
+      EXPECT_EQ(digests.blob_size, blob.size());
+      EXPECT_EQ(digests.tar_size, data.size());
+    }
+    auto plain = open_tar_file(work / "blob");
+    EXPECT_EQ(sha256_digest(read_all(*plain)), reference_digests.diff_id);
+  }
+}
+
+// A layer made from a tree through the worker: the digest is that of the blob file, the diffID
+// that of the decompressed blob and of the tar itself, and the blob is the caller-thread one.
+TEST_F(LayerTest, LayerOfATreeThroughTheWorkerHasConsistentDigests) {
+  fs::path upper = make_dir("upper");
+  fs::path work = make_dir("work");
+  build_tree(upper);
+  StringSink tar;
+  write_layer_tar(upper, tar);
+  for (CompressOn where : {CompressOn::kWorkerThread, CompressOn::kCallerThread}) {
+    const fs::path blob = work / (where == CompressOn::kWorkerThread ? "worker" : "caller");
+    UniqueFd fd = open_or_throw(blob, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    LayerBlobWriter writer(fd.get(), Compression::kGzip, where);
+    EXPECT_EQ(write_layer_tar(upper, writer), tar.bytes.size());
+    const LayerDigests digests = writer.finish();
+    fd.reset();
+    EXPECT_EQ(digests.digest, sha256_digest(read_file(blob)));
+    EXPECT_EQ(digests.diff_id, sha256_digest(tar.bytes));
+    auto plain = open_tar_file(blob);
+    EXPECT_EQ(sha256_digest(read_all(*plain)), digests.diff_id);
+  }
+  EXPECT_EQ(sha256_digest(read_file(work / "worker")), sha256_digest(read_file(work / "caller")));
+}
+
+// Passes writes on to a LayerBlobWriter and, once `after` bytes went through, calls `fault` once.
+class FaultingSink : public ByteSink {
+ public:
+  FaultingSink(ByteSink& inner, uint64_t after, std::function<void()> fault)
+      : inner_(inner), after_(after), fault_(std::move(fault)) {}
+  void write(const void* data, size_t size) override {
+    inner_.write(data, size);
+    passed_ += size;
+    if (passed_ >= after_ && fault_) std::exchange(fault_, nullptr)();
+  }
+
+ private:
+  ByteSink& inner_;
+  uint64_t after_;
+  uint64_t passed_ = 0;
+  std::function<void()> fault_;
+};
+
+// A tree for the error tests: a big file (several blocks in flight when the fault comes), then
+// more entries after it.
+void build_big_tree(const fs::path& root) {
+  write_bytes(root / "a-big", pseudo_random_bytes(12u << 20, 11));
+  write_bytes(root / "b-victim", "removed while the layer is being made");
+  write_bytes(root / "c-after", "after");
+}
+
+// An error in the tree walk (a file removed between the directory listing and its stat) while
+// the worker has blocks in flight: write_layer_tar throws naming the file, nothing hangs, and the
+// worker is gone once the writer is.
+TEST_F(LayerTest, TreeWalkErrorStopsTheWorker) {
+  fs::path upper = make_dir("upper");
+  fs::path work = make_dir("work");
+  build_big_tree(upper);
+  const size_t threads_before = thread_count();
+  for (int round = 0; round < 5; ++round) {
+    UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    try {
+      LayerBlobWriter writer(fd.get(), Compression::kGzip);
+      EXPECT_EQ(thread_count(), threads_before + 2);  // compression, blob digest and write
+      FaultingSink sink(writer, 4u << 20, [&] { fs::remove(upper / "b-victim"); });
+      write_layer_tar(upper, sink);
+      ADD_FAILURE() << "write_layer_tar did not fail";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("b-victim"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(thread_count(), threads_before);
+    write_bytes(upper / "b-victim", "back again");
+  }
+}
+
+// An exception thrown by the caller's own code between writes (here by the sink in front of the
+// writer): the writer is destroyed unfinished while the worker is busy; it stops and is joined.
+TEST_F(LayerTest, CallerErrorStopsTheWorker) {
+  fs::path upper = make_dir("upper");
+  fs::path work = make_dir("work");
+  build_big_tree(upper);
+  const size_t threads_before = thread_count();
+  for (uint64_t after : {uint64_t{1}, uint64_t{3} << 20, uint64_t{11} << 20}) {
+    UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    try {
+      LayerBlobWriter writer(fd.get(), Compression::kZstd);
+      FaultingSink sink(writer, after, [] { throw Error("injected fault"); });
+      write_layer_tar(upper, sink);
+      ADD_FAILURE() << "write_layer_tar did not fail";
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "injected fault");
+    }
+    EXPECT_EQ(thread_count(), threads_before);
+  }
+}
+
+// The worker's own errors (the blob cannot be written: /dev/full) reach the caller from write()
+// or finish(), on either thread, with what failed in the message.
+TEST_F(LayerTest, BlobWriteErrorReachesTheCaller) {
+  fs::path upper = make_dir("upper");
+  build_big_tree(upper);
+  const size_t threads_before = thread_count();
+  for (CompressOn where : {CompressOn::kWorkerThread, CompressOn::kCallerThread}) {
+    for (Compression c : {Compression::kGzip, Compression::kNone}) {
+      UniqueFd fd = open_or_throw("/dev/full", O_WRONLY, 0);
+      try {
+        LayerBlobWriter writer(fd.get(), c, where);
+        write_layer_tar(upper, writer);
+        writer.finish();
+        ADD_FAILURE() << "no error from writing to /dev/full";
+      } catch (const SystemError& e) {
+        EXPECT_EQ(e.code(), ENOSPC) << e.what();
+        EXPECT_NE(std::string(e.what()).find("layer blob"), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(thread_count(), threads_before);
+    }
+  }
+  // A stream small enough to fit in the first block fails only in finish().
+  UniqueFd fd = open_or_throw("/dev/full", O_WRONLY, 0);
+  LayerBlobWriter writer(fd.get(), Compression::kGzip);
+  writer.write("tiny", 4);
+  EXPECT_THROW(writer.finish(), SystemError);
 }
 
 // ---------------------------------------------------------------------------------------------
