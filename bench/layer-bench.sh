@@ -2,8 +2,10 @@
 # layer-bench.sh: slipway's layer creation and application against tar+gzip, tar+igzip and umoci,
 # on a Debian root filesystem made by mmdebstrap (minbase, about 170 MB), all in one run.
 #
-#   create+compress: slipway (write_layer_tar -> LayerBlobWriter gzip, both digests)
-#                    vs `tar -cf - . | gzip -6`, `tar -cf - . | igzip -1`, `umoci repack`
+#   create+compress: slipway (write_layer_tar -> LayerBlobWriter gzip, both digests; the writer
+#                    compresses and writes on threads of its own), the same all on one thread
+#                    (`caller-thread`, as before the threads), vs `tar -cf - . | gzip -6`,
+#                    `tar -cf - . | igzip -1`, `umoci repack`
 #   apply:           slipway (open_tar_file -> apply_layer_tar into an empty dir)
 #                    vs `tar -xzf` (of slipway's blob), `umoci unpack` (of umoci's own image)
 #
@@ -133,6 +135,13 @@ create_slipway() {
   timed "$out/slipway-create.out" "$LAYER_BENCH" create "$tree" "$out/slipway.tar.gz" gzip
   log "  slipway: $(cat "$out/slipway-create.out")"
 }
+# The same with every stage on the calling thread; its blob must be the same bytes.
+create_slipway_one_thread() {
+  sync
+  timed "$out/slipway1-create.out" "$LAYER_BENCH" create "$tree" "$out/slipway1.tar.gz" gzip \
+    caller-thread
+  log "  slipway (one thread): $(cat "$out/slipway1-create.out")"
+}
 create_tar() { # gzip -6 | igzip -1
   sync
   timed /dev/null tar_create "$@"
@@ -175,16 +184,17 @@ log "peers: $(gzip --version | head -1), igzip $(igzip --version 2>&1 | head -1 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "runs: x$RUNS, taking turns; $(nproc) cores; load $load0"
 
-keys=(c_sw c_gz c_ig c_um a_sw a_tar a_um)
+keys=(c_sw c_s1 c_gz c_ig c_um a_sw a_tar a_um)
 for k in "${keys[@]}"; do declare -a "wall_$k=()" "cpu_$k=()"; done
 for ((i = 1; i <= RUNS; i++)); do
   out=$work/run$i
   mkdir "$out"
   record c_sw create_slipway
+  record c_s1 create_slipway_one_thread
   record c_gz create_tar gzip -6
   record c_ig create_tar igzip -1
   record c_um create_umoci
-  log "create #$i (wall s): slipway ${wall_c_sw[-1]}  tar|gzip -6 ${wall_c_gz[-1]}  tar|igzip -1 ${wall_c_ig[-1]}  umoci repack ${wall_c_um[-1]}"
+  log "create #$i (wall s): slipway ${wall_c_sw[-1]}  one thread ${wall_c_s1[-1]}  tar|gzip -6 ${wall_c_gz[-1]}  tar|igzip -1 ${wall_c_ig[-1]}  umoci repack ${wall_c_um[-1]}"
   record a_sw apply_slipway
   record a_tar apply_tar
   record a_um apply_umoci
@@ -200,6 +210,8 @@ for ((i = 1; i <= RUNS; i++)); do
       [ "$(jq '.layers | length' "$out/umoci-layout/blobs/sha256/$(jq -r '.manifests[0].digest' \
         "$out/umoci-layout/index.json" | cut -d: -f2)")" = 1 ] || die "umoci image: not one layer"
     fi
+    # Threads or not, slipway writes the same blob.
+    cmp -s "$out/slipway.tar.gz" "$out/slipway1.tar.gz" || die "slipway's blob differs between threaded and one-thread runs"
     # Both compressed streams decompress to what was written.
     gzip -t "$out/slipway.tar.gz" "$out/gzip.tar.gz" "$out/igzip.tar.gz"
   fi
@@ -220,15 +232,16 @@ target() { # WHAT SLIPWAY UMOCI TARGET
 }
 
 m() { local -n arr=$1; median "${arr[@]}"; }
-ms=$(m wall_c_sw) mg=$(m wall_c_gz) mi=$(m wall_c_ig) mu=$(m wall_c_um)
+ms=$(m wall_c_sw) m1=$(m wall_c_s1) mg=$(m wall_c_gz) mi=$(m wall_c_ig) mu=$(m wall_c_um)
 as=$(m wall_a_sw) at=$(m wall_a_tar) au=$(m wall_a_um)
 echo "layer-bench: $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) cores; load before $load0, after $(cut -d' ' -f1-3 /proc/loadavg); median of $RUNS runs; MB/s of the uncompressed tar"
 echo "tree: $tree_desc: $tree_mb MB on disk, $tree_entries entries, layer tar $tar_bytes B"
 echo "blobs: slipway (igzip level 1) $(blob_size "$out/slipway.tar.gz") B, gzip -6 $(blob_size "$out/gzip.tar.gz") B, igzip -1 $(blob_size "$out/igzip.tar.gz") B, umoci ${umoci_blob:-?} B"
-echo "samples create wall: slipway ${wall_c_sw[*]}  gzip-6 ${wall_c_gz[*]}  igzip-1 ${wall_c_ig[*]}  umoci ${wall_c_um[*]}"
+echo "samples create wall: slipway ${wall_c_sw[*]}  slipway-one-thread ${wall_c_s1[*]}  gzip-6 ${wall_c_gz[*]}  igzip-1 ${wall_c_ig[*]}  umoci ${wall_c_um[*]}"
 echo "samples apply wall: slipway ${wall_a_sw[*]}  tar-xzf ${wall_a_tar[*]}  umoci ${wall_a_um[*]}"
-echo "median CPU s (user+sys): create slipway $(m cpu_c_sw)  gzip-6 $(m cpu_c_gz)  igzip-1 $(m cpu_c_ig)  umoci $(m cpu_c_um); apply slipway $(m cpu_a_sw)  tar-xzf $(m cpu_a_tar)  umoci $(m cpu_a_um)"
-echo "create+compress: $(fmt slipway "$ms")  $(fmt 'tar|gzip -6' "$mg")  $(fmt 'tar|igzip -1' "$mi")  $(fmt 'umoci repack' "$mu")"
+echo "median CPU s (user+sys): create slipway $(m cpu_c_sw)  slipway-one-thread $(m cpu_c_s1)  gzip-6 $(m cpu_c_gz)  igzip-1 $(m cpu_c_ig)  umoci $(m cpu_c_um); apply slipway $(m cpu_a_sw)  tar-xzf $(m cpu_a_tar)  umoci $(m cpu_a_um)"
+echo "create+compress: $(fmt slipway "$ms")  $(fmt 'slipway one thread' "$m1")  $(fmt 'tar|gzip -6' "$mg")  $(fmt 'tar|igzip -1' "$mi")  $(fmt 'umoci repack' "$mu")"
+ratio "$ms" "one thread" "$m1"
 ratio "$ms" "tar|gzip -6" "$mg"
 ratio "$ms" "tar|igzip -1" "$mi"
 ratio "$ms" "umoci repack" "$mu"

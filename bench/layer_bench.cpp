@@ -1,7 +1,9 @@
 // slipway_layer_bench: times slipway's layer code on a real tree, without the CLI around it.
 //
-//   slipway_layer_bench create DIR BLOB [gzip|zstd|none]
-//       write_layer_tar(DIR) -> LayerBlobWriter -> BLOB (both digests computed in the same pass)
+//   slipway_layer_bench create DIR BLOB [gzip|zstd|none [caller-thread]]
+//       write_layer_tar(DIR) -> LayerBlobWriter -> BLOB (both digests computed in the same pass);
+//       the writer compresses and writes on threads of its own, or with `caller-thread` all on
+//       the calling thread (how it was before the threads, for comparison)
 //   slipway_layer_bench apply BLOB TARGET
 //       open_tar_file(BLOB) -> apply_layer_tar into TARGET (created; must not exist or be empty)
 //   slipway_layer_bench DIR
@@ -29,6 +31,7 @@
 namespace {
 namespace fs = std::filesystem;
 using slipway::store::Compression;
+using slipway::store::CompressOn;
 
 using Clock = std::chrono::steady_clock;
 
@@ -47,11 +50,17 @@ Compression parse_compression(std::string_view name) {
   throw slipway::Error("unknown compression '" + std::string(name) + "' (gzip, zstd, none)");
 }
 
+CompressOn parse_compress_on(std::string_view name) {
+  if (name == "caller-thread") return CompressOn::kCallerThread;
+  throw slipway::Error("unknown option '" + std::string(name) + "' (caller-thread)");
+}
+
 // Returns the uncompressed tar size.
-uint64_t create(const fs::path& dir, const fs::path& blob, Compression compression) {
+uint64_t create(const fs::path& dir, const fs::path& blob, Compression compression,
+                CompressOn where = CompressOn::kWorkerThread) {
   const Clock::time_point start = Clock::now();
   slipway::UniqueFd fd = slipway::open_or_throw(blob, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  slipway::store::LayerBlobWriter writer(fd.get(), compression);
+  slipway::store::LayerBlobWriter writer(fd.get(), compression, where);
   slipway::store::write_layer_tar(dir, writer);
   const slipway::store::LayerDigests digests = writer.finish();
   fd.reset();
@@ -93,7 +102,7 @@ void apply(const fs::path& blob, const fs::path& target, uint64_t tar_size_hint)
 
 int usage() {
   std::fprintf(stderr,
-               "usage: slipway_layer_bench create DIR BLOB [gzip|zstd|none]\n"
+               "usage: slipway_layer_bench create DIR BLOB [gzip|zstd|none [caller-thread]]\n"
                "       slipway_layer_bench apply BLOB TARGET\n"
                "       slipway_layer_bench DIR\n");
   return 2;
@@ -101,8 +110,9 @@ int usage() {
 
 int run(int argc, char** argv) {
   const std::string_view command = argc > 1 ? argv[1] : "";
-  if (command == "create" && (argc == 4 || argc == 5)) {
-    create(argv[2], argv[3], argc == 5 ? parse_compression(argv[4]) : Compression::kGzip);
+  if (command == "create" && argc >= 4 && argc <= 6) {
+    create(argv[2], argv[3], argc >= 5 ? parse_compression(argv[4]) : Compression::kGzip,
+           argc == 6 ? parse_compress_on(argv[5]) : CompressOn::kWorkerThread);
     return 0;
   }
   if (command == "apply" && argc == 4) {
