@@ -8,11 +8,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -23,38 +20,13 @@
 #include "store/digest.h"
 #include "store/layer.h"
 #include "tests/test_support.h"
+#include "tests/tree_builder.h"
 
 namespace slipway::store {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
-using slipway::testing::run_program;
-using slipway::testing::ScratchDir;
-
-void check_call(int result, const std::string& what) {
-  if (result < 0) throw_errno(what);
-}
-
-void write_bytes(const fs::path& path, std::string_view content, mode_t mode) {
-  UniqueFd fd = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-  write_all(fd.get(), content.data(), content.size(), path.c_str());
-  check_call(::fchmod(fd.get(), mode), "chmod " + path.string());  // past the umask
-}
-
-void set_xattr(const fs::path& path, const char* name, std::string_view value) {
-  check_call(::lsetxattr(path.c_str(), name, value.data(), value.size(), 0),
-             std::string("setxattr ") + name + " on " + path.string());
-}
-
-std::string some_bytes(size_t size, unsigned seed) {
-  std::string out(size, '\0');
-  unsigned x = seed * 2654435761u + 1;
-  for (char& c : out) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 16);
-  }
-  return out;
-}
+using namespace slipway::testing;
 
 // A tree with every kind of node both tools must carry: regular files (empty, small, large,
 // executable, setuid, setgid), directories (sticky, setgid, owned by others), relative, absolute
@@ -76,7 +48,7 @@ void build_tree(const fs::path& root) {
   write_bytes(p("bin/wall"), "setgid binary", 02755);
   check_call(::chown(p("bin/wall").c_str(), 0, 5), "chown wall");
   check_call(::chmod(p("bin/wall").c_str(), 02755), "chmod wall");  // chown clears setgid
-  write_bytes(p("bin/large"), some_bytes(2 * 1024 * 1024 + 77, 3), 0644);
+  write_bytes(p("bin/large"), pseudo_random_bytes(2 * 1024 * 1024 + 77, 3), 0644);
   write_bytes(p("etc/empty"), "", 0600);
   write_bytes(p("etc/conf.d/a.conf"), "a = 1\n", 0640);
   check_call(::link(p("etc/conf.d/a.conf").c_str(), p("etc/conf.d/b.conf").c_str()), "link");
@@ -97,126 +69,7 @@ void build_tree(const fs::path& root) {
   check_call(::chown(p("srv/team/notes").c_str(), 1000, 1001), "chown notes");
   write_bytes(p("srv/" + std::string(150, 'n') + ".txt"), "long name\n", 0644);
 
-  // Whole-second mtimes (tar headers keep seconds), directories last and deepest first.
-  time_t t = 1700000000;
-  std::vector<fs::path> dirs;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (entry.is_directory() && !entry.is_symlink()) {
-      dirs.push_back(entry.path());
-      continue;
-    }
-    const timespec times[2] = {{t, 0}, {t, 0}};
-    ++t;
-    check_call(::utimensat(AT_FDCWD, entry.path().c_str(), times, AT_SYMLINK_NOFOLLOW),
-               "utimensat");
-  }
-  std::sort(dirs.rbegin(), dirs.rend());
-  for (const fs::path& dir : dirs) {
-    const timespec times[2] = {{t, 0}, {t, 0}};
-    ++t;
-    check_call(::utimensat(AT_FDCWD, dir.c_str(), times, 0), "utimensat");
-  }
-}
-
-// Everything about one node that must survive a layer round trip.
-struct Node {
-  std::string type;
-  mode_t perm = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  time_t mtime = 0;
-  std::string content_digest;
-  std::string link_target;
-  dev_t rdev = 0;
-  std::map<std::string, std::string> xattrs;
-  std::string hardlink_group;  // first path (sorted) of the inode, for nlink > 1
-
-  bool operator==(const Node&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const Node& n) {
-  os << n.type << " perm=" << std::oct << n.perm << std::dec << " uid=" << n.uid << " gid=" << n.gid
-     << " mtime=" << n.mtime << " link=" << n.link_target << " rdev=" << major(n.rdev) << ":"
-     << minor(n.rdev) << " group=" << n.hardlink_group << " content=" << n.content_digest
-     << " xattrs={";
-  for (const auto& [k, v] : n.xattrs) os << k << "=" << v.size() << "B ";
-  return os << "}";
-}
-
-std::map<std::string, std::string> xattrs_of(const fs::path& path) {
-  std::map<std::string, std::string> result;
-  std::string names(4096, '\0');
-  const ssize_t n = ::llistxattr(path.c_str(), names.data(), names.size());
-  if (n < 0) throw_errno("llistxattr " + path.string());
-  names.resize(static_cast<size_t>(n));
-  for (size_t start = 0; start < names.size();) {
-    std::string name(names.c_str() + start);
-    start += name.size() + 1;
-    std::string value(4096, '\0');
-    const ssize_t size = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-    if (size < 0) throw_errno("lgetxattr " + name);
-    value.resize(static_cast<size_t>(size));
-    result[name] = value;
-  }
-  return result;
-}
-
-// Every node below `root` (not root itself), by relative path.
-std::map<std::string, Node> snapshot(const fs::path& root) {
-  std::map<std::string, Node> nodes;
-  std::map<std::pair<dev_t, ino_t>, std::string> first_path;
-  std::vector<fs::path> paths;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) paths.push_back(entry.path());
-  std::sort(paths.begin(), paths.end());
-  for (const fs::path& path : paths) {
-    struct stat st {};
-    check_call(::lstat(path.c_str(), &st), "lstat " + path.string());
-    Node node;
-    node.perm = st.st_mode & 07777;
-    node.uid = st.st_uid;
-    node.gid = st.st_gid;
-    node.mtime = st.st_mtim.tv_sec;
-    node.xattrs = xattrs_of(path);
-    if (S_ISREG(st.st_mode)) {
-      node.type = "file";
-      node.content_digest = sha256_digest(read_file(path));
-    } else if (S_ISDIR(st.st_mode)) {
-      node.type = "dir";
-    } else if (S_ISLNK(st.st_mode)) {
-      node.type = "symlink";
-      node.perm = 0;  // always 0777 on Linux
-      node.link_target = fs::read_symlink(path).string();
-    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-      node.type = S_ISCHR(st.st_mode) ? "char" : "block";
-      node.rdev = st.st_rdev;
-    } else if (S_ISFIFO(st.st_mode)) {
-      node.type = "fifo";
-    } else {
-      node.type = "other";
-    }
-    const std::string rel = path.lexically_relative(root).string();
-    if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-      node.hardlink_group = first_path.try_emplace({st.st_dev, st.st_ino}, rel).first->second;
-    }
-    nodes[rel] = std::move(node);
-  }
-  return nodes;
-}
-
-// Compares two snapshots node by node, so a failure names the path that differs.
-void expect_same_tree(const std::map<std::string, Node>& expected,
-                      const std::map<std::string, Node>& actual, const std::string& what) {
-  for (const auto& [path, node] : expected) {
-    auto it = actual.find(path);
-    if (it == actual.end()) {
-      ADD_FAILURE() << what << ": missing " << path;
-      continue;
-    }
-    EXPECT_EQ(it->second, node) << what << ": " << path;
-  }
-  for (const auto& [path, node] : actual) {
-    EXPECT_TRUE(expected.count(path)) << what << ": unexpected " << path << " (" << node << ")";
-  }
+  set_whole_second_mtimes(root);
 }
 
 void run_or_fail(const std::vector<std::string>& argv) {

@@ -22,7 +22,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,10 +29,12 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "store/digest.h"
+#include "tests/tree_builder.h"
 
 namespace slipway::store {
 namespace {
 namespace fs = std::filesystem;
+using namespace slipway::testing;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -69,33 +70,6 @@ std::string read_all(ByteSource& source, size_t chunk = 64 * 1024) {
   std::string out;
   std::string buffer(chunk, '\0');
   while (size_t n = source.read(buffer.data(), buffer.size())) out.append(buffer, 0, n);
-  return out;
-}
-
-void check_call(int result, const std::string& what) {
-  if (result < 0) throw_errno(what);
-}
-
-void write_bytes(const fs::path& path, std::string_view content, mode_t mode = 0644) {
-  UniqueFd fd = open_or_throw(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-  write_all(fd.get(), content.data(), content.size(), path.c_str());
-  check_call(::fchmod(fd.get(), mode), "chmod " + path.string());  // past the umask
-}
-
-void set_mtime(const fs::path& path, time_t seconds) {
-  const timespec times[2] = {{seconds, 0}, {seconds, 0}};
-  check_call(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), "utimensat");
-}
-
-void set_xattr(const fs::path& path, const char* name, std::string_view value) {
-  check_call(::lsetxattr(path.c_str(), name, value.data(), value.size(), 0),
-             std::string("setxattr ") + name + " on " + path.string());
-}
-
-std::string pseudo_random_bytes(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(size, '\0');
-  for (auto& c : out) c = static_cast<char>(rng() & 0xff);
   return out;
 }
 
@@ -150,103 +124,7 @@ void build_tree(const fs::path& root) {
   write_bytes(p("usr/shared/owned"), "owned", 0640);
   check_call(::chown(p("usr/shared/owned").c_str(), 1000, 1001), "chown owned");
 
-  // Fixed whole-second mtimes (tar keeps seconds), directories last, deepest first.
-  time_t t = 1700000000;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (entry.is_symlink() || !entry.is_directory()) set_mtime(entry.path(), t++);
-  }
-  std::vector<fs::path> dirs;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    if (entry.is_directory() && !entry.is_symlink()) dirs.push_back(entry.path());
-  }
-  std::sort(dirs.rbegin(), dirs.rend());
-  for (const auto& dir : dirs) set_mtime(dir, t++);
-}
-
-// Everything about one node that a layer round trip must keep.
-struct Node {
-  std::string type;
-  mode_t perm = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  time_t mtime = 0;
-  std::string content_digest;
-  std::string link_target;
-  dev_t rdev = 0;
-  std::map<std::string, std::string> xattrs;
-  std::string hardlink_group;  // first path (sorted) of the inode, for nlink > 1
-
-  bool operator==(const Node&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const Node& n) {
-  os << n.type << " perm=" << std::oct << n.perm << std::dec << " uid=" << n.uid << " gid=" << n.gid
-     << " mtime=" << n.mtime << " link=" << n.link_target << " rdev=" << major(n.rdev) << ":"
-     << minor(n.rdev) << " group=" << n.hardlink_group << " content=" << n.content_digest
-     << " xattrs={";
-  for (const auto& [k, v] : n.xattrs) os << k << "=" << v.size() << "B ";
-  return os << "}";
-}
-
-std::map<std::string, std::string> xattrs_of(const fs::path& path) {
-  std::map<std::string, std::string> result;
-  std::string names(4096, '\0');
-  ssize_t n = ::llistxattr(path.c_str(), names.data(), names.size());
-  if (n < 0) throw_errno("llistxattr " + path.string());
-  names.resize(static_cast<size_t>(n));
-  for (size_t start = 0; start < names.size();) {
-    std::string name(names.c_str() + start);
-    start += name.size() + 1;
-    std::string value(4096, '\0');
-    ssize_t size = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-    if (size < 0) throw_errno("lgetxattr " + name);
-    value.resize(static_cast<size_t>(size));
-    result[name] = value;
-  }
-  return result;
-}
-
-std::map<std::string, Node> snapshot(const fs::path& root) {
-  std::map<std::string, Node> nodes;
-  std::map<std::pair<dev_t, ino_t>, std::string> first_path;
-  std::vector<fs::path> paths;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) paths.push_back(entry.path());
-  std::sort(paths.begin(), paths.end());
-  for (const fs::path& path : paths) {
-    struct stat st {};
-    check_call(::lstat(path.c_str(), &st), "lstat " + path.string());
-    Node node;
-    node.perm = st.st_mode & 07777;
-    node.uid = st.st_uid;
-    node.gid = st.st_gid;
-    node.mtime = st.st_mtim.tv_sec;
-    node.xattrs = xattrs_of(path);
-    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) {
-      // Whiteouts carry no metadata worth keeping (overlayfs shares one inode among them).
-      node = Node{};
-      node.type = "whiteout";
-    } else if (S_ISREG(st.st_mode)) {
-      node.type = "file";
-      node.content_digest = sha256_digest(read_file(path));
-    } else if (S_ISDIR(st.st_mode)) {
-      node.type = "dir";
-    } else if (S_ISLNK(st.st_mode)) {
-      node.type = "symlink";
-      node.perm = 0;
-      node.link_target = fs::read_symlink(path).string();
-    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
-      node.type = S_ISCHR(st.st_mode) ? "char" : "block";
-      node.rdev = st.st_rdev;
-    } else if (S_ISFIFO(st.st_mode)) {
-      node.type = "fifo";
-    }
-    std::string rel = path.lexically_relative(root).string();
-    if (node.type != "whiteout" && !S_ISDIR(st.st_mode) && st.st_nlink > 1) {
-      node.hardlink_group = first_path.try_emplace({st.st_dev, st.st_ino}, rel).first->second;
-    }
-    nodes[rel] = std::move(node);
-  }
-  return nodes;
+  set_whole_second_mtimes(root);
 }
 
 struct TarEntry {
