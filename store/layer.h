@@ -58,8 +58,9 @@ enum class CompressOn {
 // A ByteSink that takes an uncompressed tar stream and writes the compressed blob to `out_fd`,
 // computing the diffID and the blob digest in the same pass. gzip uses ISA-L's streaming deflate.
 // The blob bytes are the same whatever `where` is and however the stream is split into writes.
-// An error of the worker is thrown by the next write() or by finish(); destroying an unfinished
-// writer (say, unwinding from an error while making the tar) stops and joins the worker.
+// An error of a worker thread is thrown by the next write() or by finish(); destroying an
+// unfinished writer (say, unwinding from an error while making the tar) stops and joins its
+// threads.
 class LayerBlobWriter : public ByteSink {
  public:
   LayerBlobWriter(int out_fd, Compression compression,

@@ -64,9 +64,10 @@ void check_zstd(size_t result, const char* what) {
 //   encoder thread:  compresses;
 //   blob thread:     computes the blob digest and writes the blob file.
 // Measured on the Debian rootfs (perf): compression is about half of all the CPU time, making the
-// tar with its digest a bit more than a third, and the blob digest and write the rest. Two
-// threads (compression with the blob digest and write on one) left the encoder thread at ~63% of
-// the work; with the third thread the scheduler can balance the two cores.
+// tar with its digest a bit more than a third, and the blob digest and write the rest. With two
+// threads (compression, blob digest and write on one) that one had ~63% of the work and set the
+// pace; with three no thread has more than half, so the scheduler can keep both cores busy
+// (bench/README.md has the figures).
 //
 // The compressors are fed the same fixed 1 MiB blocks in the same order whichever thread runs
 // them, and their output is cut into the same 1 MiB blocks, so the blob bytes (and digest) do not
