@@ -27,9 +27,18 @@ class CommandContext {
 
 void add_build_commands(CLI::App& app, CommandContext& context);  // build
 void add_image_commands(CLI::App& app, CommandContext& context);  // import images inspect tag
-void add_run_commands(CLI::App& app, CommandContext& context);    // run
+void add_run_commands(CLI::App& app, CommandContext& context);    // run create
 void add_parse_commands(CLI::App& app, CommandContext& context);  // parse
 void add_registry_commands(CLI::App& app, CommandContext& context);  // pull push
 void add_store_commands(CLI::App& app, CommandContext& context);  // rmi history save load image system
+// ps start stop restart kill wait logs rm, and the `container` group
+void add_container_commands(CLI::App& app, CommandContext& context);
+
+// The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
+CLI::App* container_group(CLI::App& app);
+
+// docker refuses to take an image away from a container: throws Error with docker's conflict
+// message when `reference` may not be removed with this `force` (cli/container_commands.cpp).
+void check_image_not_in_use(store::Store& store, const std::string& reference, bool force);
 
 }  // namespace slipway::cli

@@ -47,18 +47,38 @@ std::string time_ago(const std::string& rfc3339) {
   return human_duration(std::max(elapsed, std::chrono::seconds(0))) + " ago";
 }
 
+namespace {
+
+// Characters, not bytes, as Go's tabwriter counts them ("…" is one).
+size_t display_width(const std::string& text) {
+  size_t width = 0;
+  for (unsigned char c : text) width += (c & 0xC0) != 0x80;
+  return width;
+}
+
+}  // namespace
+
+std::string ellipsis(const std::string& text, size_t width) {
+  std::vector<size_t> starts;  // byte offset of each UTF-8 character
+  for (size_t i = 0; i < text.size(); ++i)
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
+  if (starts.size() <= width) return text;
+  return text.substr(0, starts[width - 1]) + "…";
+}
+
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
   for (const auto& row : rows)
     for (size_t i = 0; i < row.size(); ++i) {
       if (widths.size() <= i) widths.push_back(0);
-      widths[i] = std::max(widths[i], row[i].size());
+      widths[i] = std::max(widths[i], display_width(row[i]));
     }
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line.append(std::max<size_t>(10, widths[i] + 3) - row[i].size(), ' ');
+      if (i + 1 < row.size())
+        line.append(std::max<size_t>(10, widths[i] + 3) - display_width(row[i]), ' ');
     }
     std::cout << line << "\n";
   }

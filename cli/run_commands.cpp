@@ -1,17 +1,15 @@
-// slipway run
-#include <nlohmann/json.hpp>
+// slipway run, create (also as `container run`, `container create`)
+#include <iostream>
 
 #include "cli/commands.h"
-#include "runtime/runtime.h"
-#include "store/digest.h"
+#include "runtime/containers.h"
 
 namespace slipway::cli {
 namespace {
-namespace fs = std::filesystem;
-using nlohmann::json;
 
 struct RunOptions {
   bool remove = false;
+  bool detach = false;
   bool interactive = false;
   bool tty = false;
   std::string network = "private";
@@ -28,58 +26,90 @@ std::string environment_entry(const std::string& option) {
   return option + "=" + (value ? value : "");
 }
 
-int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
-  // Like docker, failures before the container's process starts exit with 125, so scripts can
-  // tell them from the command's own exit codes.
+// IMAGE [COMMAND...] and the options into a container record.
+runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
+                                          const RunOptions& options, std::vector<std::string> args,
+                                          const char* command) {
   if (args.empty())
-    throw runtime::StartError("\"slipway run\" requires at least 1 argument: IMAGE [COMMAND...]",
-                              125);
-  if (options.tty)
-    throw runtime::StartError("-t (a pseudo-TTY) is not supported yet: run without -t", 125);
-  auto found = store.try_find_image(args.front());
-  if (!found) throw runtime::StartError("no such image: " + args.front(), 125);
-  store::Image image = std::move(*found);
-  args.erase(args.begin());
-  const json config = image.config.value("config", json::object());
-  std::vector<std::string> argv = config.value("Entrypoint", std::vector<std::string>{});
-  std::vector<std::string> command =
-      args.empty() ? config.value("Cmd", std::vector<std::string>{}) : args;
-  argv.insert(argv.end(), command.begin(), command.end());
-  if (argv.empty())
-    throw runtime::StartError("no command specified: the image has no CMD or ENTRYPOINT", 125);
+    throw Error(std::string("\"slipway ") + command +
+                "\" requires at least 1 argument: IMAGE [COMMAND...]");
+  if (options.tty) throw Error("-t (a pseudo-TTY) is not supported yet: run without -t");
+  auto image = containers.image_store().try_find_image(args.front());
+  if (!image) throw Error("no such image: " + args.front());
+  runtime::ContainerOptions container;
+  container.name = options.name;
+  container.command.assign(args.begin() + 1, args.end());
+  for (const auto& entry : options.env) container.env.push_back(environment_entry(entry));
+  container.working_dir = options.workdir;
+  container.user = options.user;
+  container.network = options.network;
+  container.interactive = options.interactive;
+  container.auto_remove = options.remove;
+  return containers.create(*image, args.front(), container);
+}
 
-  runtime::ImageContainer container = runtime::prepare_image_container(store, image, "container");
-  runtime::ContainerSpec& spec = container.spec;
-  spec.argv = argv;
-  for (const auto& entry : options.env) spec.env.push_back(environment_entry(entry));
-  if (!options.workdir.empty()) spec.working_dir = options.workdir;
-  if (!options.user.empty()) spec.user = options.user;
-  spec.isolate_network = options.network != "host";
-  spec.inherit_stdin = options.interactive;
-  spec.hostname = container.scratch.path().filename().string().substr(0, 12);
-  return runtime::run_container(spec);
+int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
+  runtime::ContainerStore containers(store);
+  runtime::ContainerRecord record;
+  try {
+    record = create_container(containers, options, std::move(args), "run");
+  } catch (const runtime::StartError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // Like docker, failures before the container's process starts exit with 125, so scripts
+    // can tell them from the command's own exit codes.
+    throw runtime::StartError(e.what(), 125);
+  }
+  if (!options.detach) return runtime::start_attached(containers, record.id);
+  runtime::start_detached(containers, record.id);
+  std::cout << record.id << "\n";
+  return 0;
+}
+
+int create_only(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
+  runtime::ContainerStore containers(store);
+  std::cout << create_container(containers, options, std::move(args), "create").id << "\n";
+  return 0;
+}
+
+void add_container_options(CLI::App* command, RunOptions& options) {
+  command->add_flag("--rm", options.remove, "Remove the container when it exits");
+  command->add_flag("-i,--interactive", options.interactive, "Keep STDIN open");
+  command->add_flag("-t,--tty", options.tty, "Allocate a pseudo-TTY (refused for now)");
+  command->add_option("-e,--env", options.env, "Set environment variables");
+  command->add_option("-w,--workdir", options.workdir, "Working directory inside the container");
+  command->add_option("-u,--user", options.user, "UID[:GID] or a name from the image");
+  command->add_option("--name", options.name, "Container name");
+  command->add_option("--network", options.network, "host or none (default: a private namespace)");
+  // Everything from the image name on belongs to the container, flags included.
+  command->prefix_command();
 }
 
 }  // namespace
 
 void add_run_commands(CLI::App& app, CommandContext& context) {
-  auto options = std::make_shared<RunOptions>();
-  auto* run = app.add_subcommand("run", "Run a command in a new container");
-  run->add_flag("--rm", options->remove, "Remove the container when it exits");
-  run->add_flag("-i,--interactive", options->interactive, "Keep STDIN open");
-  run->add_flag("-t,--tty", options->tty, "Allocate a pseudo-TTY (refused for now)");
-  run->add_option("-e,--env", options->env, "Set environment variables");
-  run->add_option("-w,--workdir", options->workdir, "Working directory inside the container");
-  run->add_option("-u,--user", options->user, "UID[:GID]");
-  run->add_option("--name", options->name, "Container name");
-  run->add_option("--network", options->network, "host or none (default: a private namespace)");
-  // Everything from the image name on belongs to the container, flags included.
-  run->prefix_command();
-  run->callback([&context, options, run] {
-    context.action = [&context, options, run] {
-      return run_image(context.store(), *options, run->remaining());
-    };
-  });
+  CLI::App* group = container_group(app);
+  for (CLI::App* parent : {&app, group}) {
+    auto run_options = std::make_shared<RunOptions>();
+    auto* run = parent->add_subcommand("run", "Run a command in a new container");
+    add_container_options(run, *run_options);
+    run->add_flag("-d,--detach", run_options->detach,
+                  "Run in the background and print the container ID");
+    run->callback([&context, run_options, run] {
+      context.action = [&context, run_options, run] {
+        return run_image(context.store(), *run_options, run->remaining());
+      };
+    });
+
+    auto create_options = std::make_shared<RunOptions>();
+    auto* create = parent->add_subcommand("create", "Create a new container");
+    add_container_options(create, *create_options);
+    create->callback([&context, create_options, create] {
+      context.action = [&context, create_options, create] {
+        return create_only(context.store(), *create_options, create->remaining());
+      };
+    });
+  }
 }
 
 }  // namespace slipway::cli

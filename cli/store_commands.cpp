@@ -30,19 +30,11 @@ std::string human_size4(uint64_t size) {
   return buffer;
 }
 
-// formatter.Ellipsis: at most `width` characters, the last one "…" when cut.
-std::string ellipsis(const std::string& text, size_t width) {
-  std::vector<size_t> starts;  // byte offset of each UTF-8 character
-  for (size_t i = 0; i < text.size(); ++i)
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) starts.push_back(i);
-  if (starts.size() <= width) return text;
-  return text.substr(0, starts[width - 1]) + "…";
-}
-
 int remove_images(store::Store& store, const std::vector<std::string>& references, bool force) {
   int status = 0;
   for (const auto& reference : references) {
     try {
+      check_image_not_in_use(store, reference, force);
       store::RemovedImage removed = store.remove_image(reference, force);
       for (const auto& name : removed.untagged) std::cout << "Untagged: " << name << "\n";
       for (const auto& id : removed.deleted) std::cout << "Deleted: " << id << "\n";

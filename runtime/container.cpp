@@ -18,6 +18,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <utility>
 
 #include "common/fs.h"
 #include "runtime/runtime.h"
@@ -63,7 +64,10 @@ struct ChildPlan {
   std::vector<ChildMount> mounts;
   uid_t uid = 0;
   gid_t gid = 0;
-  int stdin_fd = -1;  // dup2'd to 0 when >= 0
+  int stdin_fd = -1;   // dup2'd to 0 when >= 0
+  int stdout_fd = -1;  // dup2'd to 1 when >= 0
+  int stderr_fd = -1;  // dup2'd to 2 when >= 0
+  bool kill_with_parent = false;
   int error_fd = -1;
 };
 
@@ -305,7 +309,16 @@ void mount_extras(const ChildPlan& plan, bool under_dev) {
 }
 
 [[noreturn]] void child_main(const ChildPlan& plan) {
+  // A supervisor blocks the signals it forwards (to read them from a signalfd); the command must
+  // start with none blocked, as it would from a shell.
+  sigset_t none;
+  sigemptyset(&none);
+  check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+  if (plan.kill_with_parent)
+    check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
   if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
+  if (plan.stdout_fd >= 0) check(plan, ::dup2(plan.stdout_fd, 1), "cannot set up stdout");
+  if (plan.stderr_fd >= 0) check(plan, ::dup2(plan.stderr_fd, 2), "cannot set up stderr");
   // Nothing of the container's mounts may propagate back to the host.
   check(plan, ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr),
         "cannot make mounts private");
@@ -529,7 +542,7 @@ void remove_created_mount_points(const ContainerSpec& spec) {
 
 }  // namespace
 
-int run_container(const ContainerSpec& spec) {
+ContainerProcess start_container(const ContainerSpec& spec) {
   if (spec.argv.empty()) throw StartError("no command specified", 125);
   if (spec.lower_dirs.empty()) throw StartError("no image layers to run on", 125);
 
@@ -566,6 +579,9 @@ int run_container(const ContainerSpec& spec) {
   plan.argv.push_back(nullptr);
   for (auto& entry : env_storage) plan.envp.push_back(entry.data());
   plan.envp.push_back(nullptr);
+  plan.stdout_fd = spec.stdout_fd;
+  plan.stderr_fd = spec.stderr_fd;
+  plan.kill_with_parent = spec.kill_with_parent;
 
   UniqueFd dev_null;
   if (!spec.inherit_stdin) {
@@ -584,28 +600,57 @@ int run_container(const ContainerSpec& spec) {
   long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
   if (pid < 0) throw_errno("cannot create container namespaces");
   if (pid == 0) child_main(plan);
+  ContainerProcess process(spec, static_cast<pid_t>(pid));
 
+  // The pipe closes on a successful execve (close-on-exec) or carries the child's failure.
   error_write.reset();
   ChildFailure failure{};
   ssize_t got;
   do {
     got = ::read(error_read.get(), &failure, sizeof failure);
   } while (got < 0 && errno == EINTR);
-
-  int status = 0;
-  while (::waitpid(static_cast<pid_t>(pid), &status, 0) < 0) {
-    if (errno != EINTR) throw_errno("waitpid");
-  }
-  remove_created_mount_points(spec);
   if (got == static_cast<ssize_t>(sizeof failure)) {
+    process.wait();
     failure.message[sizeof failure.message - 1] = '\0';
     std::string message = failure.message;
     if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
     throw StartError(message, failure.exit_code);
   }
+  return process;
+}
+
+ContainerProcess::ContainerProcess(ContainerSpec spec, pid_t pid)
+    : spec_(std::move(spec)), pid_(pid) {}
+
+ContainerProcess::ContainerProcess(ContainerProcess&& other) noexcept
+    : spec_(std::move(other.spec_)), pid_(std::exchange(other.pid_, 0)) {}
+
+ContainerProcess::~ContainerProcess() {
+  if (pid_ <= 0) return;
+  // Not waited for: an error on the way. The container must not outlive its owner.
+  ::kill(pid_, SIGKILL);
+  try {
+    wait();
+  } catch (const std::exception&) {
+    // Nothing more can be done in a destructor; the kernel reaps it when this process exits.
+  }
+}
+
+int ContainerProcess::wait() {
+  if (pid_ <= 0) throw Error("container process already waited for");
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid");
+  }
+  pid_ = 0;
+  remove_created_mount_points(spec_);
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 125;
+}
+
+int run_container(const ContainerSpec& spec) {
+  return start_container(spec).wait();
 }
 
 }  // namespace slipway::runtime

@@ -6,6 +6,8 @@
 // execve. The process is PID 1 of its namespace; when it exits, everything in the container dies.
 #pragma once
 
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -48,6 +50,12 @@ struct ContainerSpec {
   std::string hostname = "slipway";
   bool isolate_network = false;  // a new, empty network namespace (only loopback)
   bool inherit_stdin = false;    // otherwise stdin is /dev/null
+  // Where the command's stdout and stderr go (the caller keeps its copies); -1: inherited.
+  int stdout_fd = -1;
+  int stderr_fd = -1;
+  // SIGKILL the container when the process that started it dies, so that a supervisor that is
+  // killed never leaves an unsupervised container behind.
+  bool kill_with_parent = false;
 };
 
 // The container could not be started (the command was never run): a bad command, a missing
@@ -73,9 +81,35 @@ struct ImageContainer {
 ImageContainer prepare_image_container(const store::Store& store, const store::Image& image,
                                        std::string_view purpose);
 
-// Runs the container in the foreground (stdout/stderr inherited) and returns the process's exit
-// code, or 128+N when signal N killed it. Throws StartError when the process could not be
-// started, Error for failures around it.
+// A container whose command is running: its init process, a child of this process. Destroying
+// it without wait() kills the container (SIGKILL) and reaps it, so an error in between never
+// leaves one running.
+class ContainerProcess {
+ public:
+  ContainerProcess(ContainerProcess&& other) noexcept;
+  ContainerProcess& operator=(ContainerProcess&&) = delete;
+  ContainerProcess(const ContainerProcess&) = delete;
+  ~ContainerProcess();
+
+  // The init process as this process's PID namespace sees it.
+  pid_t pid() const { return pid_; }
+  // Waits for the process to exit and returns its exit code, or 128+N when signal N killed it.
+  int wait();
+
+ private:
+  friend ContainerProcess start_container(const ContainerSpec& spec);
+  ContainerProcess(ContainerSpec spec, pid_t pid);
+
+  ContainerSpec spec_;  // for the cleanup of mount points after the run
+  pid_t pid_;
+};
+
+// Starts the container and returns once its command has been executed. Throws StartError when
+// the process could not be started, Error for failures around it.
+ContainerProcess start_container(const ContainerSpec& spec);
+
+// Runs the container in the foreground (stdout/stderr inherited unless the spec says otherwise)
+// and returns start_container(spec).wait().
 int run_container(const ContainerSpec& spec);
 
 }  // namespace slipway::runtime

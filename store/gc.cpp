@@ -106,7 +106,16 @@ RemovedImage Store::remove_image(std::string_view reference, bool force) {
       if (std::find(untag.begin(), untag.end(), name) == untag.end()) kept.push_back(entry);
     }
     result.untagged = untag;
-    if (untag.size() == names.size()) {
+    // A held image loses its names but stays, as docker keeps a container's image.
+    bool held = false;
+    std::error_code holds_ec;
+    for (const auto& file : fs::directory_iterator(root_ / "holds", holds_ec)) {
+      try {
+        held = held || image_id_of(read_file(file.path())) == image.id;
+      } catch (const Error&) {
+      }
+    }
+    if (untag.size() == names.size() && !held) {
       // No name left: the image goes, with its repository digests and cache entries.
       json digests = read_repo_digests();
       if (auto it = digests.find(image.id); it != digests.end()) {
@@ -193,6 +202,15 @@ GcReport Store::collect_garbage(const GcOptions& options) {
       if (!is_hex64(hex)) continue;
       keep_layers.insert(hex);
       mark_manifest(hex);
+    }
+  }
+  for (const auto& file : fs::directory_iterator(root_ / "holds", ec)) {
+    if (is_temp_name(file.path().filename().string())) continue;
+    try {
+      std::string digest = read_file(file.path());
+      if (is_valid_digest(digest)) mark_manifest(digest_hex(digest));
+    } catch (const Error&) {
+      // Unreadable: nothing to keep for it.
     }
   }
   for (const auto& file : fs::directory_iterator(root_ / "cache", ec)) {
@@ -284,6 +302,21 @@ GcReport Store::collect_garbage(const GcOptions& options) {
       std::unique(report.deleted_images.begin(), report.deleted_images.end()),
       report.deleted_images.end());
   return report;  // `lock` is released before `trash` is deleted (locals die in reverse order)
+}
+
+void Store::hold_image(std::string_view holder, const Image& image) {
+  fs::create_directories(root_ / "holds");
+  // Under the shared lock, like a pin: GC either sees the hold or ran before it was written (and
+  // then this process's pin from finding the image kept it).
+  FileLock lock(root_ / "lock", FileLock::Mode::kShared);
+  write_file_atomic(root_ / "holds" / std::string(holder), image.manifest_digest);
+}
+
+void Store::release_image(std::string_view holder) {
+  FileLock lock(root_ / "lock", FileLock::Mode::kShared);
+  std::error_code ec;
+  fs::remove(root_ / "holds" / std::string(holder), ec);
+  if (ec) throw Error("cannot release image held by " + std::string(holder) + ": " + ec.message());
 }
 
 DiskUsage Store::disk_usage() const {

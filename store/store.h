@@ -9,15 +9,18 @@
 //   tmp/                 scratch dirs of running commands, named <pid>-...; a dead pid's are
 //   removed. tmp/<pid>-pins-*/<hex> are a live process's pins (see "GC" below).
 //   tmp/partial/sha256-<hex>  a layer blob partly downloaded by a pull, kept across processes
-//   (no pid in the name, so startup cleanup leaves it) so the next pull resumes it; see
-//   PartialBlob. repo-digests.json    image ID -> ["repository@sha256:..."] known from pulls and
-//   pushes
+//                        (no pid in the name, so startup cleanup leaves it) so the next pull
+//                        resumes it; see PartialBlob
+//   repo-digests.json    image ID -> ["repository@sha256:..."] known from pulls and pushes
+//   holds/<holder>       the manifest digest of an image something outside the store (a
+//                        container) needs; kept by GC until the holder releases it
 // Blobs and layer dirs appear by rename only, so a reader never sees half of one. index.json is
 // replaced atomically under an exclusive flock on <root>/lock.
 //
 // GC (collect_garbage) and the pins that keep it safe next to other processes:
 //   Roots are (1) every manifest oci/index.json names, (2) unless `all`, every build cache entry
-//   whose manifest is present, (3) every object pinned by a live process. From a manifest
+//   whose manifest is present, (3) every object pinned by a live process, (4) every held image
+//   (holds/, see hold_image). From a manifest
 //   (or an image index) GC keeps the manifest, its config, its layer blobs and the unpacked
 //   layers of the config's chain IDs. Everything else in oci/blobs, layers/, l/ and cache/ is
 //   removed, except objects modified after the GC started. Partial downloads (tmp/partial) that
@@ -253,6 +256,14 @@ class Store {
   // uses. Throws Error "no such image: REF" or docker's conflict message.
   RemovedImage remove_image(std::string_view reference, bool force);
   GcReport collect_garbage(const GcOptions& options);
+
+  // ---- holds: images that outlive their names because something still runs on them
+  // Keeps the image (manifest, config, layers) from GC until release_image(holder), whatever
+  // happens to its names: `rmi -f` of an image a container uses only untags it. `holder` is a
+  // file name such as "container-<id>"; holding again replaces the holder's image.
+  void hold_image(std::string_view holder, const Image& image);
+  void release_image(std::string_view holder);
+
   DiskUsage disk_usage() const;
 
   // ---- archives (store/archive.cpp)

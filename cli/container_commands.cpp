@@ -1,0 +1,424 @@
+// slipway ps, start, stop, restart, kill, wait, logs, rm (also under `container`), and the check
+// that keeps rmi from taking a container's image.
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "runtime/containers.h"
+#include "store/digest.h"
+
+namespace slipway::cli {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using runtime::ContainerRecord;
+using runtime::ContainerStatus;
+using runtime::ContainerStore;
+
+std::string short_id(const std::string& id) {
+  return store::digest_hex(id).substr(0, 12);
+}
+
+// How long ago an RFC 3339 time was; zero for one that cannot be read.
+std::chrono::seconds since(const std::string& rfc3339) {
+  std::tm tm{};
+  if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return std::chrono::seconds(0);
+  auto then = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto elapsed =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - then);
+  return std::max(elapsed, std::chrono::seconds(0));
+}
+
+// docker's STATUS column.
+std::string status_text(const ContainerRecord& record) {
+  switch (record.status) {
+    case ContainerStatus::running:
+      return "Up " + human_duration(since(record.started_at));
+    case ContainerStatus::exited:
+      return "Exited (" + std::to_string(record.exit_code) + ") " +
+             human_duration(since(record.finished_at)) + " ago";
+    case ContainerStatus::created:
+      break;
+  }
+  return "Created";
+}
+
+// strconv.Quote for the COMMAND column: printable text in double quotes, escapes for the rest.
+std::string go_quote(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
+          out += escaped;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// The IMAGE column: the name the container was created from while it still names the same
+// image, else the image's short ID (the name was moved or removed).
+std::string image_column(store::Store& store, const ContainerRecord& record, bool no_trunc) {
+  auto image = store.try_find_image(record.image);
+  if (image && image->id == record.image_id) return record.image;
+  return no_trunc ? record.image_id : short_id(record.image_id);
+}
+
+struct PsOptions {
+  bool all = false, quiet = false, no_trunc = false;
+};
+
+int list_containers(store::Store& store, const PsOptions& options) {
+  ContainerStore containers(store);
+  std::vector<std::vector<std::string>> rows;
+  if (!options.quiet)
+    rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
+  for (const auto& record : containers.list()) {
+    if (!options.all && record.status != ContainerStatus::running) continue;
+    std::string id = options.no_trunc ? record.id : record.id.substr(0, 12);
+    if (options.quiet) {
+      std::cout << id << "\n";
+      continue;
+    }
+    std::string command;
+    for (const auto& arg : record.argv) command += (command.empty() ? "" : " ") + arg;
+    rows.push_back({id, image_column(store, record, options.no_trunc),
+                    go_quote(options.no_trunc ? command : ellipsis(command, 20)),
+                    time_ago(record.created), status_text(record), "", record.name});
+  }
+  if (!options.quiet) print_table(rows);
+  return 0;
+}
+
+// Runs `action` on each container named, like docker: errors go to stderr one a line and make
+// the exit status 1, the others still run.
+template <typename Action>
+int for_each_container(const std::vector<std::string>& references, Action action) {
+  int status = 0;
+  for (const auto& reference : references) {
+    try {
+      action(reference);
+    } catch (const std::exception& e) {
+      std::cout.flush();
+      std::cerr << "Error: " << e.what() << "\n";
+      status = 1;
+    }
+  }
+  return status;
+}
+
+struct StartOptions {
+  bool attach = false;
+  bool interactive = false;
+  std::vector<std::string> containers;
+};
+
+int start_containers(store::Store& store, const StartOptions& options) {
+  ContainerStore containers(store);
+  if (options.attach || options.interactive) {
+    if (options.containers.size() > 1)
+      throw Error("you cannot start and attach multiple containers at once");
+    ContainerRecord record = containers.find(options.containers.front());
+    if (record.status == ContainerStatus::running)
+      throw Error("container " + record.name + " is already running: attaching is not supported");
+    return runtime::start_attached(containers, record.id);
+  }
+  return for_each_container(options.containers, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    // Starting a running container is not an error in docker: it is already where asked.
+    if (record.status != ContainerStatus::running) runtime::start_detached(containers, record.id);
+    std::cout << reference << "\n";
+  });
+}
+
+struct StopOptions {
+  int timeout = 10;
+  std::string signal;
+  std::vector<std::string> containers;
+};
+
+int stop_containers(store::Store& store, const StopOptions& options, bool restart) {
+  ContainerStore containers(store);
+  int signal = options.signal.empty() ? 0 : runtime::parse_signal(options.signal);
+  return for_each_container(options.containers, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    runtime::stop_container(containers, record.id, options.timeout, signal);
+    if (restart) runtime::start_detached(containers, record.id);
+    std::cout << reference << "\n";
+  });
+}
+
+int kill_containers(store::Store& store, const std::string& signal_name,
+                    const std::vector<std::string>& references) {
+  ContainerStore containers(store);
+  int signal = runtime::parse_signal(signal_name);
+  return for_each_container(references, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    runtime::kill_container(containers, record.id, signal);
+    std::cout << reference << "\n";
+  });
+}
+
+int wait_containers(store::Store& store, const std::vector<std::string>& references) {
+  ContainerStore containers(store);
+  return for_each_container(references, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    std::cout << runtime::wait_container(containers, record.id) << std::endl;
+  });
+}
+
+int remove_containers(store::Store& store, bool force, const std::vector<std::string>& references) {
+  ContainerStore containers(store);
+  return for_each_container(references, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    if (record.status == ContainerStatus::running) {
+      if (!force)
+        throw Error("cannot remove container \"/" + record.name +
+                    "\": container is running: stop the container before removing or force "
+                    "remove");
+      runtime::stop_container(containers, record.id, 0, SIGKILL);
+    }
+    containers.remove(record);
+    std::cout << reference << "\n";
+  });
+}
+
+struct LogsOptions {
+  bool follow = false, timestamps = false;
+  std::string tail = "all";
+  std::string container;
+};
+
+// Prints complete log lines from `text` (stdout entries to stdout, stderr to stderr) and returns
+// how many bytes it used: a last line still being written is left for the next read.
+size_t print_log_entries(const std::string& text, const LogsOptions& options, size_t skip) {
+  size_t start = 0;
+  for (size_t newline; (newline = text.find('\n', start)) != std::string::npos;
+       start = newline + 1) {
+    if (skip > 0) {
+      --skip;
+      continue;
+    }
+    json entry;
+    try {
+      entry = json::parse(text.substr(start, newline - start));
+    } catch (const json::exception&) {
+      continue;  // a line cut by a crash
+    }
+    std::string line = entry.value("log", "");
+    if (options.timestamps) line = entry.value("time", "") + " " + line;
+    (entry.value("stream", "") == "stderr" ? std::cerr : std::cout) << line;
+  }
+  std::cout.flush();
+  std::cerr.flush();
+  return start;
+}
+
+int show_logs(store::Store& store, const LogsOptions& options) {
+  ContainerStore containers(store);
+  size_t tail = 0;
+  bool all = options.tail == "all" || options.tail == "-1";
+  if (!all) {
+    if (options.tail.empty() || options.tail.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("invalid --tail \"" + options.tail + "\": use a number of lines or \"all\"");
+    tail = std::stoul(options.tail);
+  }
+  ContainerRecord record = containers.find(options.container);
+  fs::path log = containers.dir(record.id) / "container.log";
+  std::ifstream in(log, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t skip = 0;
+  if (!all) {
+    size_t lines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+    skip = lines > tail ? lines - tail : 0;
+  }
+  size_t used = print_log_entries(text, options, skip);
+  if (!options.follow) return 0;
+  // Follows the file while the container runs, then prints what its end left.
+  std::string pending = text.substr(used);
+  for (bool running = true; running;) {
+    try {
+      running = containers.find(record.id).status == ContainerStatus::running;
+    } catch (const runtime::NoSuchContainer&) {
+      running = false;  // removed (--rm): what was read is all there is
+    }
+    if (running) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    in.clear();
+    pending.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    pending.erase(0, print_log_entries(pending, options, 0));
+  }
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* container_group(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App* s) { return true; }))
+    if (sub->get_name() == "container") return sub;
+  auto* group = app.add_subcommand("container", "Manage containers");
+  group->require_subcommand(1);
+  return group;
+}
+
+void check_image_not_in_use(store::Store& store, const std::string& reference, bool force) {
+  auto image = store.try_find_image(reference);
+  if (!image) return;  // remove_image says "no such image"
+  ContainerStore containers(store);
+  std::optional<ContainerRecord> user, running_user;
+  for (const auto& record : containers.list()) {
+    if (record.image_id != image->id) continue;
+    if (!user) user = record;
+    if (!running_user && record.status == ContainerStatus::running) running_user = record;
+  }
+  if (!user) return;
+  std::string hex = store::digest_hex(image->id);
+  std::string wanted = reference;
+  if (wanted.rfind("sha256:", 0) == 0) wanted.erase(0, 7);
+  bool by_id = wanted.size() >= 4 && hex.compare(0, wanted.size(), wanted) == 0;
+  if (!by_id) {
+    // A name: docker untags freely while the image keeps another name, and otherwise only with
+    // -f, which leaves the image (now nameless) to the container.
+    size_t names = 0;
+    for (const auto& named : store.list_images()) names += named.image.id == image->id;
+    if (!force && names <= 1)
+      throw Error("conflict: unable to remove repository reference \"" + reference +
+                  "\" (must force) - container " + user->id.substr(0, 12) +
+                  " is using its referenced image " + hex.substr(0, 12));
+    return;
+  }
+  if (running_user)
+    throw Error("conflict: unable to delete " + hex.substr(0, 12) +
+                " (cannot be forced) - image is being used by running container " +
+                running_user->id.substr(0, 12));
+  if (!force)
+    throw Error("conflict: unable to delete " + hex.substr(0, 12) +
+                " (must be forced) - image is being used by stopped container " +
+                user->id.substr(0, 12));
+}
+
+void add_container_commands(CLI::App& app, CommandContext& context) {
+  CLI::App* group = container_group(app);
+  for (CLI::App* parent : {&app, group}) {
+    bool top = parent == &app;
+
+    auto ps_options = std::make_shared<PsOptions>();
+    std::vector<CLI::App*> listings = {
+        parent->add_subcommand(top ? "ps" : "ls", "List containers")};
+    if (!top) listings.push_back(parent->add_subcommand("ps", "List containers"));
+    for (CLI::App* ps : listings) {
+      ps->add_flag("-a,--all", ps_options->all, "Show all containers (default shows just running)");
+      ps->add_flag("-q,--quiet", ps_options->quiet, "Only display container IDs");
+      ps->add_flag("--no-trunc", ps_options->no_trunc, "Don't truncate output");
+      ps->callback([&context, ps_options] {
+        context.action = [&context, ps_options] {
+          return list_containers(context.store(), *ps_options);
+        };
+      });
+    }
+
+    auto start_options = std::make_shared<StartOptions>();
+    auto* start = parent->add_subcommand("start", "Start one or more stopped containers");
+    start->add_flag("-a,--attach", start_options->attach,
+                    "Attach STDOUT/STDERR and exit with the container's exit code");
+    start->add_flag("-i,--interactive", start_options->interactive, "Attach STDIN too");
+    start->add_option("CONTAINER", start_options->containers)->required();
+    start->callback([&context, start_options] {
+      context.action = [&context, start_options] {
+        return start_containers(context.store(), *start_options);
+      };
+    });
+
+    for (bool restart : {false, true}) {
+      auto stop_options = std::make_shared<StopOptions>();
+      auto* stop = parent->add_subcommand(
+          restart ? "restart" : "stop",
+          restart ? "Restart one or more containers" : "Stop one or more running containers");
+      stop->add_option("-t,--time", stop_options->timeout,
+                       "Seconds to wait for the container to stop before killing it");
+      stop->add_option("-s,--signal", stop_options->signal,
+                       "Signal to send (default: the image's StopSignal, or SIGTERM)");
+      stop->add_option("CONTAINER", stop_options->containers)->required();
+      stop->callback([&context, stop_options, restart] {
+        context.action = [&context, stop_options, restart] {
+          return stop_containers(context.store(), *stop_options, restart);
+        };
+      });
+    }
+
+    struct Arguments {
+      std::vector<std::string> containers;
+      std::string signal = "KILL";
+      bool force = false;
+      bool volumes = false;
+    };
+    auto args = std::make_shared<Arguments>();
+
+    auto* kill = parent->add_subcommand("kill", "Kill one or more running containers");
+    kill->add_option("-s,--signal", args->signal, "Signal to send (default: KILL)");
+    kill->add_option("CONTAINER", args->containers)->required();
+    kill->callback([&context, args] {
+      context.action = [&context, args] {
+        return kill_containers(context.store(), args->signal, args->containers);
+      };
+    });
+
+    auto* wait = parent->add_subcommand(
+        "wait", "Block until one or more containers stop, then print their exit codes");
+    wait->add_option("CONTAINER", args->containers)->required();
+    wait->callback([&context, args] {
+      context.action = [&context, args] {
+        return wait_containers(context.store(), args->containers);
+      };
+    });
+
+    auto* rm = parent->add_subcommand("rm", "Remove one or more containers");
+    rm->add_flag("-f,--force", args->force, "Force the removal of a running container (SIGKILL)");
+    rm->add_flag("-v,--volumes", args->volumes, "Accepted for docker compatibility (no volumes)");
+    rm->add_option("CONTAINER", args->containers)->required();
+    rm->callback([&context, args] {
+      context.action = [&context, args] {
+        return remove_containers(context.store(), args->force, args->containers);
+      };
+    });
+
+    auto logs_options = std::make_shared<LogsOptions>();
+    auto* logs = parent->add_subcommand("logs", "Fetch the logs of a container");
+    logs->add_flag("-f,--follow", logs_options->follow, "Follow log output");
+    logs->add_flag("-t,--timestamps", logs_options->timestamps, "Show timestamps");
+    logs->add_option("-n,--tail", logs_options->tail,
+                     "Number of lines to show from the end of the logs (default: all)");
+    logs->add_option("CONTAINER", logs_options->container)->required();
+    logs->callback([&context, logs_options] {
+      context.action = [&context, logs_options] {
+        return show_logs(context.store(), *logs_options);
+      };
+    });
+  }
+}
+
+}  // namespace slipway::cli

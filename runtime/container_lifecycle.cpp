@@ -1,0 +1,393 @@
+// Starting, supervising, stopping and waiting for persistent containers (containers.h).
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "runtime/containers.h"
+
+namespace slipway::runtime {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Signals a supervisor passes on to the container instead of dying of them. SIGPIPE is only
+// blocked: a closed terminal must not kill the supervisor, writes to it then fail with EPIPE.
+constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+sigset_t supervisor_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int signal : kForwardedSignals) sigaddset(&set, signal);
+  sigaddset(&set, SIGPIPE);
+  return set;
+}
+
+UniqueFd open_pidfd(pid_t pid) {
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+}
+
+bool send_signal(int pidfd, int signal) {
+  return ::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0) == 0;
+}
+
+// Waits until the process behind `pidfd` exits or `timeout_ms` passes (-1: forever).
+bool wait_exit(int pidfd, int timeout_ms) {
+  pollfd entry{pidfd, POLLIN, 0};
+  for (;;) {
+    int ready = ::poll(&entry, 1, timeout_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) throw_errno("cannot wait for the container's process");
+    return ready > 0;
+  }
+}
+
+// A pidfd for the record's process, if that process (the same one: pid and start time) still
+// runs. Checked after opening, so the fd cannot refer to a later process that reused the pid.
+UniqueFd open_identity(const ProcessIdentity& identity) {
+  if (identity.pid <= 0) return {};
+  UniqueFd fd = open_pidfd(identity.pid);
+  if (!fd || !identity.alive()) return {};
+  return fd;
+}
+
+void write_log_entry(int log_fd, const char* stream, std::string_view text) {
+  json entry = {{"log", text}, {"stream", stream}, {"time", rfc3339_now()}};
+  // Invalid UTF-8 becomes U+FFFD, as in docker's json-file logs.
+  std::string line = entry.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  write_all(log_fd, line.data(), line.size(), "container log");
+}
+
+// One of the container's output streams on its way to the log (and the terminal, if attached).
+struct OutputStream {
+  const char* name;  // "stdout" or "stderr"
+  UniqueFd read_end;
+  int terminal_fd = -1;  // this process's stdout/stderr when attached; -1 when detached
+  std::string partial;   // the unfinished last line
+
+  // Docker's json-file driver writes an entry a line, and splits lines longer than 16 KiB.
+  void take(int log_fd, std::string_view data) {
+    if (terminal_fd >= 0) {
+      try {
+        write_all(terminal_fd, data.data(), data.size(), name);
+      } catch (const Error&) {
+        terminal_fd = -1;  // the reader went away; the log still gets everything
+      }
+    }
+    partial.append(data);
+    size_t start = 0;
+    for (size_t newline; (newline = partial.find('\n', start)) != std::string::npos;) {
+      write_log_entry(log_fd, name, std::string_view(partial).substr(start, newline + 1 - start));
+      start = newline + 1;
+    }
+    partial.erase(0, start);
+    constexpr size_t kMaxEntry = 16 * 1024;
+    while (partial.size() >= kMaxEntry) {
+      write_log_entry(log_fd, name, std::string_view(partial).substr(0, kMaxEntry));
+      partial.erase(0, kMaxEntry);
+    }
+  }
+  void finish(int log_fd) {
+    if (!partial.empty()) write_log_entry(log_fd, name, partial);
+    partial.clear();
+  }
+};
+
+// A container started by this process, with what the supervisor loop needs.
+struct Launched {
+  ContainerProcess process;
+  std::array<OutputStream, 2> streams;
+  UniqueFd log;
+};
+
+// Starts the container's command and records it as running. The caller holds the container's
+// lock. On a start failure the record keeps the error (or, for --rm, the container is removed)
+// and StartError is thrown.
+Launched launch(const ContainerStore& containers, ContainerRecord& record, bool attached) {
+  ContainerSpec spec = container_spec(containers, record);
+  UniqueFd log = open_or_throw(containers.dir(record.id) / "container.log",
+                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  std::array<UniqueFd, 2> read_ends, write_ends;
+  for (size_t i = 0; i < 2; ++i) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) throw_errno("cannot create the container's output pipe");
+    read_ends[i].reset(fds[0]);
+    write_ends[i].reset(fds[1]);
+  }
+  spec.stdout_fd = write_ends[0].get();
+  spec.stderr_fd = write_ends[1].get();
+  spec.kill_with_parent = true;
+  spec.inherit_stdin = attached && record.interactive;
+  std::optional<ContainerProcess> process;
+  try {
+    process.emplace(start_container(spec));
+  } catch (const StartError& e) {
+    if (record.auto_remove) {
+      containers.remove(record);
+    } else {
+      record.error = e.what();
+      record.exit_code = e.exit_code();
+      containers.save(record);
+    }
+    throw;
+  }
+  for (auto& end : write_ends) end.reset();  // EOF on the pipes once the container is gone
+
+  if (!record.started_at.empty()) ++record.restart_count;
+  record.status = ContainerStatus::running;
+  record.process = ProcessIdentity::of(process->pid());
+  record.supervisor = ProcessIdentity::of(::getpid());
+  record.exit_code = 0;
+  record.error.clear();
+  record.started_at = rfc3339_now();
+  containers.save(record);
+  return Launched{
+      std::move(*process),
+      {OutputStream{"stdout", std::move(read_ends[0]), attached ? STDOUT_FILENO : -1, {}},
+       OutputStream{"stderr", std::move(read_ends[1]), attached ? STDERR_FILENO : -1, {}}},
+      std::move(log)};
+}
+
+// Copies output and forwards signals until the container is gone, then records its exit (and
+// removes a --rm container). Returns the exit code.
+int supervise(const ContainerStore& containers, const std::string& id, Launched& launched,
+              int signal_fd) {
+  UniqueFd pidfd = open_pidfd(launched.process.pid());
+  if (!pidfd) throw_errno("cannot watch the container's process");
+  bool exited = false;
+  std::string buffer(64 * 1024, '\0');
+  for (;;) {
+    std::vector<pollfd> watched;
+    for (auto& stream : launched.streams)
+      if (stream.read_end) watched.push_back({stream.read_end.get(), POLLIN, 0});
+    if (exited && watched.empty()) break;
+    if (!exited) watched.push_back({pidfd.get(), POLLIN, 0});
+    watched.push_back({signal_fd, POLLIN, 0});
+    if (::poll(watched.data(), watched.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot poll the container's output");
+    }
+    for (const auto& entry : watched) {
+      if (!entry.revents) continue;
+      if (entry.fd == pidfd.get()) {
+        exited = true;
+      } else if (entry.fd == signal_fd) {
+        signalfd_siginfo info{};
+        if (::read(signal_fd, &info, sizeof info) == sizeof info && info.ssi_signo != SIGPIPE)
+          send_signal(pidfd.get(), static_cast<int>(info.ssi_signo));
+      } else {
+        for (auto& stream : launched.streams) {
+          if (stream.read_end.get() != entry.fd) continue;
+          ssize_t got = ::read(entry.fd, buffer.data(), buffer.size());
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) {
+            stream.finish(launched.log.get());
+            stream.read_end.reset();
+          } else {
+            stream.take(launched.log.get(), std::string_view(buffer.data(), size_t(got)));
+          }
+        }
+      }
+    }
+  }
+  int exit_code = launched.process.wait();
+
+  ContainerStore::Lock lock(containers, id);
+  ContainerRecord record = containers.load(id);
+  record.status = ContainerStatus::exited;
+  record.exit_code = exit_code;
+  record.finished_at = rfc3339_now();
+  record.process = record.supervisor = {};
+  containers.save(record);
+  lock.release();
+  if (record.auto_remove) containers.remove(record);
+  return exit_code;
+}
+
+// The container's record, under the lock, after checking it is not already running.
+ContainerRecord load_startable(const ContainerStore& containers, const std::string& id) {
+  ContainerRecord record = containers.load(id);
+  if (record.status == ContainerStatus::running &&
+      (record.process.alive() || record.supervisor.alive()))
+    throw Error("container " + record.name + " is already running");
+  return record;
+}
+
+// Blocks the supervisor's signals and returns a signalfd that receives them. The container's
+// process unblocks them before it runs its command.
+UniqueFd block_supervisor_signals() {
+  sigset_t set = supervisor_signals();
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) < 0) throw_errno("cannot block signals");
+  UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!fd) throw_errno("cannot create a signalfd");
+  return fd;
+}
+
+// Reads everything from `fd` until EOF.
+std::string read_all(int fd) {
+  std::string text;
+  char buffer[4096];
+  for (;;) {
+    ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return text;
+    text.append(buffer, size_t(got));
+  }
+}
+
+// Waits until the record no longer shows the run that `record` describes as running: the
+// supervisor records the exit once the container is gone.
+ContainerRecord wait_recorded(const ContainerStore& containers, const ContainerRecord& record) {
+  UniqueFd supervisor = open_identity(record.supervisor);
+  for (;;) {
+    ContainerRecord current;
+    try {
+      current = containers.load(record.id);
+    } catch (const NoSuchContainer&) {
+      current = record;  // removed (--rm) after it exited
+      current.status = ContainerStatus::exited;
+      return current;
+    }
+    if (current.status != ContainerStatus::running || current.started_at != record.started_at)
+      return current;
+    if (!supervisor) {
+      containers.refresh(current);  // nobody will record it: marked as lost
+      return current;
+    }
+    // Woken by the supervisor's exit, or every 50 ms to look at the record.
+    if (wait_exit(supervisor.get(), 50)) supervisor.reset();
+  }
+}
+
+}  // namespace
+
+int parse_signal(std::string_view name) {
+  std::string upper;
+  for (char c : name) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (!upper.empty() && upper.find_first_not_of("0123456789") == std::string::npos &&
+      upper.size() <= 2) {
+    int number = std::stoi(upper);
+    if (number >= 1 && number <= 64) return number;
+  }
+  if (upper.rfind("SIG", 0) == 0) upper.erase(0, 3);
+  for (int number = 1; number < 32; ++number) {
+    const char* abbreviation = ::sigabbrev_np(number);
+    if (abbreviation && upper == abbreviation) return number;
+  }
+  throw Error("invalid signal: " + std::string(name));
+}
+
+int start_attached(const ContainerStore& containers, const std::string& id) {
+  UniqueFd signal_fd = block_supervisor_signals();
+  std::optional<Launched> launched;
+  {
+    ContainerStore::Lock lock(containers, id);
+    ContainerRecord record = load_startable(containers, id);
+    launched.emplace(launch(containers, record, true));
+  }
+  return supervise(containers, id, *launched, signal_fd.get());
+}
+
+void start_detached(const ContainerStore& containers, const std::string& id) {
+  ContainerStore::Lock lock(containers, id);
+  ContainerRecord record = load_startable(containers, id);
+  int report_fds[2];
+  if (::pipe2(report_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
+  UniqueFd report_read(report_fds[0]), report_write(report_fds[1]);
+  std::fflush(nullptr);  // nothing buffered may be written twice by the children
+
+  // Double fork: the supervisor is an orphan in its own session, so it outlives this command and
+  // no terminal's signals reach it.
+  pid_t middle = ::fork();
+  if (middle < 0) throw_errno("cannot fork the container's supervisor");
+  if (middle == 0) {
+    ::setsid();
+    pid_t supervisor = ::fork();
+    if (supervisor != 0) _exit(supervisor < 0 ? 1 : 0);
+    // The supervisor never returns into the command that forked it: it ends with _exit, so no
+    // destructor of the parent's objects (temp dirs, pins) runs twice.
+    report_read.reset();
+    int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
+      if (null_fd > 2) ::close(null_fd);
+    }
+    if (::chdir("/") < 0) _exit(1);
+    try {
+      UniqueFd signal_fd = block_supervisor_signals();
+      std::optional<Launched> launched;
+      try {
+        launched.emplace(launch(containers, record, false));
+      } catch (const StartError& e) {
+        std::string report = std::to_string(e.exit_code()) + " " + e.what();
+        write_all(report_write.get(), report.data(), report.size(), "report pipe");
+        _exit(1);
+      }
+      report_write.reset();  // "started": EOF without a message
+      lock.release();        // this process's copy of the parent's lock
+      supervise(containers, id, *launched, signal_fd.get());
+      _exit(0);
+    } catch (const std::exception& e) {
+      std::string report = std::string("125 ") + e.what();
+      if (report_write) ::write(report_write.get(), report.data(), report.size());
+      _exit(1);
+    }
+  }
+  report_write.reset();
+  int status = 0;
+  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::string report = read_all(report_read.get());
+  if (report.empty()) {
+    ContainerRecord started = containers.load(id);
+    if (started.status != ContainerStatus::running)
+      throw StartError("the container's supervisor ended before starting it", 125);
+    return;
+  }
+  size_t space = report.find(' ');
+  int code = std::atoi(report.substr(0, space).c_str());
+  throw StartError(space == std::string::npos ? report : report.substr(space + 1),
+                   code > 0 ? code : 125);
+}
+
+void stop_container(const ContainerStore& containers, const std::string& id, int timeout_seconds,
+                    int signal) {
+  ContainerRecord record = containers.load(id);
+  if (record.status != ContainerStatus::running) return;
+  UniqueFd process = open_identity(record.process);
+  if (process) {
+    if (signal == 0)
+      signal = record.stop_signal.empty() ? SIGTERM : parse_signal(record.stop_signal);
+    send_signal(process.get(), signal);
+    if (!wait_exit(process.get(), timeout_seconds < 0 ? -1 : timeout_seconds * 1000)) {
+      send_signal(process.get(), SIGKILL);
+      wait_exit(process.get(), -1);
+    }
+  }
+  wait_recorded(containers, record);
+}
+
+void kill_container(const ContainerStore& containers, const std::string& id, int signal) {
+  ContainerRecord record = containers.load(id);
+  UniqueFd process;
+  if (record.status == ContainerStatus::running) process = open_identity(record.process);
+  if (!process) throw Error("cannot kill container: " + id + ": container is not running");
+  if (!send_signal(process.get(), signal)) throw_errno("cannot signal container " + id);
+}
+
+int wait_container(const ContainerStore& containers, const std::string& id) {
+  ContainerRecord record = containers.load(id);
+  if (record.status != ContainerStatus::running) return record.exit_code;
+  return wait_recorded(containers, record).exit_code;
+}
+
+}  // namespace slipway::runtime

@@ -1,0 +1,428 @@
+// Container records on disk: create, find, list, save, remove. See containers.h for the layout.
+#include "runtime/containers.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+namespace slipway::runtime {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool is_container_id(std::string_view text) {
+  return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t filled = 0;
+  while (filled < bytes) {
+    ssize_t got = ::getrandom(raw.data() + filled, bytes - filled, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw_errno("cannot read random bytes for a container ID");
+    filled += static_cast<size_t>(got);
+  }
+  static const char kDigits[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  return hex;
+}
+
+// docker's rule for container names (daemon/names: RestrictedNamePattern).
+bool valid_name(std::string_view name) {
+  auto allowed_first = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  auto allowed = [&](char c) { return allowed_first(c) || c == '_' || c == '.' || c == '-'; };
+  return name.size() >= 2 && allowed_first(name.front()) &&
+         std::all_of(name.begin() + 1, name.end(), allowed);
+}
+
+// Holds an exclusive flock on `path` for the object's lifetime.
+UniqueFd lock_file(const fs::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) throw_errno("cannot open lock " + path.string());
+  while (::flock(fd.get(), LOCK_EX) < 0) {
+    if (errno != EINTR) throw_errno("cannot lock " + path.string());
+  }
+  return fd;
+}
+
+json identity_json(const ProcessIdentity& identity) {
+  return {{"Pid", identity.pid}, {"StartTime", identity.start_time}};
+}
+
+ProcessIdentity identity_from(const json& value) {
+  ProcessIdentity identity;
+  if (!value.is_object()) return identity;
+  identity.pid = value.value("Pid", 0);
+  identity.start_time = value.value("StartTime", uint64_t{0});
+  return identity;
+}
+
+// The record in the shape of `docker inspect`'s, so that the file explains itself.
+json record_json(const ContainerRecord& record) {
+  std::vector<std::string> args(record.argv.begin() + (record.argv.empty() ? 0 : 1),
+                                record.argv.end());
+  return {
+      {"Id", record.id},
+      {"Name", "/" + record.name},
+      {"Created", record.created},
+      {"Path", record.argv.empty() ? "" : record.argv.front()},
+      {"Args", args},
+      {"Image", record.image_id},
+      {"ImageManifest", record.image_manifest},
+      {"RestartCount", record.restart_count},
+      {"Config",
+       {{"Image", record.image},
+        {"Env", record.env},
+        {"WorkingDir", record.working_dir},
+        {"User", record.user},
+        {"StopSignal", record.stop_signal},
+        {"OpenStdin", record.interactive}}},
+      {"HostConfig", {{"NetworkMode", record.network}, {"AutoRemove", record.auto_remove}}},
+      {"State",
+       {{"Status", status_name(record.status)},
+        {"Running", record.status == ContainerStatus::running},
+        {"Pid", record.process.pid},
+        {"Process", identity_json(record.process)},
+        {"Supervisor", identity_json(record.supervisor)},
+        {"ExitCode", record.exit_code},
+        {"Error", record.error},
+        {"StartedAt", record.started_at},
+        {"FinishedAt", record.finished_at}}},
+  };
+}
+
+ContainerRecord record_from(const json& j) {
+  ContainerRecord record;
+  record.id = j.at("Id").get<std::string>();
+  record.name = j.at("Name").get<std::string>();
+  if (!record.name.empty() && record.name.front() == '/') record.name.erase(0, 1);
+  record.created = j.value("Created", "");
+  record.argv.push_back(j.value("Path", ""));
+  for (const auto& arg : j.value("Args", std::vector<std::string>{})) record.argv.push_back(arg);
+  record.image_id = j.value("Image", "");
+  record.image_manifest = j.value("ImageManifest", "");
+  record.restart_count = j.value("RestartCount", 0);
+  const json config = j.value("Config", json::object());
+  record.image = config.value("Image", "");
+  record.env = config.value("Env", std::vector<std::string>{});
+  record.working_dir = config.value("WorkingDir", "/");
+  record.user = config.value("User", "");
+  record.stop_signal = config.value("StopSignal", "");
+  record.interactive = config.value("OpenStdin", false);
+  const json host = j.value("HostConfig", json::object());
+  record.network = host.value("NetworkMode", "private");
+  record.auto_remove = host.value("AutoRemove", false);
+  const json state = j.value("State", json::object());
+  std::string status = state.value("Status", "created");
+  record.status = status == "running"  ? ContainerStatus::running
+                  : status == "exited" ? ContainerStatus::exited
+                                       : ContainerStatus::created;
+  record.process = identity_from(state.value("Process", json::object()));
+  record.supervisor = identity_from(state.value("Supervisor", json::object()));
+  record.exit_code = state.value("ExitCode", 0);
+  record.error = state.value("Error", "");
+  record.started_at = state.value("StartedAt", "");
+  record.finished_at = state.value("FinishedAt", "");
+  return record;
+}
+
+// Words for generated names: "<adjective>_<person>", as docker makes them.
+constexpr const char* kAdjectives[] = {
+    "agile",   "amber",  "bold",   "brave",    "bright", "calm",    "clever", "cosmic",
+    "crisp",   "daring", "eager",  "fearless", "gentle", "glowing", "happy",  "humble",
+    "jolly",   "keen",   "kind",   "lively",   "lucid",  "mellow",  "merry",  "nimble",
+    "patient", "plucky", "proud",  "quiet",    "rapid",  "serene",  "sharp",  "steady",
+    "sunny",   "swift",  "tender", "tidy",     "upbeat", "vivid",   "warm",   "witty"};
+constexpr const char* kPeople[] = {
+    "babbage", "banach",  "bohr",     "boole",   "cantor",     "curie",    "dijkstra",  "euler",
+    "faraday", "fermat",  "feynman",  "fourier", "galois",     "gauss",    "hamming",   "hilbert",
+    "hopper",  "huffman", "kepler",   "knuth",   "kolmogorov", "lamport",  "liskov",    "lovelace",
+    "maxwell", "meitner", "noether",  "pascal",  "planck",     "poincare", "ramanujan", "riemann",
+    "ritchie", "shannon", "thompson", "turing",  "volta",      "wiles",    "wirth",     "zuse"};
+
+}  // namespace
+
+std::string_view status_name(ContainerStatus status) {
+  switch (status) {
+    case ContainerStatus::created:
+      return "created";
+    case ContainerStatus::running:
+      return "running";
+    case ContainerStatus::exited:
+      return "exited";
+  }
+  return "unknown";
+}
+
+ProcessIdentity ProcessIdentity::of(pid_t pid) {
+  if (pid <= 0) return {};
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may contain spaces and parentheses: fields resume after the last
+  // ')'. After it come the state (field 3) and, 19 fields later, starttime (field 22).
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return {};
+  std::istringstream fields(stat.substr(paren + 1));
+  std::string state;
+  fields >> state;
+  if (state == "Z" || state == "X") return {};  // exited, not yet reaped: no longer running
+  std::string field;
+  for (int i = 4; i < 22 && fields >> field; ++i) {
+  }
+  uint64_t start_time = 0;
+  if (!(fields >> start_time)) return {};
+  return {pid, start_time};
+}
+
+bool ProcessIdentity::alive() const {
+  return pid > 0 && ProcessIdentity::of(pid).start_time == start_time;
+}
+
+std::string rfc3339_now() {
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  struct tm utc {};
+  ::gmtime_r(&now.tv_sec, &utc);
+  char buffer[64];
+  size_t length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(buffer + length, sizeof buffer - length, ".%09ldZ", now.tv_nsec);
+  return buffer;
+}
+
+ContainerStore::ContainerStore(store::Store& store)
+    : store_(store), root_(store.root() / "containers") {
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) throw Error("cannot create " + root_.string() + ": " + ec.message());
+}
+
+ContainerStore::Lock::Lock(const ContainerStore& containers, std::string_view id) {
+  fs::path dir = containers.dir(id);
+  if (!is_container_id(id) || !fs::is_directory(dir)) throw NoSuchContainer(id);
+  fd_ = lock_file(dir / "lock");
+}
+
+ContainerRecord ContainerStore::load(std::string_view id) const {
+  if (!is_container_id(id)) throw NoSuchContainer(id);
+  fs::path file = dir(id) / "config.json";
+  if (!fs::exists(file)) throw NoSuchContainer(id);
+  try {
+    return record_from(json::parse(read_file(file)));
+  } catch (const json::exception& e) {
+    throw Error("container " + std::string(id) + " has a damaged record " + file.string() + ": " +
+                e.what());
+  }
+}
+
+void ContainerStore::save(const ContainerRecord& record) const {
+  write_file_atomic(dir(record.id) / "config.json", record_json(record).dump(2), false);
+}
+
+std::vector<ContainerRecord> ContainerStore::load_all() const {
+  std::vector<ContainerRecord> records;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    std::string name = entry.path().filename().string();
+    if (!is_container_id(name)) continue;  // "lock", and directories being created or removed
+    try {
+      records.push_back(load(name));
+    } catch (const Error&) {
+      // Removed meanwhile, or damaged: neither is listed.
+    }
+  }
+  return records;
+}
+
+void ContainerStore::refresh(ContainerRecord& record) const {
+  if (record.status != ContainerStatus::running || record.process.alive()) return;
+  // The container is gone. A live supervisor is about to record how it ended: give it time.
+  for (int i = 0; i < 250 && record.supervisor.alive(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+      record = load(record.id);
+    } catch (const NoSuchContainer&) {
+      return;  // --rm: the supervisor removed it
+    }
+    if (record.status != ContainerStatus::running || record.process.alive()) return;
+  }
+  try {
+    Lock lock(*this, record.id);
+    ContainerRecord current = load(record.id);
+    if (current.status == ContainerStatus::running && current.started_at == record.started_at &&
+        !current.process.alive() && !current.supervisor.alive()) {
+      current.status = ContainerStatus::exited;
+      current.exit_code = 255;
+      current.error = "the container's supervisor died";
+      current.finished_at = rfc3339_now();
+      current.process = current.supervisor = {};
+      save(current);
+    }
+    record = current;
+  } catch (const NoSuchContainer&) {
+    record.status = ContainerStatus::exited;
+  }
+}
+
+ContainerRecord ContainerStore::find(std::string_view reference) const {
+  std::string wanted(reference);
+  if (!wanted.empty() && wanted.front() == '/') wanted.erase(0, 1);  // docker's "/name"
+  std::vector<ContainerRecord> records = load_all();
+  std::optional<ContainerRecord> found;
+  for (const auto& record : records)
+    if (record.id == wanted) found = record;
+  for (const auto& record : records)
+    if (!found && record.name == wanted) found = record;
+  if (!found && !wanted.empty()) {
+    std::vector<const ContainerRecord*> matches;
+    for (const auto& record : records)
+      if (record.id.compare(0, wanted.size(), wanted) == 0) matches.push_back(&record);
+    if (matches.size() > 1)
+      throw Error("Multiple IDs found with provided prefix: " + std::string(reference));
+    if (matches.size() == 1) found = *matches.front();
+  }
+  if (!found) throw NoSuchContainer(reference);
+  refresh(*found);
+  return *found;
+}
+
+std::vector<ContainerRecord> ContainerStore::list() const {
+  std::vector<ContainerRecord> records = load_all();
+  for (auto& record : records) refresh(record);
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) {
+    return a.created != b.created ? a.created > b.created : a.id < b.id;
+  });
+  return records;
+}
+
+std::string ContainerStore::generate_name(const std::vector<ContainerRecord>& existing) const {
+  auto taken = [&](const std::string& name) {
+    return std::any_of(existing.begin(), existing.end(),
+                       [&](const auto& record) { return record.name == name; });
+  };
+  std::string random = random_hex(8);
+  uint64_t seed = std::stoull(random, nullptr, 16);
+  constexpr size_t adjectives = std::size(kAdjectives), people = std::size(kPeople);
+  for (size_t attempt = 0; attempt < adjectives * people; ++attempt) {
+    uint64_t pick = seed + attempt;
+    std::string name =
+        std::string(kAdjectives[pick % adjectives]) + "_" + kPeople[(pick / adjectives) % people];
+    if (!taken(name)) return name;
+  }
+  // Every pair is taken: a number makes it unique, as docker's retry does.
+  for (int suffix = 1;; ++suffix) {
+    std::string name = std::string(kAdjectives[seed % adjectives]) + "_" +
+                       kPeople[(seed / adjectives) % people] + std::to_string(suffix);
+    if (!taken(name)) return name;
+  }
+}
+
+ContainerRecord ContainerStore::create(const store::Image& image, std::string_view image_reference,
+                                       const ContainerOptions& options) {
+  std::string name = options.name;
+  if (!name.empty() && name.front() == '/') name.erase(0, 1);
+  if (!options.name.empty() && !valid_name(name))
+    throw Error("Invalid container name (" + options.name +
+                "), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+
+  ContainerRecord record;
+  record.image = std::string(image_reference);
+  record.image_id = image.id;
+  record.image_manifest = image.manifest_digest;
+  const json config = image.config.value("config", json::object());
+  record.argv = config.value("Entrypoint", std::vector<std::string>{});
+  std::vector<std::string> command =
+      options.command.empty() ? config.value("Cmd", std::vector<std::string>{}) : options.command;
+  record.argv.insert(record.argv.end(), command.begin(), command.end());
+  if (record.argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
+  record.env = config.value("Env", std::vector<std::string>{});
+  record.env.insert(record.env.end(), options.env.begin(), options.env.end());
+  if (std::string image_workdir = config.value("WorkingDir", ""); !image_workdir.empty())
+    record.working_dir = image_workdir;
+  if (!options.working_dir.empty()) record.working_dir = options.working_dir;
+  record.user = options.user.empty() ? config.value("User", "") : options.user;
+  record.stop_signal = config.value("StopSignal", "");
+  if (!record.stop_signal.empty()) parse_signal(record.stop_signal);
+  if (options.network != "private" && options.network != "host" && options.network != "none")
+    throw Error("invalid --network \"" + options.network + "\": use host or none");
+  record.network = options.network;
+  record.interactive = options.interactive;
+  record.auto_remove = options.auto_remove;
+  record.id = random_hex(32);
+  record.created = rfc3339_now();
+
+  UniqueFd lock = lock_file(root_ / "lock");
+  std::vector<ContainerRecord> existing = load_all();
+  if (name.empty()) {
+    name = generate_name(existing);
+  } else {
+    for (const auto& other : existing)
+      if (other.name == name)
+        throw Error("Conflict. The container name \"/" + name +
+                    "\" is already in use by container \"" + other.id +
+                    "\". You have to remove (or rename) that container to be able to reuse "
+                    "that name.");
+  }
+  record.name = name;
+
+  // Built under a name load_all skips, then renamed: a crash never leaves half a record.
+  TempDir staged(root_, ".new-");
+  for (const char* sub : {"upper", "work", "rootfs"}) fs::create_directory(staged.path() / sub);
+  write_file_atomic(staged.path() / "config.json", record_json(record).dump(2), false);
+  store_.hold_image("container-" + record.id, image);
+  if (::rename(staged.path().c_str(), dir(record.id).c_str()) < 0) {
+    int err = errno;
+    store_.release_image("container-" + record.id);
+    throw SystemError("cannot create container directory " + dir(record.id).string(), err);
+  }
+  staged.keep();
+  return record;
+}
+
+void ContainerStore::remove(const ContainerRecord& record) const {
+  fs::path doomed = root_ / (".removing-" + record.id);
+  {
+    UniqueFd lock = lock_file(root_ / "lock");
+    if (::rename(dir(record.id).c_str(), doomed.c_str()) < 0) {
+      if (errno == ENOENT) throw NoSuchContainer(record.id);
+      throw_errno("cannot remove container " + record.id);
+    }
+  }
+  remove_tree(doomed);
+  // Last, so that a failure above never leaves a container whose image may be collected.
+  store_.release_image("container-" + record.id);
+}
+
+ContainerSpec container_spec(const ContainerStore& containers, const ContainerRecord& record) {
+  store::Store& store = containers.image_store();
+  store::Image image = store.load_image(record.image_manifest);
+  fs::path dir = containers.dir(record.id);
+  ContainerSpec spec;
+  spec.layers_base = store.root();
+  spec.lower_dirs = store.overlay_lowers(image);
+  spec.upper_dir = dir / "upper";
+  spec.work_dir = dir / "work";
+  spec.rootfs = dir / "rootfs";
+  spec.argv = record.argv;
+  spec.env = record.env;
+  spec.working_dir = record.working_dir;
+  spec.user = record.user;
+  spec.hostname = record.id.substr(0, 12);
+  spec.isolate_network = record.network != "host";
+  return spec;
+}
+
+}  // namespace slipway::runtime
