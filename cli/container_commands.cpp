@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "common/fs.h"
 #include "runtime/containers.h"
 #include "store/digest.h"
 
@@ -275,6 +276,18 @@ int show_logs(store::Store& store, const LogsOptions& options) {
   return 0;
 }
 
+// `container inspect`: the records, in docker inspect's shape, state checked first.
+int inspect_containers(store::Store& store, const std::vector<std::string>& references) {
+  ContainerStore containers(store);
+  json out = json::array();
+  int status = for_each_container(references, [&](const std::string& reference) {
+    ContainerRecord record = containers.find(reference);
+    out.push_back(json::parse(read_file(containers.dir(record.id) / "config.json")));
+  });
+  std::cout << out.dump(4) << "\n";
+  return status;
+}
+
 }  // namespace
 
 CLI::App* container_group(CLI::App& app) {
@@ -405,6 +418,16 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
         return remove_containers(context.store(), args->force, args->containers);
       };
     });
+
+    if (!top) {
+      auto* inspect = parent->add_subcommand("inspect", "Show the details of containers as JSON");
+      inspect->add_option("CONTAINER", args->containers)->required();
+      inspect->callback([&context, args] {
+        context.action = [&context, args] {
+          return inspect_containers(context.store(), args->containers);
+        };
+      });
+    }
 
     auto logs_options = std::make_shared<LogsOptions>();
     auto* logs = parent->add_subcommand("logs", "Fetch the logs of a container");

@@ -2,6 +2,7 @@
 #include "runtime/containers.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <time.h>
@@ -208,6 +209,36 @@ ContainerStore::ContainerStore(store::Store& store)
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw Error("cannot create " + root_.string() + ": " + ec.message());
+  finish_interrupted();
+}
+
+void ContainerStore::finish_interrupted() const {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    // ".new-<pid>-..." (a create) or ".removing-<pid>-<id>" (an rm) of a process that died.
+    std::string name = entry.path().filename().string();
+    bool created = name.rfind(".new-", 0) == 0, removed = name.rfind(".removing-", 0) == 0;
+    if (!created && !removed) continue;
+    size_t pid_start = name.find('-') + 1, pid_end = name.find('-', pid_start);
+    if (pid_end == std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::atoi(name.substr(pid_start, pid_end - pid_start).c_str()));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    try {
+      // Its hold goes with it: the ID is in the name, or in a half-made record's config.json.
+      std::string id = removed ? name.substr(pid_end + 1) : "";
+      if (created) {
+        try {
+          id = json::parse(read_file(entry.path() / "config.json")).value("Id", "");
+        } catch (const std::exception&) {
+          // Killed before the record was written, so before the hold too.
+        }
+      }
+      remove_tree(entry.path());
+      if (is_container_id(id) && !fs::exists(dir(id))) store_.release_image("container-" + id);
+    } catch (const Error&) {
+      // Another process is finishing it.
+    }
+  }
 }
 
 ContainerStore::Lock::Lock(const ContainerStore& containers, std::string_view id) {
@@ -379,7 +410,7 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   record.name = name;
 
   // Built under a name load_all skips, then renamed: a crash never leaves half a record.
-  TempDir staged(root_, ".new-");
+  TempDir staged(root_, ".new-" + std::to_string(::getpid()) + "-");
   for (const char* sub : {"upper", "work", "rootfs"}) fs::create_directory(staged.path() / sub);
   write_file_atomic(staged.path() / "config.json", record_json(record).dump(2), false);
   store_.hold_image("container-" + record.id, image);
@@ -393,7 +424,7 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
 }
 
 void ContainerStore::remove(const ContainerRecord& record) const {
-  fs::path doomed = root_ / (".removing-" + record.id);
+  fs::path doomed = root_ / (".removing-" + std::to_string(::getpid()) + "-" + record.id);
   {
     UniqueFd lock = lock_file(root_ / "lock");
     if (::rename(dir(record.id).c_str(), doomed.c_str()) < 0) {

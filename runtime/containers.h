@@ -137,6 +137,8 @@ class ContainerStore {
   };
 
  private:
+  // Completes what a killed create or rm left: half-made and half-removed directories.
+  void finish_interrupted() const;
   std::string generate_name(const std::vector<ContainerRecord>& existing) const;
   std::vector<ContainerRecord> load_all() const;
 

@@ -1,7 +1,9 @@
 // Persistent containers through the real binary: create, start, run (-d, --rm), ps, logs, stop,
 // restart, kill, wait, rm, and rmi's refusal to take an image a container uses.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
@@ -353,6 +355,100 @@ TEST_F(ContainerCliTest, AnUnknownContainerIsNamedInTheError) {
   auto escaped = slipway({"rm", "../containers"});
   EXPECT_EQ(escaped.err, "Error: No such container: ../containers\n");
   EXPECT_TRUE(fs::exists(root() / "containers"));
+}
+
+TEST_F(ContainerCliTest, AKilledSupervisorTakesItsContainerAlongAndPsShowsItExited) {
+  std::string id =
+      trimmed(slipway({"run", "-d", "--name", "orphan", "busybox", "sleep", "1000"}).out);
+  ASSERT_EQ(id.size(), 64u);
+  nlohmann::json state = record(id).at("State");
+  pid_t supervisor = state.at("Supervisor").at("Pid").get<pid_t>();
+  pid_t container = state.at("Pid").get<pid_t>();
+  ASSERT_GT(supervisor, 0);
+  ASSERT_EQ(::kill(supervisor, SIGKILL), 0);
+  // The container dies with its supervisor (parent-death signal); ps finds both gone.
+  std::string line;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    line = ps_line("orphan");
+    if (line.find("Exited") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(line.find("Exited (255) "), std::string::npos) << line;
+  std::ifstream cmdline("/proc/" + std::to_string(container) + "/cmdline");
+  std::string command((std::istreambuf_iterator<char>(cmdline)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(command.find("sleep"), std::string::npos);
+  // And it can run again.
+  EXPECT_EQ(slipway({"start", "orphan"}).exit_code, 0);
+  EXPECT_NE(ps_line("orphan").find("   Up "), std::string::npos) << ps_line("orphan");
+}
+
+TEST_F(ContainerCliTest, DetachedRunDoesNotHoldTheCallersOutput) {
+  // If the supervisor kept the pipe open, cat would wait for the container's end.
+  auto piped = run_program({"/bin/sh", "-c",
+                            std::string(SLIPWAY_BINARY) + " --root " + root().string() +
+                                " run -d --name piped busybox sleep 1000 | cat"});
+  EXPECT_EQ(piped.exit_code, 0) << piped.err;
+  EXPECT_EQ(piped.out.size(), 65u) << piped.out;
+  EXPECT_NE(ps_line("piped").find("   Up "), std::string::npos);
+}
+
+TEST_F(ContainerCliTest, LogsFollowPrintsUntilTheContainerExits) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "talker", "busybox", "sh", "-c",
+                     "echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three"})
+                .exit_code,
+            0);
+  auto followed = slipway({"logs", "-f", "talker"});
+  EXPECT_EQ(followed.exit_code, 0);
+  EXPECT_EQ(followed.out, "one\nthree\n");
+  EXPECT_EQ(followed.err, "two\n");
+  auto stamped = slipway({"logs", "-t", "talker"});
+  EXPECT_TRUE(std::regex_search(stamped.out, std::regex("^20[0-9-]{8}T[0-9:.]+Z one\n")))
+      << stamped.out;
+}
+
+TEST_F(ContainerCliTest, AnAttachedRunForwardsSignalsToTheContainer) {
+  ScratchDir capture;
+  fs::path out = capture.path() / "out";
+  std::string root_arg = root().string();
+  write_text(out, "");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::execl(SLIPWAY_BINARY, SLIPWAY_BINARY, "--root", root_arg.c_str(), "run", "--name", "fw",
+            "busybox", "sh", "-c",
+            "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 1; done",
+            static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int attempt = 0; attempt < 200 && read_file(out).find("ready") == std::string::npos;
+       ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(read_file(out), "ready\n");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 5);
+  EXPECT_EQ(read_file(out), "ready\ngot TERM\n");
+  EXPECT_NE(ps_line("fw").find("Exited (5) "), std::string::npos) << ps_line("fw");
+}
+
+TEST_F(ContainerCliTest, ContainerInspectShowsTheRecord) {
+  std::string id = trimmed(
+      slipway({"create", "--name", "seen", "-e", "A=1", "-w", "/tmp", "busybox", "echo", "x"}).out);
+  auto inspected = slipway({"container", "inspect", "seen"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  auto json = nlohmann::json::parse(inspected.out).at(0);
+  EXPECT_EQ(json.at("Id"), id);
+  EXPECT_EQ(json.at("Name"), "/seen");
+  EXPECT_EQ(json.at("Path"), "echo");
+  EXPECT_EQ(json.at("Args"), nlohmann::json::array({"x"}));
+  EXPECT_EQ(json.at("Config").at("WorkingDir"), "/tmp");
+  EXPECT_EQ(json.at("Config").at("Env").back(), "A=1");
+  EXPECT_EQ(json.at("State").at("Status"), "created");
+  EXPECT_EQ(json.at("Image"), image_id());
 }
 
 TEST_F(ContainerCliTest, ContainerGroupListsLikePs) {
