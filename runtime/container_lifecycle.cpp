@@ -86,19 +86,28 @@ struct OutputStream {
     partial.append(data);
     size_t start = 0;
     for (size_t newline; (newline = partial.find('\n', start)) != std::string::npos;) {
-      write_log_entry(log_fd, name, std::string_view(partial).substr(start, newline + 1 - start));
+      log(log_fd, std::string_view(partial).substr(start, newline + 1 - start));
       start = newline + 1;
     }
     partial.erase(0, start);
     constexpr size_t kMaxEntry = 16 * 1024;
     while (partial.size() >= kMaxEntry) {
-      write_log_entry(log_fd, name, std::string_view(partial).substr(0, kMaxEntry));
+      log(log_fd, std::string_view(partial).substr(0, kMaxEntry));
       partial.erase(0, kMaxEntry);
     }
   }
   void finish(int log_fd) {
-    if (!partial.empty()) write_log_entry(log_fd, name, partial);
+    if (!partial.empty()) log(log_fd, partial);
     partial.clear();
+  }
+
+ private:
+  // A full disk loses log lines, never the container: it keeps running and its exit is recorded.
+  void log(int log_fd, std::string_view text) {
+    try {
+      write_log_entry(log_fd, name, text);
+    } catch (const Error&) {
+    }
   }
 };
 
@@ -279,6 +288,18 @@ int parse_signal(std::string_view name) {
     if (number >= 1 && number <= 64) return number;
   }
   if (upper.rfind("SIG", 0) == 0) upper.erase(0, 3);
+  // Real-time signals as systemd images name them: RTMIN+3, RTMAX-1.
+  for (const char* base : {"RTMIN", "RTMAX"}) {
+    if (upper.rfind(base, 0) != 0) continue;
+    std::string offset = upper.substr(5);
+    int number = std::string_view(base) == "RTMIN" ? SIGRTMIN : SIGRTMAX;
+    if (offset.size() >= 2 && (offset[0] == '+' || offset[0] == '-') && offset.size() <= 3 &&
+        offset.find_first_not_of("0123456789", 1) == std::string::npos)
+      number += (offset[0] == '+' ? 1 : -1) * std::stoi(offset.substr(1));
+    else if (!offset.empty())
+      break;
+    if (number >= SIGRTMIN && number <= SIGRTMAX) return number;
+  }
   for (int number = 1; number < 32; ++number) {
     const char* abbreviation = ::sigabbrev_np(number);
     if (abbreviation && upper == abbreviation) return number;
@@ -365,8 +386,14 @@ void stop_container(const ContainerStore& containers, const std::string& id, int
   if (record.status != ContainerStatus::running) return;
   UniqueFd process = open_identity(record.process);
   if (process) {
-    if (signal == 0)
-      signal = record.stop_signal.empty() ? SIGTERM : parse_signal(record.stop_signal);
+    if (signal == 0) {
+      signal = SIGTERM;
+      try {
+        if (!record.stop_signal.empty()) signal = parse_signal(record.stop_signal);
+      } catch (const Error&) {
+        // An image's StopSignal slipway cannot read: SIGTERM, then SIGKILL, still stop it.
+      }
+    }
     send_signal(process.get(), signal);
     if (!wait_exit(process.get(), timeout_seconds < 0 ? -1 : timeout_seconds * 1000)) {
       send_signal(process.get(), SIGKILL);

@@ -190,7 +190,9 @@ ProcessIdentity ProcessIdentity::of(pid_t pid) {
 }
 
 bool ProcessIdentity::alive() const {
-  return pid > 0 && ProcessIdentity::of(pid).start_time == start_time;
+  if (pid <= 0) return false;
+  ProcessIdentity current = ProcessIdentity::of(pid);
+  return current.pid == pid && current.start_time == start_time;
 }
 
 std::string rfc3339_now() {
@@ -386,7 +388,6 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   if (!options.working_dir.empty()) record.working_dir = options.working_dir;
   record.user = options.user.empty() ? config.value("User", "") : options.user;
   record.stop_signal = config.value("StopSignal", "");
-  if (!record.stop_signal.empty()) parse_signal(record.stop_signal);
   if (options.network != "private" && options.network != "host" && options.network != "none")
     throw Error("invalid --network \"" + options.network + "\": use host or none");
   record.network = options.network;
