@@ -276,6 +276,44 @@ int show_logs(store::Store& store, const LogsOptions& options) {
   return 0;
 }
 
+struct ExecOptions {
+  bool interactive = false, tty = false, detach = false;
+  std::vector<std::string> env;
+  std::string workdir, user;
+};
+
+int exec_command(store::Store& store, const ExecOptions& options, std::vector<std::string> args) {
+  // Like docker exec, problems before the command runs exit 126 (127: command not found).
+  if (args.size() < 2)
+    throw runtime::StartError(
+        "\"slipway exec\" requires at least 2 arguments: CONTAINER COMMAND...", 126);
+  if (options.tty || options.detach)
+    throw runtime::StartError("exec -t and -d are not supported yet: run without them", 126);
+  ContainerStore containers(store);
+  ContainerRecord record;
+  try {
+    record = containers.find(args.front());
+  } catch (const Error& e) {
+    throw runtime::StartError(e.what(), 1);
+  }
+  if (record.status != ContainerStatus::running || !record.process.alive())
+    throw runtime::StartError("container " + record.id + " is not running", 1);
+  runtime::ContainerSpec spec = runtime::container_spec(containers, record);
+  spec.argv.assign(args.begin() + 1, args.end());
+  for (const auto& entry : options.env) {
+    if (entry.find('=') != std::string::npos) {
+      spec.env.push_back(entry);
+    } else if (const char* value = std::getenv(entry.c_str())) {
+      spec.env.push_back(entry + "=" + value);
+    }
+  }
+  if (!options.workdir.empty()) spec.working_dir = options.workdir;
+  if (!options.user.empty()) spec.user = options.user;
+  spec.inherit_stdin = options.interactive;
+  std::cout.flush();
+  return runtime::exec_in_container(spec, record.process.pid);
+}
+
 // `container inspect`: the records, in docker inspect's shape, state checked first.
 int inspect_containers(store::Store& store, const std::vector<std::string>& references) {
   ContainerStore containers(store);
@@ -416,6 +454,21 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     rm->callback([&context, args] {
       context.action = [&context, args] {
         return remove_containers(context.store(), args->force, args->containers);
+      };
+    });
+
+    auto exec_options = std::make_shared<ExecOptions>();
+    auto* exec = parent->add_subcommand("exec", "Run a command in a running container");
+    exec->add_flag("-i,--interactive", exec_options->interactive, "Keep STDIN open");
+    exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY (refused for now)");
+    exec->add_flag("-d,--detach", exec_options->detach, "Run in the background (refused for now)");
+    exec->add_option("-e,--env", exec_options->env, "Set environment variables");
+    exec->add_option("-w,--workdir", exec_options->workdir, "Working directory for the command");
+    exec->add_option("-u,--user", exec_options->user, "UID[:GID] or a name from the image");
+    exec->prefix_command();  // everything from the container on is the command's
+    exec->callback([&context, exec_options, exec] {
+      context.action = [&context, exec_options, exec] {
+        return exec_command(context.store(), *exec_options, exec->remaining());
       };
     });
 

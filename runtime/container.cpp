@@ -542,6 +542,83 @@ void remove_created_mount_points(const ContainerSpec& spec) {
 
 }  // namespace
 
+int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
+  if (spec.argv.empty()) throw StartError("no command specified", 126);
+  ChildPlan plan;
+  plan.working_dir = spec.working_dir.empty() ? "/" : spec.working_dir;
+  plan.command_name = spec.argv[0];
+  plan.exec_candidates = exec_candidates(spec.argv[0], spec.env);
+  std::tie(plan.uid, plan.gid) = parse_user(spec);
+  std::vector<std::string> argv_storage = spec.argv;
+  std::vector<std::string> env_storage = spec.env;
+  for (auto& arg : argv_storage) plan.argv.push_back(arg.data());
+  plan.argv.push_back(nullptr);
+  for (auto& entry : env_storage) plan.envp.push_back(entry.data());
+  plan.envp.push_back(nullptr);
+  plan.kill_with_parent = true;
+
+  // Opened before anything else, so that they all belong to the same process.
+  const std::string ns_dir = "/proc/" + std::to_string(init_pid) + "/ns/";
+  UniqueFd pid_ns = open_or_throw(ns_dir + "pid", O_RDONLY | O_CLOEXEC);
+  std::vector<UniqueFd> other_ns;
+  for (const char* name : {"ipc", "uts", "net", "mnt"})
+    other_ns.push_back(open_or_throw(ns_dir + name, O_RDONLY | O_CLOEXEC));
+  std::vector<int> other_ns_fds;
+  for (const auto& fd : other_ns) other_ns_fds.push_back(fd.get());
+
+  UniqueFd dev_null;
+  if (!spec.inherit_stdin) {
+    dev_null = open_or_throw("/dev/null", O_RDONLY);
+    plan.stdin_fd = dev_null.get();
+  }
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create pipe");
+  UniqueFd error_read(pipe_fds[0]);
+  UniqueFd error_write(pipe_fds[1]);
+  plan.error_fd = error_write.get();
+
+  // Entering a PID namespace moves only the children made afterwards; this process stays where
+  // it is (and makes no other children).
+  if (::setns(pid_ns.get(), CLONE_NEWPID) < 0)
+    throw_errno("cannot enter the container's PID namespace");
+  pid_t pid = ::fork();
+  if (pid < 0) throw_errno("cannot fork");
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+    check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
+    if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
+    // The mount namespace last: entering it moves the root and working directory to the
+    // container's root, where the rest happens.
+    for (int fd : other_ns_fds) check(plan, ::setns(fd, 0), "cannot enter a container namespace");
+    check(plan, ::chdir("/"), "cannot enter the container's root");
+    drop_privileges(plan);
+    check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
+          plan.working_dir.c_str());
+    exec_command(plan);
+  }
+  error_write.reset();
+  ChildFailure failure{};
+  ssize_t got;
+  do {
+    got = ::read(error_read.get(), &failure, sizeof failure);
+  } while (got < 0 && errno == EINTR);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) throw_errno("waitpid");
+  }
+  if (got == static_cast<ssize_t>(sizeof failure)) {
+    failure.message[sizeof failure.message - 1] = '\0';
+    std::string message = failure.message;
+    if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
+    throw StartError(message, failure.exit_code == 125 ? 126 : failure.exit_code);
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 126;
+}
+
 ContainerProcess start_container(const ContainerSpec& spec) {
   if (spec.argv.empty()) throw StartError("no command specified", 125);
   if (spec.lower_dirs.empty()) throw StartError("no image layers to run on", 125);

@@ -108,6 +108,12 @@ class ContainerProcess {
 // the process could not be started, Error for failures around it.
 ContainerProcess start_container(const ContainerSpec& spec);
 
+// Runs another command in a running container (docker exec): in the namespaces of its init
+// process `init_pid`, with spec.argv, env, working_dir and user (looked up through the spec's
+// layers); stdout/stderr inherited. Returns the command's exit code (128+N for signal N); throws
+// StartError when it could not be started.
+int exec_in_container(const ContainerSpec& spec, pid_t init_pid);
+
 // Runs the container in the foreground (stdout/stderr inherited unless the spec says otherwise)
 // and returns start_container(spec).wait().
 int run_container(const ContainerSpec& spec);

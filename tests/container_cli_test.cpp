@@ -451,6 +451,35 @@ TEST_F(ContainerCliTest, ContainerInspectShowsTheRecord) {
   EXPECT_EQ(json.at("Image"), image_id());
 }
 
+TEST_F(ContainerCliTest, ExecRunsInTheRunningContainersNamespacesAndFiles) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "host", "-e", "FOO=bar", "-w", "/tmp", "busybox", "sh",
+                     "-c", "echo data > /tmp/f; echo ready; sleep 1000"})
+                .exit_code,
+            0);
+  ASSERT_EQ(logs_when_ready("host", "ready"), "ready\n");
+  std::string id = trimmed(slipway({"ps", "-q", "--no-trunc"}).out);
+  auto inside = slipway(
+      {"exec", "host", "sh", "-c", "echo $FOO; pwd; cat /tmp/f; hostname; cat /proc/1/cmdline"});
+  EXPECT_EQ(inside.exit_code, 0) << inside.err;
+  EXPECT_EQ(inside.out, "bar\n/tmp\ndata\n" + id.substr(0, 12) + "\nsleep" + std::string(1, '\0') +
+                            "1000" + std::string(1, '\0'));
+
+  auto as_nobody =
+      slipway({"exec", "-u", "65534", "-w", "/", "host", "sh", "-c", "id -u; pwd; exit 4"});
+  EXPECT_EQ(as_nobody.exit_code, 4);
+  EXPECT_EQ(as_nobody.out, "65534\n/\n");
+
+  auto missing = slipway({"exec", "host", "no-such-command"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.err.find("executable file not found"), std::string::npos) << missing.err;
+
+  ASSERT_EQ(slipway({"stop", "-t", "0", "host"}).exit_code, 0);
+  auto stopped = slipway({"exec", "host", "true"});
+  EXPECT_EQ(stopped.exit_code, 1);
+  EXPECT_EQ(stopped.err, "Error: container " + id + " is not running\n");
+  EXPECT_EQ(slipway({"exec", "nope", "true"}).err, "Error: No such container: nope\n");
+}
+
 TEST_F(ContainerCliTest, ContainerGroupListsLikePs) {
   ASSERT_EQ(slipway({"container", "create", "--name", "grouped", "busybox", "true"}).exit_code, 0);
   auto listed = slipway({"container", "ls", "-a"});
