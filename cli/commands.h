@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "store/store.h"
 
@@ -40,5 +42,8 @@ CLI::App* container_group(CLI::App& app);
 // docker refuses to take an image away from a container: throws Error with docker's conflict
 // message when `reference` may not be removed with this `force` (cli/container_commands.cpp).
 void check_image_not_in_use(store::Store& store, const std::string& reference, bool force);
+
+// IDs of the images containers (in any state) were created from.
+std::set<std::string> images_used_by_containers(store::Store& store);
 
 }  // namespace slipway::cli

@@ -336,6 +336,12 @@ CLI::App* container_group(CLI::App& app) {
   return group;
 }
 
+std::set<std::string> images_used_by_containers(store::Store& store) {
+  std::set<std::string> ids;
+  for (const auto& record : ContainerStore(store).list()) ids.insert(record.image_id);
+  return ids;
+}
+
 void check_image_not_in_use(store::Store& store, const std::string& reference, bool force) {
   auto image = store.try_find_image(reference);
   if (!image) return;  // remove_image says "no such image"

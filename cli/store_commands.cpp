@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <set>
 
 #include "cli/commands.h"
 #include "cli/format.h"
@@ -168,13 +169,24 @@ int prune_images(store::Store& store, bool all, bool force) {
   return 0;
 }
 
-int disk_usage(const store::Store& store) {
+int disk_usage(store::Store& store) {
   store::DiskUsage usage = store.disk_usage();
-  std::string images_reclaimable = human_size4(usage.images_size);
-  if (usage.images_size > 0) images_reclaimable += " (100%)";  // no container holds an image
+  // Images a container uses are active: only the layers no container needs can be reclaimed.
+  std::set<std::string> used = images_used_by_containers(store), active_ids, active_chains;
+  for (const auto& named : store.list_images()) {
+    if (!used.count(named.image.id)) continue;
+    active_ids.insert(named.image.id);
+    for (const auto& chain : named.image.chain_ids()) active_chains.insert(chain);
+  }
+  uint64_t active_size = 0;
+  for (const auto& chain : active_chains) active_size += store.layer_size(chain);
+  uint64_t reclaimable = usage.images_size > active_size ? usage.images_size - active_size : 0;
+  std::string images_reclaimable = human_size4(reclaimable);
+  if (usage.images_size > 0)
+    images_reclaimable += " (" + std::to_string(reclaimable * 100 / usage.images_size) + "%)";
   print_table({{"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"},
-               {"Images", std::to_string(usage.images), "0", human_size4(usage.images_size),
-                images_reclaimable},
+               {"Images", std::to_string(usage.images), std::to_string(active_ids.size()),
+                human_size4(usage.images_size), images_reclaimable},
                {"Build Cache", std::to_string(usage.cache_entries), "0",
                 human_size4(usage.cache_size), human_size4(usage.cache_size)}});
   return 0;

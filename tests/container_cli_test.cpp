@@ -93,6 +93,11 @@ TEST_F(ContainerCliTest, CreateMakesARecordThatPsShowsAsCreated) {
   EXPECT_EQ(count_lines_containing(slipway({"ps"}).out, "first"), 0);
   EXPECT_EQ(trimmed(slipway({"ps", "-aq"}).out), id.substr(0, 12));
   EXPECT_EQ(trimmed(slipway({"ps", "-aq", "--no-trunc"}).out), id);
+
+  // The image a container uses is active in `system df`, and nothing of it is reclaimable.
+  auto df = slipway({"system", "df"});
+  EXPECT_TRUE(std::regex_search(df.out, std::regex("\nImages +1 +1 +[0-9.]+[kM]B +0B \\(0%\\)\n")))
+      << df.out;
 }
 
 TEST_F(ContainerCliTest, GeneratedNamesAreUniqueAndNamesCannotBeTakenTwice) {
