@@ -111,7 +111,9 @@ ContainerProcess start_container(const ContainerSpec& spec);
 // Runs another command in a running container (docker exec): in the namespaces of its init
 // process `init_pid`, with spec.argv, env, working_dir and user (looked up through the spec's
 // layers); stdout/stderr inherited. Returns the command's exit code (128+N for signal N); throws
-// StartError when it could not be started.
+// StartError when it could not be started. This process joins the container's PID namespace for
+// its later children (it has to, for the command's sake): meant for a command-line process that
+// exits afterwards.
 int exec_in_container(const ContainerSpec& spec, pid_t init_pid);
 
 // Runs the container in the foreground (stdout/stderr inherited unless the spec says otherwise)
