@@ -89,7 +89,7 @@ struct Metadata {
 Metadata metadata_for(const TreeEntry& e, const CopyOptions& options) {
   Metadata m;
   m.owner = options.chown ? *options.chown : Owner{e.uid, e.gid};
-  m.mode = options.chmod ? ((e.mode & ~0777u) | (*options.chmod & 0777u)) : e.mode;
+  m.mode = options.chmod ? options.chmod->apply(e.mode, e.kind == FileKind::directory) : e.mode;
   m.times[0].tv_sec = e.atime_ns / 1'000'000'000;
   m.times[0].tv_nsec = e.atime_ns % 1'000'000'000;
   m.times[1].tv_sec = e.mtime_ns / 1'000'000'000;
@@ -454,18 +454,88 @@ Owner resolve_chown(std::string_view spec, const fs::path& rootfs) {
   return owner;
 }
 
-uint32_t parse_chmod(std::string_view spec) {
-  bool octal = !spec.empty() && spec.size() <= 5 &&
-               spec.find_first_not_of("01234567") == std::string_view::npos;
-  uint32_t v = 0;
-  if (octal) {
-    for (char c : spec) v = v * 8 + static_cast<uint32_t>(c - '0');
+uint32_t ModeChange::apply(uint32_t mode, bool is_directory) const {
+  if (octal_) return (mode & ~0777u) | (*octal_ & 0777u);
+  for (const auto& action : actions_) {
+    uint32_t bits = action.bits;
+    if (action.conditional_x && (is_directory || (mode & 0111u))) bits |= 0111u;
+    if (action.copy_from) {
+      int shift = action.copy_from == 'u' ? 6 : action.copy_from == 'g' ? 3 : 0;
+      uint32_t rwx = (mode >> shift) & 07u;
+      bits |= rwx * 0111u;
+    }
+    bits &= action.who;
+    if (action.op == '+') mode |= bits;
+    if (action.op == '-') mode &= ~bits;
+    if (action.op == '=') mode = (mode & ~action.who) | bits;
   }
-  if (!octal || v > 07777) {
-    throw Error("invalid --chmod value \"" + std::string(spec) +
-                "\": expected an octal mode up to 07777");
+  return mode;
+}
+
+ModeChange parse_chmod(std::string_view spec) {
+  auto invalid = [&]() -> Error {
+    return Error("invalid --chmod value \"" + std::string(spec) +
+                 "\": expected an octal mode up to 07777 or symbolic clauses like u=rwX,go=rX");
+  };
+  ModeChange change;
+  if (!spec.empty() && spec.find_first_not_of("01234567") == std::string_view::npos) {
+    uint32_t value = 0;
+    for (char c : spec) {
+      value = value * 8 + static_cast<uint32_t>(c - '0');
+      if (value > 07777) throw invalid();
+    }
+    change.octal_ = value;
+    return change;
   }
-  return v;
+  size_t at = 0;
+  for (;;) {  // one clause: [ugoa]* then one or more of [+-=] followed by [rwxXst]* or one of ugo
+    uint32_t who = 0;
+    for (; at < spec.size() && std::string_view("ugoa").find(spec[at]) != std::string_view::npos;
+         ++at)
+      who |= spec[at] == 'u'   ? 04700u
+             : spec[at] == 'g' ? 02070u
+             : spec[at] == 'o' ? 01007u
+                               : 07777u;
+    if (who == 0) who = 07777u;
+    if (at >= spec.size() || std::string_view("+-=").find(spec[at]) == std::string_view::npos)
+      throw invalid();
+    while (at < spec.size() && std::string_view("+-=").find(spec[at]) != std::string_view::npos) {
+      ModeChange::Action action;
+      action.who = who;
+      action.op = spec[at++];
+      if (at < spec.size() && std::string_view("ugo").find(spec[at]) != std::string_view::npos) {
+        action.copy_from = spec[at++];
+      } else {
+        for (; at < spec.size() &&
+               std::string_view("rwxXst").find(spec[at]) != std::string_view::npos;
+             ++at) {
+          switch (spec[at]) {
+            case 'r':
+              action.bits |= 0444u;
+              break;
+            case 'w':
+              action.bits |= 0222u;
+              break;
+            case 'x':
+              action.bits |= 0111u;
+              break;
+            case 'X':
+              action.conditional_x = true;
+              break;
+            case 's':
+              action.bits |= 06000u;
+              break;
+            case 't':
+              action.bits |= 01000u;
+              break;
+          }
+        }
+      }
+      change.actions_.push_back(action);
+    }
+    if (at == spec.size()) return change;
+    if (spec[at] != ',' || ++at == spec.size()) throw invalid();
+  }
 }
 
 }  // namespace slipway::builder

@@ -19,9 +19,29 @@ struct Owner {
   bool operator==(const Owner&) const = default;
 };
 
+// A `--chmod` value, applied to each copied file and directory: an octal mode replaces the 0777
+// bits; symbolic clauses as chmod(1) takes them ("+x", "u=rwX,go=rX", "g=u") change the entry's
+// own mode (X: execute for directories and for files some class may already execute).
+class ModeChange {
+ public:
+  uint32_t apply(uint32_t mode, bool is_directory) const;
+
+ private:
+  friend ModeChange parse_chmod(std::string_view spec);
+  struct Action {
+    uint32_t who = 0;            // the bits of the classes named (07777 for "a" or none)
+    char op = '+';               // + - =
+    uint32_t bits = 0;           // from r w x s t, in every class
+    bool conditional_x = false;  // X
+    char copy_from = 0;          // u g o: the bits that class has now
+  };
+  std::optional<uint32_t> octal_;
+  std::vector<Action> actions_;
+};
+
 struct CopyOptions {
-  std::optional<Owner> chown;     // --chown; also owns the directories the copy creates
-  std::optional<uint32_t> chmod;  // --chmod; replaces the 0777 bits of files and directories
+  std::optional<Owner> chown;       // --chown; also owns the directories the copy creates
+  std::optional<ModeChange> chmod;  // --chmod
 };
 
 struct CopyStats {
@@ -54,7 +74,7 @@ CopyStats copy_sources(const BuildContext& from, const std::vector<Source>& sour
 // "unable to find user NAME: no matching entries in passwd file" (or group / group file).
 Owner resolve_chown(std::string_view spec, const std::filesystem::path& rootfs);
 
-// Parses an octal `--chmod` value up to 07777; throws Error otherwise.
-uint32_t parse_chmod(std::string_view spec);
+// Parses a `--chmod` value: octal up to 07777 or symbolic; throws Error otherwise.
+ModeChange parse_chmod(std::string_view spec);
 
 }  // namespace slipway::builder

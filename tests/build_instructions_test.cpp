@@ -483,6 +483,25 @@ TEST_F(InstructionTest, CopyCacheFollowsContentNotMtimeOrIgnoredFiles) {
   EXPECT_EQ(run("ccache:1", {"cat", "/ctx/data.txt"}), "v2\n");
 }
 
+TEST_F(InstructionTest, CopyChmodTakesSymbolicModes) {
+  fs::create_directories(context() / "dir" / "sub");
+  write_file_atomic(context() / "run.sh", "echo hi\n");
+  write_file_atomic(context() / "dir" / "data", "x\n");
+  write_file_atomic(context() / "dir" / "tool", "x\n");
+  fs::permissions(context() / "run.sh", fs::perms(0644));
+  fs::permissions(context() / "dir" / "data", fs::perms(0600));
+  fs::permissions(context() / "dir" / "tool", fs::perms(0700));
+  fs::permissions(context() / "dir" / "sub", fs::perms(0700));
+  build_ok(
+      "FROM busybox\n"
+      "COPY --chmod=+x run.sh /run.sh\n"
+      "COPY --chmod=u=rwX,go=rX dir /dir\n",
+      "chmod:1");
+  EXPECT_EQ(
+      run("chmod:1", {"stat", "-c", "%a %n", "/run.sh", "/dir/data", "/dir/tool", "/dir/sub"}),
+      "755 /run.sh\n644 /dir/data\n755 /dir/tool\n755 /dir/sub\n");
+}
+
 TEST_F(InstructionTest, CopyExcludeParentsAndHeredoc) {
   write_text(context() / "src/a/one.txt", "1\n");
   write_text(context() / "src/a/skip.tmp", "t\n");

@@ -288,11 +288,29 @@ TEST(Chown, PasswdLookupStaysInsideTheRootfs) {
   EXPECT_NE(error_of([&] { resolve_chown("root", other.path()); }), "<no error>");
 }
 
-TEST(Chmod, OctalOnly) {
-  EXPECT_EQ(parse_chmod("755"), 0755u);
-  EXPECT_EQ(parse_chmod("0644"), 0644u);
-  EXPECT_EQ(parse_chmod("7777"), 07777u);
-  for (const char* bad : {"", "9", "0x1", "17777", "u+x", "-1"}) {
+TEST(Chmod, OctalReplacesThePermissionBits) {
+  EXPECT_EQ(parse_chmod("755").apply(0644, false), 0755u);
+  EXPECT_EQ(parse_chmod("0644").apply(04755, false), 04644u);  // setuid is the file's own
+  EXPECT_EQ(parse_chmod("7777").apply(0, true), 0777u);
+}
+
+TEST(Chmod, SymbolicClausesChangeEachEntrysOwnMode) {
+  EXPECT_EQ(parse_chmod("+x").apply(0644, false), 0755u);
+  EXPECT_EQ(parse_chmod("u+x").apply(0644, false), 0744u);
+  EXPECT_EQ(parse_chmod("go-w").apply(0666, false), 0644u);
+  EXPECT_EQ(parse_chmod("a=r").apply(0755, true), 0444u);
+  // X: execute for directories and files someone may already execute, not for other files.
+  EXPECT_EQ(parse_chmod("u=rwX,go=rX").apply(0600, false), 0644u);
+  EXPECT_EQ(parse_chmod("u=rwX,go=rX").apply(0700, false), 0755u);
+  EXPECT_EQ(parse_chmod("u=rwX,go=rX").apply(0700, true), 0755u);
+  EXPECT_EQ(parse_chmod("g=u").apply(0640, false), 0660u);
+  EXPECT_EQ(parse_chmod("u+s,+t").apply(0755, false), 05755u);
+  EXPECT_EQ(parse_chmod("o=").apply(0777, false), 0770u);
+  EXPECT_EQ(parse_chmod("u+r-w").apply(0200, false), 0400u);
+}
+
+TEST(Chmod, BadValuesAreNamed) {
+  for (const char* bad : {"", "9", "0x1", "17777", "-1x", "u", "u+q", "+x,", ",+x", "ux", "a+rz"}) {
     EXPECT_NE(error_of([&] { parse_chmod(bad); }).find("invalid --chmod value"), std::string::npos)
         << bad;
   }
