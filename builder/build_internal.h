@@ -82,9 +82,11 @@ class OverlayMount {
  public:
   OverlayMount(const store::Store& store, const store::Image& image, std::string_view purpose);
   // A writable view of a plain directory whose writes land in a scratch upper dir and are thrown
-  // away with it (RUN --mount=type=bind,rw of the build context).
+  // away with it (RUN --mount=type=bind of the build context). `prepare_upper`, when given, fills
+  // the upper dir before mounting (whiteouts that hide ignored files).
   OverlayMount(const store::Store& store, const std::filesystem::path& lower,
-               std::string_view purpose);
+               std::string_view purpose,
+               const std::function<void(const std::filesystem::path&)>& prepare_upper = {});
   ~OverlayMount();
   OverlayMount(const OverlayMount&) = delete;
   OverlayMount& operator=(const OverlayMount&) = delete;

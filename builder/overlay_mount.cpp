@@ -58,8 +58,13 @@ OverlayMount::OverlayMount(const store::Store& store, const store::Image& image,
 }
 
 OverlayMount::OverlayMount(const store::Store& store, const fs::path& lower,
-                           std::string_view purpose)
+                           std::string_view purpose,
+                           const std::function<void(const fs::path&)>& prepare_upper)
     : scratch_(store.make_temp_dir(purpose)) {
+  if (prepare_upper) {
+    fs::create_directory(scratch_.path() / "upper");
+    prepare_upper(scratch_.path() / "upper");
+  }
   mount(store, {lower.string()});
 }
 

@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <unordered_set>
 
 #include "builder/build_internal.h"
 #include "store/digest.h"
@@ -146,6 +148,51 @@ std::string suggestion(std::string_view value, const std::string_view (&known)[N
     if (distance < best_distance) best_distance = distance, best = candidate;
   }
   return best.empty() ? "" : " (did you mean " + std::string(best) + "?)";
+}
+
+// Fills `upper` with overlay whiteouts for every entry below `source` (a directory of the
+// context) that the ignore rules hide, so that a bind of the context shows what BuildKit would
+// have sent it: the files a COPY can see. Directories on the way get the context's mode and owner,
+// which the merged view then shows.
+void hide_ignored_files(const BuildContext& context, const Source& source, const fs::path& upper) {
+  std::unordered_set<std::string> visible;
+  for (const auto& entry : context.list(source)) {
+    // A re-included file (`!dir/keep`) keeps its ignored parents visible as directories.
+    for (std::string path = entry.path; !path.empty();) {
+      if (!visible.insert(path).second) break;
+      size_t slash = path.rfind('/');
+      path = slash == std::string::npos ? "" : path.substr(0, slash);
+    }
+  }
+  auto upper_dir_for = [&](const std::string& rel) {
+    fs::path made = upper;
+    fs::path from = context.root();
+    for (const auto& part : fs::path(rel)) {
+      made /= part;
+      from /= part;
+      struct stat st {};
+      if (::mkdir(made.c_str(), 0755) == 0 && ::lstat(from.c_str(), &st) == 0) {
+        (void)::chmod(made.c_str(), st.st_mode & 07777);
+        (void)::lchown(made.c_str(), st.st_uid, st.st_gid);
+      }
+    }
+  };
+  std::vector<std::string> pending = {source.entry.path};
+  while (!pending.empty()) {
+    std::string dir = std::move(pending.back());
+    pending.pop_back();
+    for (const auto& item : fs::directory_iterator(context.root() / dir)) {
+      std::string rel = (dir.empty() ? "" : dir + "/") + item.path().filename().string();
+      if (!visible.contains(rel)) {
+        upper_dir_for(dir);
+        fs::path whiteout = upper / rel;
+        if (::mknod(whiteout.c_str(), S_IFCHR | 0600, makedev(0, 0)) != 0)
+          throw_errno("cannot hide ignored " + rel + " from the mounted context");
+      } else if (item.is_directory() && !item.is_symlink()) {
+        pending.push_back(rel);
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -377,13 +424,19 @@ void Build::prepare_mounts(const std::vector<RunMount>& mounts, runtime::Contain
         } catch (const Error& e) {
           throw PositionedError(m.position, std::string("--mount source: ") + e.what());
         }
-        fs::path rel = sources.front().entry.path;
-        if (m.read_only) {
+        const Source& source = sources.front();
+        fs::path rel = source.entry.path;
+        bool hides = !context().rules().empty() && source.entry.kind == FileKind::directory;
+        if (m.read_only && !hides) {
           mount.source = options_.context_dir / rel;
         } else {
-          // Writes to an rw bind are discarded: they go to a throwaway overlay upper dir.
-          resources.views.push_back(
-              std::make_unique<OverlayMount>(store_, options_.context_dir, "mount-context"));
+          // Writes to an rw bind are discarded: they go to a throwaway overlay upper dir, which
+          // also holds the whiteouts of ignored files.
+          std::function<void(const fs::path&)> prepare;
+          if (hides)
+            prepare = [&](const fs::path& upper) { hide_ignored_files(context(), source, upper); };
+          resources.views.push_back(std::make_unique<OverlayMount>(store_, options_.context_dir,
+                                                                   "mount-context", prepare));
           mount.source = resources.views.back()->merged() / rel;
         }
       } else {

@@ -123,6 +123,25 @@ TEST_F(RunMountTest, BindFromContextReadsFilesThatAreNotCopied) {
   EXPECT_NE(failed.exit_code, 0);
 }
 
+TEST_F(RunMountTest, BindFromContextHidesDockerignoredFiles) {
+  write_text(context() / ".dockerignore", "secret.txt\nlogs\n!logs/keep.log\n");
+  write_text(context() / "secret.txt", "do not show\n");
+  write_text(context() / "visible.txt", "shown\n");
+  fs::create_directories(context() / "logs");
+  write_text(context() / "logs" / "keep.log", "kept\n");
+  write_text(context() / "logs" / "drop.log", "dropped\n");
+  build_ok(
+      "FROM busybox\n"
+      "RUN --mount=type=bind,target=/ctx find /ctx -name '*.txt' -o -name '*.log' | sort > /ro\n"
+      "RUN --mount=type=bind,target=/ctx,rw find /ctx -name '*.txt' -o -name '*.log' | sort > /rw\n"
+      "RUN --mount=type=bind,source=logs,target=/logs ls /logs > /sub\n",
+      "bindignore:1");
+  EXPECT_EQ(
+      shell("bindignore:1", "cat /ro /rw /sub"),
+      "/ctx/logs/keep.log\n/ctx/visible.txt\n/ctx/logs/keep.log\n/ctx/visible.txt\nkeep.log\n");
+  EXPECT_EQ(fs::exists(context() / "secret.txt"), true);  // hidden, not touched
+}
+
 TEST_F(RunMountTest, BindFromStage) {
   build_ok(
       "FROM busybox AS builder\n"
