@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/fs.h"
+#include "common/go_quote.h"
 #include "runtime/containers.h"
 #include "store/digest.h"
 
@@ -50,36 +51,6 @@ std::string status_text(const ContainerRecord& record) {
       break;
   }
   return "Created";
-}
-
-// strconv.Quote for the COMMAND column: printable text in double quotes, escapes for the rest.
-std::string go_quote(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 // The IMAGE column: the name the container was created from while it still names the same

@@ -506,6 +506,41 @@ bool in_lowers(const ContainerSpec& spec, const std::filesystem::path& rel) {
 
 // Removes `rel` from the upper dir when it is what the runtime would have created there as a
 // mount point (an empty directory, or an empty file) and the image has no such path.
+// The child's stdin (/dev/null unless inherited) and the close-on-exec pipe on which it reports
+// a failure before exec, held by the parent until the child has execed or failed.
+class ChildChannels {
+ public:
+  ChildChannels(const ContainerSpec& spec, ChildPlan& plan) {
+    if (!spec.inherit_stdin) {
+      dev_null_ = open_or_throw("/dev/null", O_RDONLY | O_CLOEXEC);
+      plan.stdin_fd = dev_null_.get();
+    }
+    int pipe_fds[2];
+    if (::pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create pipe");
+    error_read_.reset(pipe_fds[0]);
+    error_write_.reset(pipe_fds[1]);
+    plan.error_fd = error_write_.get();
+  }
+
+  // After clone: the failure the child reported, or nullopt once its execve closed the pipe.
+  std::optional<StartError> wait_for_exec() {
+    error_write_.reset();
+    ChildFailure failure{};
+    ssize_t got;
+    do {
+      got = ::read(error_read_.get(), &failure, sizeof failure);
+    } while (got < 0 && errno == EINTR);
+    if (got != static_cast<ssize_t>(sizeof failure)) return std::nullopt;
+    failure.message[sizeof failure.message - 1] = '\0';
+    std::string message = failure.message;
+    if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
+    return StartError(message, failure.exit_code);
+  }
+
+ private:
+  UniqueFd dev_null_, error_read_, error_write_;
+};
+
 bool remove_if_created(const ContainerSpec& spec, const std::filesystem::path& rel) {
   namespace fs = std::filesystem;
   fs::path in_upper = spec.upper_dir / rel;
@@ -566,16 +601,7 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
   std::vector<int> other_ns_fds;
   for (const auto& fd : other_ns) other_ns_fds.push_back(fd.get());
 
-  UniqueFd dev_null;
-  if (!spec.inherit_stdin) {
-    dev_null = open_or_throw("/dev/null", O_RDONLY);
-    plan.stdin_fd = dev_null.get();
-  }
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create pipe");
-  UniqueFd error_read(pipe_fds[0]);
-  UniqueFd error_write(pipe_fds[1]);
-  plan.error_fd = error_write.get();
+  ChildChannels channels(spec, plan);
 
   // Entering a PID namespace moves only the children made afterwards; this process stays where
   // it is (and makes no other children).
@@ -598,22 +624,13 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
           plan.working_dir.c_str());
     exec_command(plan);
   }
-  error_write.reset();
-  ChildFailure failure{};
-  ssize_t got;
-  do {
-    got = ::read(error_read.get(), &failure, sizeof failure);
-  } while (got < 0 && errno == EINTR);
+  std::optional<StartError> failure = channels.wait_for_exec();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid");
   }
-  if (got == static_cast<ssize_t>(sizeof failure)) {
-    failure.message[sizeof failure.message - 1] = '\0';
-    std::string message = failure.message;
-    if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
-    throw StartError(message, failure.exit_code == 125 ? 126 : failure.exit_code);
-  }
+  if (failure)
+    throw StartError(failure->what(), failure->exit_code() == 125 ? 126 : failure->exit_code());
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 126;
@@ -660,16 +677,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.stderr_fd = spec.stderr_fd;
   plan.kill_with_parent = spec.kill_with_parent;
 
-  UniqueFd dev_null;
-  if (!spec.inherit_stdin) {
-    dev_null = open_or_throw("/dev/null", O_RDONLY);
-    plan.stdin_fd = dev_null.get();
-  }
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) throw_errno("cannot create pipe");
-  UniqueFd error_read(pipe_fds[0]);
-  UniqueFd error_write(pipe_fds[1]);
-  plan.error_fd = error_write.get();
+  ChildChannels channels(spec, plan);
 
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (spec.isolate_network) flags |= CLONE_NEWNET;
@@ -680,18 +688,9 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   ContainerProcess process(spec, static_cast<pid_t>(pid));
 
   // The pipe closes on a successful execve (close-on-exec) or carries the child's failure.
-  error_write.reset();
-  ChildFailure failure{};
-  ssize_t got;
-  do {
-    got = ::read(error_read.get(), &failure, sizeof failure);
-  } while (got < 0 && errno == EINTR);
-  if (got == static_cast<ssize_t>(sizeof failure)) {
+  if (std::optional<StartError> failure = channels.wait_for_exec()) {
     process.wait();
-    failure.message[sizeof failure.message - 1] = '\0';
-    std::string message = failure.message;
-    if (failure.error_number) message += std::string(": ") + std::strerror(failure.error_number);
-    throw StartError(message, failure.exit_code);
+    throw *failure;
   }
   return process;
 }
