@@ -55,16 +55,21 @@ enum class CompressOn {
   kCallerThread,
 };
 
+// The encoder threads of a gzip LayerBlobWriter on CompressOn::kWorkerThread.
+inline constexpr unsigned kGzipThreads = 2;
+
 // A ByteSink that takes an uncompressed tar stream and writes the compressed blob to `out_fd`,
-// computing the diffID and the blob digest in the same pass. gzip uses ISA-L's streaming deflate.
-// The blob bytes are the same whatever `where` is and however the stream is split into writes.
+// computing the diffID and the blob digest in the same pass. gzip uses ISA-L's deflate on fixed
+// 1 MiB blocks, `gzip_threads` of them compressed at a time (as pigz does; one gzip member).
+// The blob bytes are the same whatever `where` and `gzip_threads` are and however the stream is
+// split into writes.
 // An error of a worker thread is thrown by the next write() or by finish(); destroying an
 // unfinished writer (say, unwinding from an error while making the tar) stops and joins its
 // threads.
 class LayerBlobWriter : public ByteSink {
  public:
-  LayerBlobWriter(int out_fd, Compression compression,
-                  CompressOn where = CompressOn::kWorkerThread);
+  LayerBlobWriter(int out_fd, Compression compression, CompressOn where = CompressOn::kWorkerThread,
+                  unsigned gzip_threads = kGzipThreads);
   ~LayerBlobWriter() override;
   void write(const void* data, size_t size) override;
   // Flushes the compressor; no write() may follow.

@@ -2,6 +2,7 @@
 // decompressing sources. gzip goes through ISA-L (igzip), which is several times faster than
 // zlib both ways; zstd through libzstd. open_tar_file leaves the rare bzip2/xz to libarchive.
 #include <fcntl.h>
+#include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -14,6 +15,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -67,7 +69,9 @@ void check_zstd(size_t result, const char* what) {
 // tar with its digest a bit more than a third, and the blob digest and write the rest. With two
 // threads (compression, blob digest and write on one) that one had ~63% of the work and set the
 // pace; with three no thread has more than half, so the scheduler can keep both cores busy
-// (bench/README.md has the figures).
+// (bench/README.md has the figures). One encoder thread still left compression as the longest
+// stage, so gzip (ParallelGzip) compresses 1 MiB blocks on two encoder threads at once
+// and the blob thread puts them in order; zstd and uncompressed blobs keep the three stages.
 //
 // The compressors are fed the same fixed 1 MiB blocks in the same order whichever thread runs
 // them, and their output is cut into the same 1 MiB blocks, so the blob bytes (and digest) do not
@@ -269,26 +273,16 @@ class BlobFile {
   uint64_t size_ = 0;
 };
 
-// The middle stage: compresses a stream given as a sequence of input blocks into output blocks.
+// The middle stage for zstd: compresses a stream given as a sequence of input blocks into output
+// blocks. (gzip has ParallelGzip.)
 class Compressor {
  public:
   Compressor(Compression compression, BlockPipe& output)
       : compression_(compression), output_(output) {
     switch (compression_) {
       case Compression::kNone:
-        throw Error("Compressor: nothing to compress with Compression::kNone");
       case Compression::kGzip:
-        deflate_ = std::make_unique<isal_zstream>();
-        isal_deflate_init(deflate_.get());
-        // Level 1 with the large level buffer: the fast setting the design measured (~400 MB/s).
-        // Levels 2 and 3 save 1% and 3% of the blob for 15% and 60% more compression time
-        // (bench/README.md), and compression is the longest stage.
-        level_buf_.resize(ISAL_DEF_LVL1_DEFAULT);
-        deflate_->level = 1;
-        deflate_->level_buf = level_buf_.data();
-        deflate_->level_buf_size = static_cast<uint32_t>(level_buf_.size());
-        deflate_->gzip_flag = IGZIP_GZIP;  // plain gzip header (mtime 0) and CRC32/size trailer
-        break;
+        throw Error("Compressor: zstd only");
       case Compression::kZstd:
         zstd_.reset(ZSTD_createCCtx());
         if (!zstd_) throw Error("cannot create zstd compressor");
@@ -303,11 +297,7 @@ class Compressor {
 
   // Takes the next input block (all of it); the last one also ends the stream.
   void compress(const Block& input) {
-    if (compression_ == Compression::kGzip) {
-      deflate_block(input.data.data(), input.size, input.last);
-    } else {
-      compress_zstd(input.data.data(), input.size, input.last ? ZSTD_e_end : ZSTD_e_continue);
-    }
+    compress_zstd(input.data.data(), input.size, input.last ? ZSTD_e_end : ZSTD_e_continue);
     if (input.last) output_.pass(true);
   }
 
@@ -316,29 +306,6 @@ class Compressor {
   Block& output_space() {
     if (output_.current().size == kIoBlock) output_.pass(false);
     return output_.current();
-  }
-
-  // Runs the deflater over `size` input bytes (all of them are consumed), or with `last` until
-  // the gzip trailer is out.
-  void deflate_block(const uint8_t* data, size_t size, bool last) {
-    isal_zstream& zs = *deflate_;
-    zs.next_in = const_cast<uint8_t*>(data);  // ISA-L does not write through next_in
-    zs.avail_in = static_cast<uint32_t>(size);
-    zs.end_of_stream = last ? 1 : 0;
-    for (;;) {
-      Block& out = output_space();
-      zs.next_out = out.data.data() + out.size;
-      zs.avail_out = static_cast<uint32_t>(kIoBlock - out.size);
-      int status = isal_deflate(&zs);
-      if (status != COMP_OK)
-        throw Error("gzip compression failed (isal_deflate " + std::to_string(status) + ")");
-      out.size = kIoBlock - zs.avail_out;
-      if (last) {
-        if (zs.internal_state.state == ZSTATE_END) return;
-      } else if (zs.avail_in == 0 && zs.avail_out > 0) {
-        return;  // input consumed (ISA-L buffers what it has not compressed yet)
-      }
-    }
   }
 
   void compress_zstd(const uint8_t* data, size_t size, ZSTD_EndDirective mode) {
@@ -355,18 +322,306 @@ class Compressor {
 
   Compression compression_;
   BlockPipe& output_;
-  std::unique_ptr<isal_zstream> deflate_;
-  std::vector<uint8_t> level_buf_;
   std::unique_ptr<ZSTD_CCtx, ZstdCCtxDeleter> zstd_;
+};
+
+// gzip in blocks compressed concurrently (as pigz does), for the gzip blob.
+//
+// The tar stream is cut into blocks of kIoBlock bytes (a constant: the cuts never depend on the
+// thread count, the timing or the caller's write sizes, so neither do the blob bytes). Each block
+// is compressed on its own as raw deflate, primed with the last 32 KiB of the block before it as
+// the dictionary (so the ratio is nearly that of one stream) and ended with a SYNC_FLUSH, which
+// byte-aligns it; the last block instead ends the deflate stream. The blob is one gzip member: a
+// fixed header, the blocks in order, and the trailer with the CRC32 and size of the whole tar.
+//
+// Threads: the caller fills the input blocks; `encoders` threads compress whichever block is next
+// (each with a deflate state of its own); the blob thread takes the compressed blocks in order,
+// computes the CRC32 of their input, writes and digests them. The jobs live in a ring of kJobs
+// slots, reused: the caller waits for a slot once the ring is full, so memory stays bounded.
+// Without encoders, everything runs inline on the caller's thread, with the same bytes.
+class ParallelGzip {
+ public:
+  ParallelGzip(BlobFile& blob, unsigned encoders) : blob_(blob) {
+    for (Job& job : jobs_) job.input.resize(kIoBlock);
+    if (encoders == 0) {
+      inline_encoder_ = std::make_unique<Encoder>();
+      return;
+    }
+    try {
+      for (unsigned i = 0; i < encoders; ++i) {
+        threads_.emplace_back([this, encoder = std::make_shared<Encoder>()] { encode(*encoder); });
+      }
+      threads_.emplace_back([this] { write_blocks(); });
+    } catch (const std::system_error& e) {
+      stop();
+      throw Error(std::string("cannot start the layer compression threads: ") + e.what());
+    }
+  }
+
+  // Stops and joins the threads (the caller unwinds from an error, or the stream has ended).
+  ~ParallelGzip() { stop(); }
+
+  ParallelGzip(const ParallelGzip&) = delete;
+  ParallelGzip& operator=(const ParallelGzip&) = delete;
+
+  // Caller: the next bytes of the tar. Throws the error of any other thread (when it starts the
+  // next block).
+  void write(const uint8_t* data, size_t size) {
+    while (size > 0) {
+      if (filling_ == nullptr) filling_ = &filling_job();
+      Job& job = *filling_;
+      size_t n = std::min(size, kIoBlock - job.input_size);
+      std::memcpy(job.input.data() + job.input_size, data, n);
+      job.input_size += n;
+      data += n;
+      size -= n;
+      if (job.input_size == kIoBlock) submit(false);
+    }
+  }
+
+  // Caller: ends the stream and returns once the whole blob is written; throws the first error.
+  void finish() {
+    if (filling_ == nullptr) filling_ = &filling_job();
+    submit(true);
+    if (inline_encoder_) return;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return next_write_ == submitted_ || error_; });
+    }
+    stop();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  // Blocks in flight: one being filled, one per encoder, one being written, and some slack for
+  // the stages' uneven pace.
+  static constexpr uint64_t kJobs = 6;
+  // The deflate window: the dictionary each block takes from the one before.
+  static constexpr size_t kDictSize = ISAL_DEF_HIST_SIZE;
+  static_assert(kIoBlock >= kDictSize);
+  // gzip header as ISA-L writes it: deflate, no flags, mtime 0, no extra flags, OS unknown.
+  static constexpr std::array<uint8_t, 10> kHeader{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
+
+  struct Job {
+    std::vector<uint8_t> input;  // kIoBlock bytes
+    size_t input_size = 0;
+    std::vector<uint8_t> output;  // grows to what the block needs, then is reused
+    size_t output_size = 0;
+    bool last = false;
+    bool compressed = false;  // guarded by mutex_
+  };
+
+  // One deflate state (with its level buffer) per encoder.
+  struct Encoder {
+    isal_zstream stream{};
+    // Level 1 with the large level buffer: the fast setting the design measured (~400 MB/s).
+    // Levels 2 and 3 save 1% and 3% of the blob for 15% and 60% more compression time
+    // (bench/README.md).
+    std::vector<uint8_t> level_buf = std::vector<uint8_t>(ISAL_DEF_LVL1_DEFAULT);
+  };
+
+  Job& job(uint64_t seq) { return jobs_[seq % kJobs]; }
+
+  // Caller: the job being filled, waiting for its slot to be written out first.
+  Job& filling_job() {
+    Job& next = job(submitted_);
+    if (!inline_encoder_) {
+      std::unique_lock lock(mutex_);
+      // One slot more than the jobs in flight: the job before the oldest unwritten one keeps
+      // the dictionary of the oldest.
+      changed_.wait(lock, [&] { return submitted_ + 1 < next_write_ + kJobs || error_; });
+      if (error_) std::rethrow_exception(error_);
+    }
+    return next;
+  }
+
+  // Caller: hands the job being filled to the encoders.
+  void submit(bool last) {
+    Job& next = *filling_;
+    filling_ = nullptr;
+    next.last = last;
+    if (inline_encoder_) {
+      compress(submitted_, *inline_encoder_);
+      write_out(next);
+      next.input_size = 0;
+      ++submitted_;
+      return;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ++submitted_;
+    }
+    changed_.notify_all();
+  }
+
+  // Compresses job `seq` as a raw deflate block. The previous job's input (the dictionary) is
+  // intact: the caller refills its slot only after job `seq` has been written.
+  void compress(uint64_t seq, Encoder& encoder) {
+    Job& current = job(seq);
+    isal_zstream& zs = encoder.stream;
+    isal_deflate_init(&zs);
+    zs.level = 1;
+    zs.level_buf = encoder.level_buf.data();
+    zs.level_buf_size = static_cast<uint32_t>(encoder.level_buf.size());
+    zs.gzip_flag = IGZIP_DEFLATE;
+    if (seq > 0) {
+      Job& previous = job(seq - 1);  // full: only the last block is short
+      int status = isal_deflate_set_dict(&zs, previous.input.data() + kIoBlock - kDictSize,
+                                         static_cast<uint32_t>(kDictSize));
+      if (status != COMP_OK)
+        throw Error("gzip compression failed (isal_deflate_set_dict " + std::to_string(status) +
+                    ")");
+    }
+    zs.next_in = current.input.data();
+    zs.avail_in = static_cast<uint32_t>(current.input_size);
+    zs.end_of_stream = current.last ? 1 : 0;
+    zs.flush = current.last ? NO_FLUSH : SYNC_FLUSH;
+    // Room for incompressible input (stored blocks) at once; grown if ever short.
+    if (current.output.size() < kIoBlock + kIoBlock / 8)
+      current.output.resize(kIoBlock + kIoBlock / 8);
+    current.output_size = 0;
+    for (;;) {
+      if (current.output_size == current.output.size())
+        current.output.resize(current.output.size() * 2);
+      zs.next_out = current.output.data() + current.output_size;
+      zs.avail_out = static_cast<uint32_t>(current.output.size() - current.output_size);
+      int status = isal_deflate(&zs);
+      if (status != COMP_OK)
+        throw Error("gzip compression failed (isal_deflate " + std::to_string(status) + ")");
+      current.output_size = current.output.size() - zs.avail_out;
+      if (current.last) {
+        if (zs.internal_state.state == ZSTATE_END) return;
+      } else if (zs.avail_in == 0 && zs.avail_out > 0) {
+        return;  // all input compressed and flushed to a byte boundary
+      }
+    }
+  }
+
+  // Blob thread (or inline): writes one compressed block, with the header before the first and
+  // the trailer after the last.
+  void write_out(const Job& done) {
+    if (!header_written_) {
+      blob_.write(kHeader.data(), kHeader.size());
+      header_written_ = true;
+    }
+    crc_ = crc32_gzip_refl(crc_, done.input.data(), done.input_size);
+    input_size_ += done.input_size;
+    blob_.write(done.output.data(), done.output_size);
+    if (done.last) {
+      std::array<uint8_t, 8> trailer{};
+      const auto isize = static_cast<uint32_t>(input_size_);  // ISIZE: the size modulo 2^32
+      for (int i = 0; i < 4; ++i) {
+        trailer[i] = static_cast<uint8_t>(crc_ >> (8 * i));
+        trailer[4 + i] = static_cast<uint8_t>(isize >> (8 * i));
+      }
+      blob_.write(trailer.data(), trailer.size());
+    }
+  }
+
+  // An encoder thread: compresses the next job not taken yet until the last one is taken.
+  void encode(Encoder& encoder) {
+    try {
+      for (;;) {
+        uint64_t seq = 0;
+        {
+          std::unique_lock lock(mutex_);
+          changed_.wait(lock, [&] { return next_encode_ < submitted_ || stopping_ || error_; });
+          if (stopping_ || error_) return;
+          seq = next_encode_++;
+        }
+        compress(seq, encoder);
+        const bool last = job(seq).last;
+        {
+          std::lock_guard lock(mutex_);
+          job(seq).compressed = true;
+        }
+        changed_.notify_all();
+        if (last) return;  // nothing follows the last job
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+
+  // The blob thread: writes the compressed jobs in order until the last one.
+  void write_blocks() {
+    try {
+      for (;;) {
+        Job* next = nullptr;
+        {
+          std::unique_lock lock(mutex_);
+          changed_.wait(lock, [&] { return job(next_write_).compressed || stopping_ || error_; });
+          if (stopping_ || error_) return;
+          next = &job(next_write_);
+        }
+        write_out(*next);
+        const bool last = next->last;
+        {
+          std::lock_guard lock(mutex_);
+          next->compressed = false;
+          next->input_size = 0;
+          ++next_write_;
+        }
+        changed_.notify_all();
+        if (last) return;
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+  }
+
+  void fail(std::exception_ptr error) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!error_) error_ = std::move(error);
+    }
+    changed_.notify_all();
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+
+  BlobFile& blob_;
+  std::array<Job, kJobs> jobs_;
+  std::unique_ptr<Encoder> inline_encoder_;  // without threads
+  Job* filling_ = nullptr;                   // the caller's job, once it has waited for it
+  std::vector<std::thread> threads_;
+  // The blob thread's (or the caller's, inline).
+  bool header_written_ = false;
+  uint32_t crc_ = 0;
+  uint64_t input_size_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  // Counters of jobs: submitted by the caller, taken by an encoder, written by the blob thread.
+  // submitted_ is written by the caller under mutex_ (read by it without); the others only under
+  // mutex_.
+  uint64_t submitted_ = 0;
+  uint64_t next_encode_ = 0;
+  uint64_t next_write_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
 };
 
 }  // namespace
 
 class LayerBlobWriter::Impl {
  public:
-  Impl(int out_fd, Compression compression, CompressOn where)
+  Impl(int out_fd, Compression compression, CompressOn where, unsigned gzip_threads)
       : threaded_(where == CompressOn::kWorkerThread),
         blob_(out_fd, compression != Compression::kNone) {
+    if (compression == Compression::kGzip) {
+      gzip_.emplace(blob_, threaded_ ? std::max(gzip_threads, 1U) : 0);
+      return;
+    }
     if (compression == Compression::kNone) {
       // Nothing to compress: the tar blocks go straight to the blob stage.
       input_.emplace([this](const Block& block) { blob_.write(block.data.data(), block.size); },
@@ -385,6 +640,10 @@ class LayerBlobWriter::Impl {
     tar_digest_.update(data, size);
     tar_size_ += size;
     const auto* bytes = static_cast<const uint8_t*>(data);
+    if (gzip_) {
+      gzip_->write(bytes, size);
+      return;
+    }
     while (size > 0) {
       Block& block = input_->current();
       size_t n = std::min(size, kIoBlock - block.size);
@@ -399,7 +658,12 @@ class LayerBlobWriter::Impl {
   LayerDigests finish() {
     if (finished_) throw Error("LayerBlobWriter: finish called twice");
     finished_ = true;
-    input_->pass(true);  // returns when every stage is done, throws the first error of any
+    // Both return when every stage is done and throw the first error of any.
+    if (gzip_) {
+      gzip_->finish();
+    } else {
+      input_->pass(true);
+    }
     LayerDigests digests;
     digests.diff_id = tar_digest_.finish();
     digests.digest = blob_.finish_digest();
@@ -415,15 +679,17 @@ class LayerBlobWriter::Impl {
   uint64_t tar_size_ = 0;
   bool finished_ = false;
   // The stages from last to first: members are destroyed in reverse order, so each pipe stops
-  // and joins its thread while the stage it feeds still exists.
+  // and joins its threads while the stage it feeds still exists.
   BlobFile blob_;
-  std::optional<BlockPipe> output_;  // compressed blocks -> blob_
+  std::optional<ParallelGzip> gzip_;  // gzip: tar -> blob_, all stages
+  std::optional<BlockPipe> output_;   // zstd: compressed blocks -> blob_
   std::optional<Compressor> compressor_;
-  std::optional<BlockPipe> input_;  // tar blocks -> compressor_ (or blob_ when uncompressed)
+  std::optional<BlockPipe> input_;  // zstd: tar blocks -> compressor_; none: tar blocks -> blob_
 };
 
-LayerBlobWriter::LayerBlobWriter(int out_fd, Compression compression, CompressOn where)
-    : impl_(std::make_unique<Impl>(out_fd, compression, where)) {}
+LayerBlobWriter::LayerBlobWriter(int out_fd, Compression compression, CompressOn where,
+                                 unsigned gzip_threads)
+    : impl_(std::make_unique<Impl>(out_fd, compression, where, gzip_threads)) {}
 LayerBlobWriter::~LayerBlobWriter() = default;
 void LayerBlobWriter::write(const void* data, size_t size) {
   impl_->write(data, size);

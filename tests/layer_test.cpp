@@ -593,9 +593,10 @@ size_t thread_count_settled(size_t expected) {
 // and digests.
 std::pair<std::string, LayerDigests> compress_on(const std::string& data, Compression compression,
                                                  CompressOn where, const fs::path& blob,
-                                                 size_t write_chunk) {
+                                                 size_t write_chunk,
+                                                 unsigned gzip_threads = kGzipThreads) {
   UniqueFd fd = open_or_throw(blob, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  LayerBlobWriter writer(fd.get(), compression, where);
+  LayerBlobWriter writer(fd.get(), compression, where, gzip_threads);
   for (size_t pos = 0; pos < data.size(); pos += write_chunk) {
     writer.write(data.data() + pos, std::min(write_chunk, data.size() - pos));
   }
@@ -634,6 +635,53 @@ TEST_F(LayerTest, WorkerThreadGivesTheSameBlobAsTheCallerThread) {
     auto plain = open_tar_file(work / "blob");
     EXPECT_EQ(sha256_digest(read_all(*plain)), reference_digests.diff_id);
   }
+}
+
+// gzip compresses fixed 1 MiB blocks on several threads: the blob is the same bytes from run to
+// run and for one, two or three encoder threads (or none), whatever the block an input ends in
+// (empty, short, exactly full), and it is one standard gzip member the system gzip accepts.
+TEST_F(LayerTest, ParallelGzipBlobIsTheSameForAnyThreadCount) {
+  fs::path work = make_dir("work");
+  std::string mixed;
+  for (uint32_t seed = 0; seed < 6; ++seed) {
+    mixed += pseudo_random_bytes(700'000 + seed * 54321, seed + 20);
+    mixed += std::string(600'000, static_cast<char>('k' + seed));
+  }
+  const std::vector<std::string> inputs = {
+      std::string(),
+      "short",
+      std::string(size_t{3} << 20, 'z'),  // ends exactly at a block boundary
+      mixed,
+  };
+  for (const std::string& data : inputs) {
+    SCOPED_TRACE("input of " + std::to_string(data.size()) + " bytes");
+    const auto [reference, reference_digests] =
+        compress_on(data, Compression::kGzip, CompressOn::kCallerThread, work / "reference", 65536);
+    EXPECT_EQ(reference_digests.digest, sha256_digest(reference));
+    EXPECT_EQ(reference_digests.diff_id, sha256_digest(data));
+    EXPECT_EQ(run_command("gzip -t " + (work / "reference").string() + " && echo ok"), "ok\n");
+    const std::string out =
+        run_command("gzip -dc " + (work / "reference").string() + " | sha256sum | cut -d' ' -f1");
+    EXPECT_EQ("sha256:" + out.substr(0, 64), reference_digests.diff_id);
+    auto plain = open_tar_file(work / "reference");
+    EXPECT_EQ(sha256_digest(read_all(*plain)), reference_digests.diff_id);
+    for (unsigned threads : {1U, 2U, 2U, 2U, 3U}) {
+      SCOPED_TRACE(std::to_string(threads) + " encoder threads");
+      const auto [blob, digests] =
+          compress_on(data, Compression::kGzip, CompressOn::kWorkerThread, work / "blob",
+                      threads == 3 ? 1000 : 300'000, threads);
+      EXPECT_EQ(sha256_digest(blob), sha256_digest(reference));
+      EXPECT_EQ(digests.digest, reference_digests.digest);
+      EXPECT_EQ(digests.blob_size, blob.size());
+    }
+  }
+  // The dictionary from the block before keeps the ratio of one stream: a block that repeats
+  // the end of the one before costs next to nothing.
+  const std::string block = pseudo_random_bytes(size_t{1} << 20, 99);
+  const std::string twice = block + block.substr(block.size() - 30'000);
+  const auto [blob, digests] =
+      compress_on(twice, Compression::kGzip, CompressOn::kWorkerThread, work / "blob", 4096);
+  EXPECT_LT(blob.size(), block.size() + 20'000);
 }
 
 // A layer made from a tree through the worker: the digest is that of the blob file, the diffID
@@ -697,7 +745,8 @@ TEST_F(LayerTest, TreeWalkErrorStopsTheWorker) {
     UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     try {
       LayerBlobWriter writer(fd.get(), Compression::kGzip);
-      EXPECT_EQ(thread_count(), threads_before + 2);  // compression, blob digest and write
+      // gzip encoders, blob digest and write
+      EXPECT_EQ(thread_count(), threads_before + kGzipThreads + 1);
       FaultingSink sink(writer, 4u << 20, [&] { fs::remove(upper / "b-victim"); });
       write_layer_tar(upper, sink);
       ADD_FAILURE() << "write_layer_tar did not fail";
@@ -716,17 +765,19 @@ TEST_F(LayerTest, CallerErrorStopsTheWorker) {
   fs::path work = make_dir("work");
   build_big_tree(upper);
   const size_t threads_before = thread_count();
-  for (uint64_t after : {uint64_t{1}, uint64_t{3} << 20, uint64_t{11} << 20}) {
-    UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    try {
-      LayerBlobWriter writer(fd.get(), Compression::kZstd);
-      FaultingSink sink(writer, after, [] { throw Error("injected fault"); });
-      write_layer_tar(upper, sink);
-      ADD_FAILURE() << "write_layer_tar did not fail";
-    } catch (const Error& e) {
-      EXPECT_STREQ(e.what(), "injected fault");
+  for (Compression c : {Compression::kZstd, Compression::kGzip}) {
+    for (uint64_t after : {uint64_t{1}, uint64_t{3} << 20, uint64_t{11} << 20}) {
+      UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      try {
+        LayerBlobWriter writer(fd.get(), c);
+        FaultingSink sink(writer, after, [] { throw Error("injected fault"); });
+        write_layer_tar(upper, sink);
+        ADD_FAILURE() << "write_layer_tar did not fail";
+      } catch (const Error& e) {
+        EXPECT_STREQ(e.what(), "injected fault");
+      }
+      EXPECT_EQ(thread_count_settled(threads_before), threads_before);
     }
-    EXPECT_EQ(thread_count_settled(threads_before), threads_before);
   }
 }
 
