@@ -27,12 +27,18 @@ class CommandContext {
   std::unique_ptr<store::Store> store_;
 };
 
-void add_build_commands(CLI::App& app, CommandContext& context);  // build
-void add_image_commands(CLI::App& app, CommandContext& context);  // import images inspect tag
-void add_run_commands(CLI::App& app, CommandContext& context);    // run create
-void add_parse_commands(CLI::App& app, CommandContext& context);  // parse
-void add_registry_commands(CLI::App& app, CommandContext& context);  // pull push
-void add_store_commands(CLI::App& app, CommandContext& context);  // rmi history save load image system
+// build
+void add_build_commands(CLI::App& app, CommandContext& context);
+// import images inspect tag
+void add_image_commands(CLI::App& app, CommandContext& context);
+// run create
+void add_run_commands(CLI::App& app, CommandContext& context);
+// parse
+void add_parse_commands(CLI::App& app, CommandContext& context);
+// pull push login logout copy manifest
+void add_registry_commands(CLI::App& app, CommandContext& context);
+// rmi history save load image system
+void add_store_commands(CLI::App& app, CommandContext& context);
 // ps start stop restart kill wait logs rm, and the `container` group
 void add_container_commands(CLI::App& app, CommandContext& context);
 
