@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <clocale>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <utility>
@@ -38,6 +39,13 @@ std::string layer_media_type(Compression compression) {
   throw Error("unknown layer compression");
 }
 
+Compression parse_compression(std::string_view name) {
+  if (name == "gzip") return Compression::kGzip;
+  if (name == "zstd") return Compression::kZstd;
+  if (name == "none") return Compression::kNone;
+  throw Error("invalid compression \"" + std::string(name) + "\": want gzip, zstd or none");
+}
+
 namespace {
 
 // 0: libarchive hands each header and each piece of file data to the sink as it comes, without
@@ -47,6 +55,8 @@ namespace {
 constexpr int kTarBlockSize = 0;
 // File contents are read in chunks of this size.
 constexpr size_t kReadChunk = 1024 * 1024;
+// The unit of a sparse entry's map: the page size, and the block size of the usual filesystems.
+constexpr uint64_t kSparseBlock = 4096;
 
 struct DirCloser {
   void operator()(DIR* dir) const { ::closedir(dir); }
@@ -299,24 +309,124 @@ class LayerTarWriter {
           return ::fgetxattr(raw_fd, key, value, size);
         },
         (upper_dir_ / path).string());
+    // A file with holes travels as a sparse entry (PAX GNU.sparse 1.0, which Go's archive/tar,
+    // GNU tar and libarchive read): a 10 GB /var/log/lastlog of a high UID costs a few KiB, not
+    // 10 GB of zeros to tar, compress and later unpack. Dense files (nearly all) skip the scan.
+    const auto size = static_cast<uint64_t>(st.st_size);
+    std::vector<DataRegion> regions;
+    bool sparse = false;
+    if (static_cast<uint64_t>(st.st_blocks) * 512 < size) {
+      regions = data_regions(raw_fd, size, path);
+      // No zero block after all (say, a file kept inline in its inode): a plain entry.
+      sparse = !(regions.size() == 1 && regions[0].offset == 0 && regions[0].length == size);
+      // A file that is all hole still needs a map: one empty region at its end, as GNU tar
+      // writes it.
+      if (sparse && regions.empty()) regions.push_back({size, 0});
+      for (const DataRegion& region : regions)
+        if (sparse)
+          archive_entry_sparse_add_entry(entry, static_cast<la_int64_t>(region.offset),
+                                         static_cast<la_int64_t>(region.length));
+    }
     write_header(entry, path);
 
     // Exactly st_size bytes: if the file changed meanwhile, libarchive pads a short file with
     // zeros and we stop at the header's size for a grown one, so the tar stays well-formed.
-    auto remaining = static_cast<uint64_t>(st.st_size);
-    while (remaining > 0) {
-      ssize_t n = ::read(raw_fd, buffer_.data(), std::min<uint64_t>(buffer_.size(), remaining));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("cannot read " + (upper_dir_ / path).string());
+    // For a sparse entry libarchive takes the whole content and stores only the data regions;
+    // the holes between them are handed over as zeros, never read.
+    uint64_t position = 0;
+    auto copy_to_tar = [&](uint64_t end) {
+      while (position < end) {
+        ssize_t n =
+            ::pread(raw_fd, buffer_.data(), std::min<uint64_t>(buffer_.size(), end - position),
+                    static_cast<off_t>(position));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw_errno("cannot read " + (upper_dir_ / path).string());
+        }
+        if (n == 0) {  // shrunk since the stat: libarchive pads the entry
+          position = size;
+          return;
+        }
+        write_data(buffer_.data(), static_cast<size_t>(n));
+        position += static_cast<uint64_t>(n);
       }
-      if (n == 0) break;
-      la_ssize_t written =
-          archive_write_data(archive_.get(), buffer_.data(), static_cast<size_t>(n));
-      if (written < 0) check(ARCHIVE_FATAL);
-      remaining -= static_cast<uint64_t>(n);
+    };
+    auto write_zeros_to = [&](uint64_t end) {
+      std::fill(buffer_.begin(), buffer_.end(), '\0');
+      while (position < end) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), end - position));
+        write_data(buffer_.data(), n);
+        position += n;
+      }
+    };
+    if (!sparse) {
+      copy_to_tar(size);
+    } else {
+      for (const DataRegion& region : regions) {
+        write_zeros_to(region.offset);
+        copy_to_tar(region.offset + region.length);
+      }
+      write_zeros_to(size);
     }
     check(archive_write_finish_entry(archive_.get()));
+  }
+
+  void write_data(const char* data, size_t size) {
+    la_ssize_t written = archive_write_data(archive_.get(), data, size);
+    if (written < 0) check(ARCHIVE_FATAL);
+  }
+
+  struct DataRegion {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+  };
+
+  // The data regions of a file with holes: every kSparseBlock-aligned block that holds a
+  // non-zero byte, merged into runs. Decided by content, not by where the filesystem happens to
+  // have allocated blocks, so the same content gives the same tar on any filesystem;
+  // SEEK_DATA/SEEK_HOLE only let the scan skip the holes without reading them.
+  std::vector<DataRegion> data_regions(int fd, uint64_t size, const std::string& path) {
+    std::vector<DataRegion> regions;
+    auto add_block = [&](uint64_t offset, uint64_t length) {
+      if (!regions.empty() && regions.back().offset + regions.back().length == offset)
+        regions.back().length += length;
+      else
+        regions.push_back({offset, length});
+    };
+    uint64_t position = 0;
+    while (position < size) {
+      off_t data = ::lseek(fd, static_cast<off_t>(position), SEEK_DATA);
+      if (data < 0) {
+        if (errno == ENXIO) break;  // only a hole from here to the end
+        if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("cannot seek in " + (upper_dir_ / path).string());
+        data = static_cast<off_t>(position);  // no SEEK_DATA here: scan everything
+      }
+      off_t hole = ::lseek(fd, data, SEEK_HOLE);
+      if (hole < 0) hole = static_cast<off_t>(size);
+      const uint64_t start = static_cast<uint64_t>(data) / kSparseBlock * kSparseBlock;
+      const uint64_t end = std::min<uint64_t>(
+          size, (static_cast<uint64_t>(hole) + kSparseBlock - 1) / kSparseBlock * kSparseBlock);
+      for (uint64_t chunk = std::max(start, position); chunk < end;) {
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), end - chunk));
+        ssize_t n = ::pread(fd, buffer_.data(), want, static_cast<off_t>(chunk));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          throw_errno("cannot read " + (upper_dir_ / path).string());
+        }
+        if (n == 0) return regions;  // shrunk since the stat
+        for (size_t block = 0; block < static_cast<size_t>(n); block += kSparseBlock) {
+          const size_t length = std::min<size_t>(kSparseBlock, static_cast<size_t>(n) - block);
+          if (!all_zero(buffer_.data() + block, length)) add_block(chunk + block, length);
+        }
+        chunk += static_cast<uint64_t>(n);
+      }
+      position = std::max<uint64_t>(end, position + 1);
+    }
+    return regions;
+  }
+
+  static bool all_zero(const char* data, size_t size) {
+    return size == 0 || (data[0] == 0 && std::memcmp(data, data + 1, size - 1) == 0);
   }
 
   std::string read_link(int parent_fd, const std::string& name, const struct stat& st,

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace slipway::store {
 
@@ -31,6 +32,8 @@ enum class Compression { kNone, kGzip, kZstd };
 
 // OCI media type of a layer with this compression.
 std::string layer_media_type(Compression compression);
+// "gzip", "zstd" or "none" (as --compression takes them); throws Error naming anything else.
+Compression parse_compression(std::string_view name);
 
 // Writes the layer tar of an overlay upper directory to `sink`: entries sorted by path, parents
 // before children, normalized headers (no uname/gname, numeric ids, PAX for long names and
@@ -93,11 +96,21 @@ struct ApplyStats {
   uint64_t bytes = 0;  // sum of regular file sizes written
 };
 
+struct ApplyOptions {
+  // A device node in an unpacked layer is a device node on the host too: a block device of the
+  // host's disk there, readable by whoever reaches the store, would bypass every file
+  // permission. By default only the harmless character devices a root filesystem's /dev holds
+  // (null, zero, full, random, urandom, tty, console, ptmx) are created; any other device entry
+  // is refused. Tests of the tar format itself set this.
+  bool allow_any_device = false;
+};
+
 // Reads a tar stream from `source` and applies it to `target_dir` (which must exist) in overlay
 // form. Hostile entries (absolute names, `..`, paths through symlinks, hardlinks that leave the
-// layer) are refused with an Error naming the entry, and nothing is written outside target_dir.
-// The whole stream is consumed, including padding after the end-of-archive marker, so a tee'd
-// digest over the source covers every byte.
-ApplyStats apply_layer_tar(ByteSource& source, const std::filesystem::path& target_dir);
+// layer, devices ApplyOptions does not allow) are refused with an Error naming the entry, and
+// nothing is written outside target_dir. The whole stream is consumed, including padding after
+// the end-of-archive marker, so a tee'd digest over the source covers every byte.
+ApplyStats apply_layer_tar(ByteSource& source, const std::filesystem::path& target_dir,
+                           const ApplyOptions& options = {});
 
 }  // namespace slipway::store

@@ -33,9 +33,31 @@ namespace {
 // libarchive pulls the tar from the source in blocks of this size.
 constexpr size_t kReadBlock = 1024 * 1024;
 
+// The character devices of a root filesystem's /dev that give no access to hardware or kernel
+// memory (Linux's devices.txt): what debootstrap and mmdebstrap leave in /dev. The runtime mounts
+// its own /dev over the image's anyway.
+struct HarmlessDevice {
+  unsigned major, minor;
+};
+constexpr HarmlessDevice kHarmlessCharDevices[] = {
+    {1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9},  // null zero full random urandom
+    {5, 0}, {5, 1}, {5, 2},                  // tty console ptmx
+};
+
 // Thrown for a refused entry: `layer entry "NAME": PROBLEM`.
 [[noreturn]] void refuse(std::string_view entry, std::string_view problem) {
   throw Error("layer entry \"" + std::string(entry) + "\": " + std::string(problem));
+}
+
+void check_device_allowed(mode_t type, dev_t device, std::string_view entry) {
+  if (type == AE_IFCHR) {
+    for (const HarmlessDevice& allowed : kHarmlessCharDevices)
+      if (major(device) == allowed.major && minor(device) == allowed.minor) return;
+  }
+  refuse(entry, std::string(type == AE_IFBLK ? "block" : "character") + " device " +
+                    std::to_string(major(device)) + ":" + std::to_string(minor(device)) +
+                    " is not allowed in a layer (only null, zero, full, random, urandom, tty, "
+                    "console and ptmx)");
 }
 
 [[noreturn]] void entry_errno(std::string_view entry, std::string_view what) {
@@ -203,8 +225,9 @@ la_ssize_t read_from_source(archive*, void* client, const void** block) {
 
 class LayerApplier {
  public:
-  LayerApplier(ByteSource& source, const fs::path& target)
+  LayerApplier(ByteSource& source, const fs::path& target, const ApplyOptions& options)
       : target_(target),
+        options_(options),
         root_(::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
         dirs_(root_.get()),
         links_(root_.get()),
@@ -301,6 +324,8 @@ class LayerApplier {
       case AE_IFIFO: {
         const mode_t type = archive_entry_filetype(entry);
         const dev_t device = type == AE_IFIFO ? 0 : archive_entry_rdev(entry);
+        if (type != AE_IFIFO && !options_.allow_any_device)
+          check_device_allowed(type, device, name);
         make_node(parent, base, name,
                   [&] { return ::mknodat(parent, base.c_str(), type | 0600, device); });
         apply_metadata(parent, base.c_str(), entry, name);
@@ -501,6 +526,7 @@ class LayerApplier {
   }
 
   fs::path target_;
+  ApplyOptions options_;
   UniqueFd root_;
   DirResolver dirs_;
   DirResolver links_;
@@ -512,8 +538,9 @@ class LayerApplier {
 
 }  // namespace
 
-ApplyStats apply_layer_tar(ByteSource& source, const fs::path& target_dir) {
-  LayerApplier applier(source, target_dir);
+ApplyStats apply_layer_tar(ByteSource& source, const fs::path& target_dir,
+                           const ApplyOptions& options) {
+  LayerApplier applier(source, target_dir, options);
   return applier.run();
 }
 

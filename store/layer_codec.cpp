@@ -703,6 +703,31 @@ LayerDigests LayerBlobWriter::finish() {
 
 namespace {
 
+// Refuses decompression bombs: a small blob that inflates to fill the disk. Once the output
+// passes kBombMinOutput, it may be at most kBombMaxRatio times the compressed bytes read so far.
+// Real layers stay far below that (text and binaries compress 2-10x, a whole Debian rootfs
+// 2.5x); only long runs of one byte come near deflate's limit of about 1032x. Sparse files,
+// where such runs are common, travel as sparse tar entries and do not inflate at all.
+constexpr uint64_t kBombMinOutput = uint64_t{128} << 20;
+constexpr uint64_t kBombMaxRatio = 200;
+
+class ExpansionLimit {
+ public:
+  explicit ExpansionLimit(std::string format) : format_(std::move(format)) {}
+
+  void add_output(size_t produced, uint64_t compressed_so_far) {
+    output_ += produced;
+    if (output_ <= kBombMinOutput || output_ / kBombMaxRatio <= compressed_so_far) return;
+    throw Error(format_ + " data expands more than " + std::to_string(kBombMaxRatio) + " times (" +
+                std::to_string(output_ >> 20) + " MiB from " +
+                std::to_string(compressed_so_far >> 10) + " KiB): refused as a decompression bomb");
+  }
+
+ private:
+  std::string format_;
+  uint64_t output_ = 0;
+};
+
 // A read buffer over another source; the decoders consume from it in place.
 class InputBuffer {
  public:
@@ -733,18 +758,22 @@ class InputBuffer {
   void consume(size_t size) { begin_ += size; }
   bool at_end() const { return eof_ && begin_ == end_; }
   ByteSource& source() { return *source_; }
+  // Bytes read from the source so far, buffered or consumed.
+  uint64_t bytes_read() const { return bytes_read_; }
 
  private:
   void read_more() {
     size_t n = source_->read(data_.data() + end_, data_.size() - end_);
     if (n == 0) eof_ = true;
     end_ += n;
+    bytes_read_ += n;
   }
 
   std::unique_ptr<ByteSource> source_;
   std::vector<uint8_t> data_;
   size_t begin_ = 0;
   size_t end_ = 0;
+  uint64_t bytes_read_ = 0;
   bool eof_ = false;
 };
 
@@ -797,6 +826,7 @@ class GzipSource : public ByteSource {
       input_.consume(offered - state_->avail_in);
       member_done_ = state_->block_state == ISAL_BLOCK_FINISH;
       size_t produced = size - state_->avail_out;
+      limit_.add_output(produced, input_.bytes_read());
       if (produced > 0) return produced;
       if (member_done_) continue;
       if (in.empty()) throw Error("gzip data is truncated");
@@ -835,6 +865,7 @@ class GzipSource : public ByteSource {
   InputBuffer input_;
   std::unique_ptr<inflate_state> state_;
   bool member_done_ = false;
+  ExpansionLimit limit_{"gzip"};
 };
 
 class ZstdSource : public ByteSource {
@@ -857,6 +888,7 @@ class ZstdSource : public ByteSource {
       }
       input_.consume(in.pos);
       frame_done_ = hint == 0;  // 0: a frame ended and was fully flushed
+      limit_.add_output(out.pos, input_.bytes_read());
       if (out.pos > 0) return out.pos;
       if (in_bytes.empty()) throw Error("zstd data is truncated");
     }
@@ -866,6 +898,7 @@ class ZstdSource : public ByteSource {
   InputBuffer input_;
   std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> ctx_;
   bool frame_done_ = true;  // an empty input is an empty stream
+  ExpansionLimit limit_{"zstd"};
 };
 
 constexpr std::array<uint8_t, 2> kGzipMagic{0x1f, 0x8b};
@@ -914,6 +947,7 @@ class LibarchiveFilterSource : public ByteSource {
       throw Error("cannot read " + path.string() + ": " + archive_error_text(a));
     }
     what_ = path.string();
+    if (const char* filter = archive_filter_name(a, 0)) limit_ = ExpansionLimit(filter);
   }
 
   size_t read(void* buffer, size_t size) override {
@@ -922,6 +956,9 @@ class LibarchiveFilterSource : public ByteSource {
     if (n < 0)
       throw Error("cannot decompress " + what_ + ": " + archive_error_text(archive_.get()));
     if (n == 0) at_end_ = true;
+    // Filter -1 is the file itself: the compressed bytes read so far.
+    limit_.add_output(static_cast<size_t>(n),
+                      static_cast<uint64_t>(archive_filter_bytes(archive_.get(), -1)));
     return static_cast<size_t>(n);
   }
 
@@ -929,6 +966,7 @@ class LibarchiveFilterSource : public ByteSource {
   ArchiveReadPtr archive_;
   std::string what_;
   bool at_end_ = false;
+  ExpansionLimit limit_{"compressed"};
 };
 
 }  // namespace

@@ -205,12 +205,13 @@ std::string Store::write_blob(std::string_view bytes) {
   return digest;
 }
 
-Descriptor Store::install_blob(const fs::path& tmp_file, const LayerDigests& digests) {
+Descriptor Store::install_blob(const fs::path& tmp_file, const LayerDigests& digests,
+                               Compression compression) {
   fs::path dest = blob_path(digests.digest);
   pin(digests.digest);
   if (::rename(tmp_file.c_str(), dest.c_str()) < 0)
     throw_errno("cannot store blob " + dest.string());
-  return Descriptor{layer_media_type(Compression::kGzip), digests.digest,
+  return Descriptor{layer_media_type(compression), digests.digest,
                     static_cast<int64_t>(digests.blob_size)};
 }
 
@@ -249,35 +250,37 @@ void Store::install_layer_dir(TempDir& staged, const std::string& chain,
   // Another build made the same layer first: ours is dropped with `staged`.
 }
 
-StoredLayer Store::import_layer(const fs::path& tar_file, std::string_view parent_chain_id) {
+StoredLayer Store::import_layer(const fs::path& tar_file, std::string_view parent_chain_id,
+                                Compression compression) {
   TempDir staged = make_temp_dir("layer");
   fs::create_directory(staged.path() / "diff");
   fs::path blob_tmp = staged.path() / "blob";
   LayerDigests digests;
   {
     UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    LayerBlobWriter writer(blob_fd.get(), Compression::kGzip);
+    LayerBlobWriter writer(blob_fd.get(), compression);
     auto source = open_tar_file(tar_file);
     TeeSource tee(*source, writer);
     apply_layer_tar(tee, staged.path() / "diff");
     digests = writer.finish();
   }
-  Descriptor desc = install_blob(blob_tmp, digests);
+  Descriptor desc = install_blob(blob_tmp, digests, compression);
   install_layer_dir(staged, chain_id(parent_chain_id, digests.diff_id), digests);
   return StoredLayer{desc, digests.diff_id};
 }
 
-StoredLayer Store::commit_layer(const fs::path& upper_dir, std::string_view parent_chain_id) {
+StoredLayer Store::commit_layer(const fs::path& upper_dir, std::string_view parent_chain_id,
+                                Compression compression) {
   TempDir staged = make_temp_dir("layer");
   fs::path blob_tmp = staged.path() / "blob";
   LayerDigests digests;
   {
     UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    LayerBlobWriter writer(blob_fd.get(), Compression::kGzip);
+    LayerBlobWriter writer(blob_fd.get(), compression);
     write_layer_tar(upper_dir, writer);
     digests = writer.finish();
   }
-  Descriptor desc = install_blob(blob_tmp, digests);
+  Descriptor desc = install_blob(blob_tmp, digests, compression);
   if (::rename(upper_dir.c_str(), (staged.path() / "diff").c_str()) < 0)
     throw_errno("cannot move layer " + upper_dir.string() + " into the store");
   install_layer_dir(staged, chain_id(parent_chain_id, digests.diff_id), digests);

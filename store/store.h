@@ -188,12 +188,14 @@ class Store {
 
   // ---- layers
   // Makes a one-layer-on-top layer from a tar file (plain or compressed): the blob is stored
-  // gzip-compressed and the tree unpacked under layers/. `parent_chain_id` is "" for a base layer.
-  StoredLayer import_layer(const std::filesystem::path& tar_file, std::string_view parent_chain_id);
+  // with `compression` and the tree unpacked under layers/. `parent_chain_id` is "" for a base
+  // layer.
+  StoredLayer import_layer(const std::filesystem::path& tar_file, std::string_view parent_chain_id,
+                           Compression compression = Compression::kGzip);
   // Makes a layer from a finished RUN step's overlay upper dir, then moves that dir into place as
   // the layer's unpacked form (no second extraction). The upper dir is gone afterwards.
-  StoredLayer commit_layer(const std::filesystem::path& upper_dir,
-                           std::string_view parent_chain_id);
+  StoredLayer commit_layer(const std::filesystem::path& upper_dir, std::string_view parent_chain_id,
+                           Compression compression = Compression::kGzip);
   // Stores a layer blob as it arrives from a registry: `blob` yields the bytes as stored
   // (gzip, zstd or plain), which are checked against expected.digest and expected.size and
   // unpacked in the same pass. On any mismatch or error it throws and keeps nothing.
@@ -302,7 +304,8 @@ class Store {
   std::filesystem::path layer_path(std::string_view chain_id) const;
   std::string short_link_name(std::string_view chain_id) const;
   void install_layer_dir(TempDir& staged, const std::string& chain, const LayerDigests& digests);
-  Descriptor install_blob(const std::filesystem::path& tmp_file, const LayerDigests& digests);
+  Descriptor install_blob(const std::filesystem::path& tmp_file, const LayerDigests& digests,
+                          Compression compression);
   nlohmann::json read_index() const;
   void write_index(const nlohmann::json& index);
   void clean_stale_temp_dirs() const;

@@ -32,10 +32,11 @@ using namespace slipway::testing;
 // executable, setuid, setgid), directories (sticky, setgid, owned by others), relative, absolute
 // and dangling symlinks, a hardlink group of three and a pair, a fifo, device nodes, user.*
 // xattrs on files and dirs, non-root owners, a name longer than 100 bytes (PAX), whole-second
-// mtimes.
+// mtimes, a sparse file.
 void build_tree(const fs::path& root) {
   auto p = [&](std::string_view rel) { return root / rel; };
-  for (const char* dir : {"bin", "dev", "etc", "etc/conf.d", "tmp", "srv", "srv/team", "empty"}) {
+  for (const char* dir :
+       {"bin", "dev", "etc", "etc/conf.d", "tmp", "srv", "srv/team", "empty", "var"}) {
     check_call(::mkdir(p(dir).c_str(), 0755), std::string("mkdir ") + dir);
   }
   write_bytes(p("bin/tool"), "#!/bin/sh\necho tool\n", 0755);
@@ -50,6 +51,12 @@ void build_tree(const fs::path& root) {
   check_call(::chmod(p("bin/wall").c_str(), 02755), "chmod wall");  // chown clears setgid
   write_bytes(p("bin/large"), pseudo_random_bytes(2 * 1024 * 1024 + 77, 3), 0644);
   write_bytes(p("etc/empty"), "", 0600);
+  {
+    // A sparse file (slipway writes a GNU.sparse 1.0 entry, which Go's archive/tar reads).
+    UniqueFd sparse = open_or_throw(p("var/lastlog"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    check_call(static_cast<int>(::pwrite(sparse.get(), "entry", 5, 3 << 20)), "pwrite lastlog");
+    check_call(::ftruncate(sparse.get(), 6 << 20), "ftruncate lastlog");
+  }
   write_bytes(p("etc/conf.d/a.conf"), "a = 1\n", 0640);
   check_call(::link(p("etc/conf.d/a.conf").c_str(), p("etc/conf.d/b.conf").c_str()), "link");
   set_xattr(p("etc/conf.d"), "user.dir-note", std::string("binary\0value", 12));
@@ -140,7 +147,7 @@ TEST_F(LayerInteropTest, SlipwayAppliesUmociLayerIdentically) {
   const fs::path target = dir_.path() / "applied";
   fs::create_directory(target);
   std::unique_ptr<ByteSource> source = open_tar_file(blob);
-  const ApplyStats stats = apply_layer_tar(*source, target);
+  const ApplyStats stats = apply_layer_tar(*source, target, kAnyDevice);
   EXPECT_GE(stats.entries, original.size());
   expect_same_tree(original, snapshot(target), "umoci layer applied by slipway");
 
@@ -214,7 +221,7 @@ TEST_F(LayerInteropTest, SlipwayRoundTripMatchesTheSameTree) {
   const fs::path target = dir_.path() / "applied";
   fs::create_directory(target);
   std::unique_ptr<ByteSource> source = open_tar_file(blob);
-  apply_layer_tar(*source, target);
+  apply_layer_tar(*source, target, kAnyDevice);
   expect_same_tree(snapshot(tree), snapshot(target), "slipway layer applied by slipway");
 }
 

@@ -213,6 +213,14 @@ class TarBuilder {
     archive_write_header(archive_.get(), e.get());
     return *this;
   }
+  TarBuilder& device(const std::string& name, mode_t type, unsigned major_number,
+                     unsigned minor_number) {
+    auto e = make(name, type, 0666);
+    archive_entry_set_rdevmajor(e.get(), major_number);
+    archive_entry_set_rdevminor(e.get(), minor_number);
+    archive_write_header(archive_.get(), e.get());
+    return *this;
+  }
   TarBuilder& hardlink(const std::string& name, const std::string& target) {
     auto e = make(name, AE_IFREG, 0644);
     archive_entry_set_hardlink(e.get(), target.c_str());
@@ -822,7 +830,7 @@ TEST_F(LayerTest, RoundTripKeepsEveryAttribute) {
   write_layer_tar(upper, sink);
   auto [blob, digests] = compress(sink.bytes, Compression::kGzip, work);
   auto source = decompressing_source(std::make_unique<StringSource>(blob, 65536));
-  ApplyStats stats = apply_layer_tar(*source, target);
+  ApplyStats stats = apply_layer_tar(*source, target, kAnyDevice);
   EXPECT_EQ(stats.entries, 25u);
   EXPECT_EQ(stats.bytes, 3u * 1024 * 1024 + 123 + 21 + 11 + 4 + 9 + 12 + 5);
 
@@ -873,7 +881,7 @@ TEST_F(LayerTest, ZstdBlobAppliesToSameTree) {
   write_layer_tar(upper, sink);
   auto [blob, digests] = compress(sink.bytes, Compression::kZstd, work);
   auto source = decompressing_source(std::make_unique<StringSource>(blob));
-  apply_layer_tar(*source, target);
+  apply_layer_tar(*source, target, kAnyDevice);
   StringSink again;
   write_layer_tar(target, again);
   EXPECT_EQ(sha256_digest(again.bytes), digests.diff_id);
@@ -955,6 +963,86 @@ TEST_F(LayerTest, ConsumesTheWholeSource) {
   EXPECT_EQ(source.position(), tar_size + 10240);
 }
 
+// Sparse files: written as sparse entries, applied with their holes, same content.
+void write_at(int fd, off_t offset, const std::string& data) {
+  ASSERT_EQ(::pwrite(fd, data.data(), data.size(), offset), static_cast<ssize_t>(data.size()));
+}
+
+TEST_F(LayerTest, SparseFilesTravelAsSparseEntriesAndKeepTheirHoles) {
+  fs::path upper = make_dir("upper");
+  constexpr off_t kSize = 48 << 20;
+  {
+    UniqueFd fd = open_or_throw(upper / "lastlog", O_WRONLY | O_CREAT, 0644);
+    write_at(fd.get(), 0, "head");
+    write_at(fd.get(), 20 << 20, pseudo_random_bytes(10000, 3));
+    write_at(fd.get(), kSize - 5, "tail!");
+    UniqueFd hole_only = open_or_throw(upper / "all-hole", O_WRONLY | O_CREAT, 0600);
+    ASSERT_EQ(::ftruncate(hole_only.get(), 16 << 20), 0);
+    UniqueFd trailing = open_or_throw(upper / "trailing-hole", O_WRONLY | O_CREAT, 0600);
+    write_at(trailing.get(), 0, "data then nothing");
+    ASSERT_EQ(::ftruncate(trailing.get(), 8 << 20), 0);
+  }
+  write_bytes(upper / "dense", pseudo_random_bytes(100000, 4));
+
+  StringSink sink;
+  write_layer_tar(upper, sink);
+  // The holes are not in the tar: 72 MiB of files, a few KiB of tar.
+  EXPECT_LT(sink.bytes.size(), 200'000u);
+  EXPECT_NE(sink.bytes.find("GNU.sparse.major=1"), std::string::npos);
+
+  fs::path target = make_dir("target");
+  StringSource source(sink.bytes);
+  apply_layer_tar(source, target);
+  for (const char* name : {"lastlog", "all-hole", "trailing-hole", "dense"}) {
+    struct stat original {
+    }, applied{};
+    ASSERT_EQ(::stat((upper / name).c_str(), &original), 0);
+    ASSERT_EQ(::stat((target / name).c_str(), &applied), 0) << name;
+    EXPECT_EQ(applied.st_size, original.st_size) << name;
+    EXPECT_EQ(sha256_digest(read_file(target / name)), sha256_digest(read_file(upper / name)))
+        << name;
+    // Holes stay holes: no more blocks than the data needs (plus filesystem slack).
+    EXPECT_LE(applied.st_blocks, original.st_blocks + 64) << name;
+  }
+
+  // GNU tar reads the same entries (so do Go's archive/tar and libarchive).
+  fs::path by_tar = make_dir("gnu-tar");
+  write_bytes(tmp_.path() / "layer.tar", sink.bytes);
+  run_command("tar -C " + by_tar.string() + " --sparse -xf " +
+              (tmp_.path() / "layer.tar").string());
+  EXPECT_EQ(sha256_digest(read_file(by_tar / "lastlog")),
+            sha256_digest(read_file(upper / "lastlog")));
+  EXPECT_EQ(fs::file_size(by_tar / "all-hole"), 16u << 20);
+
+  // Applied again and written again, the same tar.
+  StringSink again;
+  write_layer_tar(target, again);
+  EXPECT_EQ(sha256_digest(again.bytes), sha256_digest(sink.bytes));
+}
+
+// The sparse map follows the content, not the filesystem's allocation: zeros written out in a
+// sparse file are holes in its entry just as unwritten ranges are.
+TEST_F(LayerTest, SparseMapDependsOnContentOnly) {
+  fs::path first = make_dir("first");
+  fs::path second = make_dir("second");
+  for (const fs::path& dir : {first, second}) {
+    UniqueFd fd = open_or_throw(dir / "f", O_WRONLY | O_CREAT, 0644);
+    write_at(fd.get(), 0, "start");
+    write_at(fd.get(), 8 << 20, "end");
+    if (dir == second) write_at(fd.get(), 1 << 20, std::string(1 << 20, '\0'));
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir / "f").c_str(), nullptr, 0), 0);
+  }
+  struct timespec times[2] = {{1600000000, 0}, {1600000000, 0}};
+  for (const fs::path& dir : {first, second}) {
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir / "f").c_str(), times, 0), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, dir.c_str(), times, 0), 0);
+  }
+  StringSink a, b;
+  write_layer_tar(first, a);
+  write_layer_tar(second, b);
+  EXPECT_EQ(sha256_digest(a.bytes), sha256_digest(b.bytes));
+}
+
 // Each hostile tar must throw and leave `outside` untouched.
 class HostileLayerTest : public LayerTest {
  protected:
@@ -963,6 +1051,9 @@ class HostileLayerTest : public LayerTest {
   }
   void expect_refused(const std::string& tar, const std::string& message_part) {
     StringSource source(tar);
+    expect_refused(source, message_part);
+  }
+  void expect_refused(ByteSource& source, const std::string& message_part) {
     try {
       apply_layer_tar(source, target_);
       ADD_FAILURE() << "apply_layer_tar accepted a hostile tar";
@@ -1033,11 +1124,69 @@ TEST_F(HostileLayerTest, TruncatedGzip) {
   const std::string blob = compress(tar, Compression::kGzip, work).first;
   auto source =
       decompressing_source(std::make_unique<StringSource>(blob.substr(0, blob.size() / 2)));
-  try {
-    apply_layer_tar(*source, target_);
-    ADD_FAILURE() << "truncated gzip accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  expect_refused(*source, "gzip data is truncated");
+}
+
+TEST_F(HostileLayerTest, WhiteoutNamingDotDot) {
+  expect_refused(TarBuilder().file(".wh...", "").finish(), "\".wh...\": invalid whiteout");
+  expect_refused(TarBuilder().dir("d/").file("d/.wh...", "").finish(),
+                 "\"d/.wh...\": invalid whiteout");
+  expect_refused(TarBuilder().file(".wh.", "").finish(), "invalid whiteout");
+}
+
+TEST_F(HostileLayerTest, DevicesOtherThanTheHarmlessOnes) {
+  expect_refused(TarBuilder().dir("dev/").device("dev/sda", AE_IFBLK, 8, 0).finish(),
+                 "layer entry \"dev/sda\": block device 8:0 is not allowed in a layer (only "
+                 "null, zero, full, random, urandom, tty, console and ptmx)");
+  expect_refused(TarBuilder().device("mem", AE_IFCHR, 1, 1).finish(),
+                 "\"mem\": character device 1:1 is not allowed");
+  // 0/0 is what an overlay whiteout looks like on disk: as a tar entry it would silently hide a
+  // lower file instead of being a device.
+  expect_refused(TarBuilder().device("hidden", AE_IFCHR, 0, 0).finish(),
+                 "character device 0:0 is not allowed");
+  EXPECT_FALSE(fs::exists(target_ / "dev" / "sda"));
+  EXPECT_FALSE(fs::exists(target_ / "mem"));
+
+  // What a debootstrapped /dev holds is fine, and so is any device when the caller allows it.
+  StringSource harmless(TarBuilder()
+                            .dir("dev/")
+                            .device("dev/null", AE_IFCHR, 1, 3)
+                            .device("dev/urandom", AE_IFCHR, 1, 9)
+                            .device("dev/ptmx", AE_IFCHR, 5, 2)
+                            .finish());
+  apply_layer_tar(harmless, target_);
+  struct stat st {};
+  ASSERT_EQ(::lstat((target_ / "dev/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(1, 3));
+  StringSource any(TarBuilder().device("loop0", AE_IFBLK, 7, 0).finish());
+  apply_layer_tar(any, target_, kAnyDevice);
+  ASSERT_EQ(::lstat((target_ / "loop0").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISBLK(st.st_mode));
+}
+
+// A layer of 160 MiB of zeros compresses about 1000:1; past 128 MiB of output the decoder
+// refuses it, for gzip and zstd alike.
+TEST_F(HostileLayerTest, DecompressionBomb) {
+  fs::path work = make_dir("work");
+  const std::string tar = TarBuilder().file("zeros", std::string(160u << 20, '\0')).finish();
+  for (Compression compression : {Compression::kGzip, Compression::kZstd}) {
+    const std::string blob = compress(tar, compression, work).first;
+    ASSERT_LT(blob.size(), tar.size() / 200);
+    auto source = decompressing_source(std::make_unique<StringSource>(blob));
+    expect_refused(*source, "times (");
+    auto again = decompressing_source(std::make_unique<StringSource>(blob));
+    try {
+      read_all(*again, 1 << 20);
+      ADD_FAILURE() << "bomb decompressed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("data expands more than 200 times"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("refused as a decompression bomb"), std::string::npos)
+          << e.what();
+    }
+    fs::remove_all(target_);
+    fs::create_directory(target_);
   }
 }
 

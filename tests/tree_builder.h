@@ -27,8 +27,13 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "store/digest.h"
+#include "store/layer.h"
 
 namespace slipway::testing {
+
+// The test trees hold a block device (loop0/loop7) to check that device numbers travel; applying
+// them needs the device policy opened up.
+inline constexpr store::ApplyOptions kAnyDevice{.allow_any_device = true};
 
 inline void check_call(int result, const std::string& what) {
   if (result < 0) throw_errno(what);
