@@ -662,8 +662,11 @@ json Build::add_history(json config, const std::string& created_by, bool empty_l
 }
 
 std::string Build::cache_key(const json& step_description) const {
-  return store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + stage_->image.id + "\n" +
-                              step_description.dump());
+  std::string compression;
+  if (options_.compression != store::Compression::kGzip)
+    compression = store::layer_media_type(options_.compression) + "\n";
+  return store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + compression +
+                              stage_->image.id + "\n" + step_description.dump());
 }
 
 store::Image Build::commit_step(const fs::path& upper, const std::string& created_by,
@@ -672,7 +675,7 @@ store::Image Build::commit_step(const fs::path& upper, const std::string& create
   if (!keep_empty_layer && fs::is_empty(upper))
     return store_.write_image(add_history(parent.config, created_by, true), parent.layers);
   std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
-  store::StoredLayer layer = store_.commit_layer(upper, parent_chain);
+  store::StoredLayer layer = store_.commit_layer(upper, parent_chain, options_.compression);
   json new_config = parent.config;
   new_config["rootfs"]["diff_ids"].push_back(layer.diff_id);
   new_config = add_history(std::move(new_config), created_by, false);

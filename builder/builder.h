@@ -35,6 +35,10 @@ struct BuildOptions {
     std::string env;             // ...or this environment variable's value (when file is empty)
   };
   std::vector<Secret> secrets;
+  // --compression: how new layers are stored. Part of every cache key except gzip's (the
+  // default, so the keys of earlier builds stay valid): a cache hit never hands back layers of
+  // another compression.
+  store::Compression compression = store::Compression::kGzip;
 };
 
 struct BuildResult {

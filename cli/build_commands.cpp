@@ -91,8 +91,13 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
   auto pull = std::make_shared<std::string>("missing");
   build->add_option("--pull", *pull, "When to pull FROM images: missing (default), always or never")
       ->check(CLI::IsMember({"missing", "always", "never"}));
+  auto compression = std::make_shared<std::string>("gzip");
+  build
+      ->add_option("--compression", *compression, "Layer compression: gzip (default), zstd or none")
+      ->check(CLI::IsMember({"gzip", "zstd", "none"}));
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
-  build->callback([&context, options, build_args, pull, secrets] {
+  build->callback([&context, options, build_args, pull, secrets, compression] {
+    options->compression = store::parse_compression(*compression);
     options->build_args = parse_build_args(*build_args);
     using Pull = builder::BuildOptions::Pull;
     options->pull = *pull == "always"  ? Pull::kAlways

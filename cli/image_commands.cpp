@@ -16,10 +16,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-int import_image(store::Store& store, const std::string& tarball, const std::string& name) {
+int import_image(store::Store& store, const std::string& tarball, const std::string& name,
+                 store::Compression compression) {
   std::string full_name = store::normalize_image_name(name);
   if (!fs::is_regular_file(tarball)) throw Error("cannot import " + tarball + ": no such file");
-  store::StoredLayer layer = store.import_layer(tarball, "");
+  store::StoredLayer layer = store.import_layer(tarball, "", compression);
   std::string now = builder::timestamp_now();
   json config = {{"architecture", "amd64"},
                  {"os", "linux"},
@@ -289,7 +290,7 @@ int inspect_images(const store::Store& store, const std::vector<std::string>& re
 
 void add_image_commands(CLI::App& app, CommandContext& context) {
   struct Arguments {
-    std::string tarball, name;
+    std::string tarball, name, compression = "gzip";
     ImagesOptions images;
     std::vector<std::string> references;
     std::string source, target;
@@ -299,9 +300,14 @@ void add_image_commands(CLI::App& app, CommandContext& context) {
   auto* import = app.add_subcommand("import", "Create an image from a root filesystem tarball");
   import->add_option("FILE", args->tarball, "Tarball (plain, gzip, zstd, bzip2 or xz)")->required();
   import->add_option("NAME", args->name, "NAME[:TAG]")->required();
+  import
+      ->add_option("--compression", args->compression,
+                   "Layer compression: gzip (default), zstd or none")
+      ->check(CLI::IsMember({"gzip", "zstd", "none"}));
   import->callback([&context, args] {
     context.action = [&context, args] {
-      return import_image(context.store(), args->tarball, args->name);
+      return import_image(context.store(), args->tarball, args->name,
+                          store::parse_compression(args->compression));
 };
 }  // namespace slipway::cli
 );
