@@ -17,7 +17,7 @@ packages=(
 )
 if [ "${1:-}" = "--with-peers" ]; then
   # Peers for the side-by-side benchmarks and interop tests.
-  packages+=(buildah umoci runc)
+  packages+=(buildah umoci runc mmdebstrap time)
 fi
 missing=()
 for package in "${packages[@]}"; do
