@@ -56,6 +56,50 @@ class ImageCliTest : public ::testing::Test {
   std::string busybox_id_;
 };
 
+// Every node below `dir` as "path type mode owner [size link]" lines and an md5sum line per
+// regular file, sorted: what two unpackings of one image must agree on (mtimes aside).
+std::string tree_listing(const fs::path& dir) {
+  auto nodes =
+      run_program({"sh", "-c",
+                   "cd '" + dir.string() +
+                       "' && find . -mindepth 1 \\( -type d -printf '%P d %#m %U:%G\\n' \\) "
+                       "-o -printf '%P %y %#m %U:%G %s %l\\n' | LC_ALL=C sort && "
+                       "find . -type f -exec md5sum {} + | LC_ALL=C sort -k2"});
+  EXPECT_EQ(nodes.exit_code, 0) << nodes.err;
+  return nodes.out;
+}
+
+std::string sha256_hex_of(const std::string& text) {
+  auto hashed = run_program({"sha256sum"}, {}, text);
+  return hashed.out.substr(0, 64);
+}
+
+// Mounts an image's unpacked layers from the store read-only on `merged`: the filesystem
+// slipway's containers of that image start from. Unmounted on destruction.
+class MergedLayers {
+ public:
+  MergedLayers(const fs::path& root, const json& inspected, const fs::path& merged)
+      : merged_(merged) {
+    std::string lowers, chain;
+    for (const auto& diff_id : inspected["RootFS"]["Layers"]) {
+      chain = chain.empty() ? diff_id.get<std::string>()
+                            : "sha256:" + sha256_hex_of(chain + " " + diff_id.get<std::string>());
+      const std::string dir = (root / "layers" / chain.substr(7) / "diff").string();
+      lowers = lowers.empty() ? dir : dir + ":" + lowers;
+    }
+    fs::create_directories(merged_);
+    auto mounted = run_program(
+        {"mount", "-t", "overlay", "overlay", "-o", "ro,lowerdir=" + lowers, merged_.string()});
+    EXPECT_EQ(mounted.exit_code, 0) << mounted.err;
+  }
+  ~MergedLayers() { run_program({"umount", merged_.string()}); }
+  MergedLayers(const MergedLayers&) = delete;
+  MergedLayers& operator=(const MergedLayers&) = delete;
+
+ private:
+  fs::path merged_;
+};
+
 std::string short_id(const std::string& id) {
   return id.substr(7, 12);
 }
@@ -285,7 +329,13 @@ TEST_F(ImageCliTest, SavedDockerArchiveIsReadBySkopeoAndLoadsBack) {
   ASSERT_EQ(unpacked.exit_code, 0) << unpacked.err;
   EXPECT_EQ(read_file(bundle / "rootfs/marker"), "one\n");
   EXPECT_EQ(read_file(bundle / "rootfs/two"), "two\n");
-  EXPECT_TRUE(fs::exists(bundle / "rootfs/bin/busybox"));
+  {
+    // Node for node (type, mode, owner, size, link, content) what slipway's containers see.
+    MergedLayers merged(root(), inspect("app:1"), scratch_.path() / "merged");
+    const std::string expected = tree_listing(scratch_.path() / "merged");
+    EXPECT_NE(expected.find("bin/busybox f 0755 0:0"), std::string::npos) << expected;
+    EXPECT_EQ(tree_listing(bundle / "rootfs"), expected);
+  }
 
   // Loading it into another store gives the same image ID, which runs.
   fs::path other = scratch_.path() / "other";
