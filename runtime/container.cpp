@@ -2,10 +2,13 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -22,6 +25,7 @@
 
 #include "common/fs.h"
 #include "runtime/runtime.h"
+#include "runtime/terminal.h"
 
 namespace slipway::runtime {
 namespace {
@@ -68,6 +72,10 @@ struct ChildPlan {
   int stdout_fd = -1;  // dup2'd to 1 when >= 0
   int stderr_fd = -1;  // dup2'd to 2 when >= 0
   bool kill_with_parent = false;
+  bool loopback_up = false;  // a new network namespace: its lo starts down
+  bool tty = false;
+  unsigned short tty_rows = 0, tty_columns = 0;
+  int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
   int error_fd = -1;
 };
 
@@ -175,6 +183,58 @@ void drop_privileges(const ChildPlan& plan) {
   data[0].effective = data[0].permitted = data[0].inheritable = static_cast<uint32_t>(keep);
   data[1].effective = data[1].permitted = data[1].inheritable = static_cast<uint32_t>(keep >> 32);
   check(plan, static_cast<int>(::syscall(SYS_capset, &header, data)), "cannot set capabilities");
+}
+
+// A pty from the devpts now at /dev/pts (the container's own instance), as runc makes one with
+// its console socket: the master goes to the parent, the slave becomes the controlling terminal
+// and stdin/stdout/stderr of a new session.
+void setup_terminal(const ChildPlan& plan) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  check(plan, master, "cannot open /dev/ptmx");
+  int unlock = 0;
+  check(plan, ::ioctl(master, TIOCSPTLCK, &unlock), "cannot unlock the pseudo-terminal");
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  check(plan, slave, "cannot open the pseudo-terminal");
+  // Owned by the user the command runs as, so that it can reopen /dev/pts/N (and chmod it).
+  check(plan, ::fchown(slave, plan.uid, static_cast<gid_t>(-1)), "cannot chown the terminal");
+  if (plan.tty_rows && plan.tty_columns) {
+    winsize size{};
+    size.ws_row = plan.tty_rows;
+    size.ws_col = plan.tty_columns;
+    ::ioctl(slave, TIOCSWINSZ, &size);
+  }
+  msghdr message{};
+  char byte = 0;
+  iovec data{&byte, 1};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(header), &master, sizeof master);
+  check(plan, static_cast<int>(::sendmsg(plan.terminal_socket, &message, MSG_NOSIGNAL)),
+        "cannot pass the terminal to slipway");
+  ::close(master);
+  check(plan, ::setsid(), "cannot start a session");
+  check(plan, ::ioctl(slave, TIOCSCTTY, 0), "cannot set the controlling terminal");
+  for (int fd = 0; fd < 3; ++fd) check(plan, ::dup2(slave, fd), "cannot set up the terminal");
+  ::close(slave);
+}
+
+// Docker's containers have loopback up; a fresh network namespace has it down.
+void bring_up_loopback(const ChildPlan& plan) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  check(plan, fd, "cannot open a socket for the loopback interface");
+  ifreq request{};
+  memcpy(request.ifr_name, "lo", 3);
+  check(plan, ::ioctl(fd, SIOCGIFFLAGS, &request), "cannot read the loopback interface's flags");
+  request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
+  check(plan, ::ioctl(fd, SIOCSIFFLAGS, &request), "cannot bring up the loopback interface");
+  ::close(fd);
 }
 
 [[noreturn]] void exec_command(const ChildPlan& plan) {
@@ -341,6 +401,8 @@ void mount_extras(const ChildPlan& plan, bool under_dev) {
   if (make_directories("/sys", 0755) == 0)
     ::mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   ::sethostname(plan.hostname.data(), plan.hostname.size());
+  if (plan.loopback_up) bring_up_loopback(plan);
+  if (plan.tty) setup_terminal(plan);
   // Created as root, like runc does, so that a USER without write access to its parent still
   // gets its WORKDIR; entered as the user, so that permissions on it apply.
   check(plan, make_directories(plan.working_dir.c_str(), 0755), "cannot create working directory ",
@@ -511,7 +573,9 @@ bool in_lowers(const ContainerSpec& spec, const std::filesystem::path& rel) {
 class ChildChannels {
  public:
   ChildChannels(const ContainerSpec& spec, ChildPlan& plan) {
-    if (!spec.inherit_stdin) {
+    if (spec.stdin_fd >= 0 && !spec.inherit_stdin) {
+      plan.stdin_fd = spec.stdin_fd;
+    } else if (!spec.inherit_stdin) {
       dev_null_ = open_or_throw("/dev/null", O_RDONLY | O_CLOEXEC);
       plan.stdin_fd = dev_null_.get();
     }
@@ -520,11 +584,45 @@ class ChildChannels {
     error_read_.reset(pipe_fds[0]);
     error_write_.reset(pipe_fds[1]);
     plan.error_fd = error_write_.get();
+    if (spec.tty) {
+      int socket_fds[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, socket_fds) < 0)
+        throw_errno("cannot create the terminal's socket");
+      terminal_read_.reset(socket_fds[0]);
+      terminal_write_.reset(socket_fds[1]);
+      plan.tty = true;
+      plan.tty_rows = spec.tty_rows;
+      plan.tty_columns = spec.tty_columns;
+      plan.terminal_socket = terminal_write_.get();
+    }
+  }
+
+  // After wait_for_exec: the pty master the child sent, if it made one.
+  UniqueFd receive_terminal() {
+    if (!terminal_read_) return {};
+    char byte = 0;
+    iovec data{&byte, 1};
+    msghdr message{};
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    ssize_t got;
+    do {
+      got = ::recvmsg(terminal_read_.get(), &message, MSG_CMSG_CLOEXEC);
+    } while (got < 0 && errno == EINTR);
+    cmsghdr* header = got > 0 ? CMSG_FIRSTHDR(&message) : nullptr;
+    if (!header || header->cmsg_type != SCM_RIGHTS) throw Error("the container sent no terminal");
+    int fd = -1;
+    memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return UniqueFd(fd);
   }
 
   // After clone: the failure the child reported, or nullopt once its execve closed the pipe.
   std::optional<StartError> wait_for_exec() {
     error_write_.reset();
+    terminal_write_.reset();
     ChildFailure failure{};
     ssize_t got;
     do {
@@ -538,7 +636,7 @@ class ChildChannels {
   }
 
  private:
-  UniqueFd dev_null_, error_read_, error_write_;
+  UniqueFd dev_null_, error_read_, error_write_, terminal_read_, terminal_write_;
 };
 
 bool remove_if_created(const ContainerSpec& spec, const std::filesystem::path& rel) {
@@ -619,12 +717,24 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
     // container's root, where the rest happens.
     for (int fd : other_ns_fds) check(plan, ::setns(fd, 0), "cannot enter a container namespace");
     check(plan, ::chdir("/"), "cannot enter the container's root");
+    if (plan.tty) setup_terminal(plan);
     drop_privileges(plan);
     check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
           plan.working_dir.c_str());
     exec_command(plan);
   }
   std::optional<StartError> failure = channels.wait_for_exec();
+  if (!failure && spec.tty) {
+    try {
+      UniqueFd master = channels.receive_terminal();
+      relay_terminal(master.get(), spec.inherit_stdin);
+    } catch (const Error&) {
+      ::kill(pid, SIGKILL);  // never leave a command behind that nobody relays for
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      throw;
+    }
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid");
@@ -676,6 +786,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.stdout_fd = spec.stdout_fd;
   plan.stderr_fd = spec.stderr_fd;
   plan.kill_with_parent = spec.kill_with_parent;
+  plan.loopback_up = spec.isolate_network;
 
   ChildChannels channels(spec, plan);
 
@@ -692,6 +803,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
     process.wait();
     throw *failure;
   }
+  process.terminal_ = channels.receive_terminal();
   return process;
 }
 
@@ -699,7 +811,9 @@ ContainerProcess::ContainerProcess(ContainerSpec spec, pid_t pid)
     : spec_(std::move(spec)), pid_(pid) {}
 
 ContainerProcess::ContainerProcess(ContainerProcess&& other) noexcept
-    : spec_(std::move(other.spec_)), pid_(std::exchange(other.pid_, 0)) {}
+    : spec_(std::move(other.spec_)),
+      pid_(std::exchange(other.pid_, 0)),
+      terminal_(std::move(other.terminal_)) {}
 
 ContainerProcess::~ContainerProcess() {
   if (pid_ <= 0) return;

@@ -49,7 +49,13 @@ struct ContainerSpec {
   std::vector<ContainerMount> mounts;  // in order: a later mount may sit inside an earlier one
   std::string hostname = "slipway";
   bool isolate_network = false;  // a new, empty network namespace (only loopback)
-  bool inherit_stdin = false;    // otherwise stdin is /dev/null
+  bool inherit_stdin = false;    // otherwise stdin is `stdin_fd`, or /dev/null
+  int stdin_fd = -1;             // the command's stdin when >= 0 and not inherit_stdin
+  // A pseudo-terminal (docker -t) as the command's stdin, stdout, stderr and controlling
+  // terminal, made in the container's own devpts as runc does, so that `tty` shows /dev/pts/N
+  // inside. stdin/stdout/stderr settings are then ignored; the caller gets the master side.
+  bool tty = false;
+  unsigned short tty_rows = 0, tty_columns = 0;  // its first window size; 0: the kernel's
   // Where the command's stdout and stderr go (the caller keeps its copies); -1: inherited.
   int stdout_fd = -1;
   int stderr_fd = -1;
@@ -95,6 +101,8 @@ class ContainerProcess {
   pid_t pid() const { return pid_; }
   // Waits for the process to exit and returns its exit code, or 128+N when signal N killed it.
   int wait();
+  // The pty master of a spec.tty container (once; empty afterwards or without a tty).
+  UniqueFd take_terminal() { return std::move(terminal_); }
 
  private:
   friend ContainerProcess start_container(const ContainerSpec& spec);
@@ -102,6 +110,7 @@ class ContainerProcess {
 
   ContainerSpec spec_;  // for the cleanup of mount points after the run
   pid_t pid_;
+  UniqueFd terminal_;
 };
 
 // Starts the container and returns once its command has been executed. Throws StartError when
@@ -110,7 +119,9 @@ ContainerProcess start_container(const ContainerSpec& spec);
 
 // Runs another command in a running container (docker exec): in the namespaces of its init
 // process `init_pid`, with spec.argv, env, working_dir and user (looked up through the spec's
-// layers); stdout/stderr inherited. Returns the command's exit code (128+N for signal N); throws
+// layers); stdout/stderr inherited, or with spec.tty a pty of the container's relayed to this
+// process's stdio (stdin too with spec.inherit_stdin, in raw mode when it is a terminal). Returns
+// the command's exit code (128+N for signal N); throws
 // StartError when it could not be started. This process joins the container's PID namespace for
 // its later children (it has to, for the command's sake): meant for a command-line process that
 // exits afterwards.
