@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -15,6 +16,7 @@
 #include "common/fs.h"
 #include "common/go_quote.h"
 #include "runtime/containers.h"
+#include "runtime/terminal.h"
 #include "store/digest.h"
 
 namespace slipway::cli {
@@ -116,8 +118,9 @@ int start_containers(store::Store& store, const StartOptions& options) {
     if (options.containers.size() > 1)
       throw Error("you cannot start and attach multiple containers at once");
     ContainerRecord record = containers.find(options.containers.front());
+    // docker start -a of a running container attaches to it.
     if (record.status == ContainerStatus::running)
-      throw Error("container " + record.name + " is already running: attaching is not supported");
+      return runtime::attach_container(containers, record.id, options.interactive);
     return runtime::start_attached(containers, record.id);
   }
   return for_each_container(options.containers, [&](const std::string& reference) {
@@ -258,8 +261,10 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   if (args.size() < 2)
     throw runtime::StartError(
         "\"slipway exec\" requires at least 2 arguments: CONTAINER COMMAND...", 126);
-  if (options.tty || options.detach)
-    throw runtime::StartError("exec -t and -d are not supported yet: run without them", 126);
+  if (options.detach)
+    throw runtime::StartError("exec -d is not supported yet: run without it", 126);
+  if (options.tty && options.interactive && !::isatty(STDIN_FILENO))
+    throw runtime::StartError("the input device is not a TTY", 1);
   ContainerStore containers(store);
   ContainerRecord record;
   try {
@@ -281,6 +286,16 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   if (!options.workdir.empty()) spec.working_dir = options.workdir;
   if (!options.user.empty()) spec.user = options.user;
   spec.inherit_stdin = options.interactive;
+  spec.tty = options.tty;
+  if (options.tty) {
+    // As docker exec: TERM=xterm unless the command's environment sets it, the caller's size.
+    if (std::none_of(spec.env.begin(), spec.env.end(),
+                     [](const std::string& entry) { return entry.rfind("TERM=", 0) == 0; }))
+      spec.env.push_back("TERM=xterm");
+    auto size = runtime::terminal_size(STDIN_FILENO);
+    if (!size) size = runtime::terminal_size(STDOUT_FILENO);
+    if (size) std::tie(spec.tty_rows, spec.tty_columns) = std::tie(size->rows, size->columns);
+  }
   std::cout.flush();
   return runtime::exec_in_container(spec, record.process.pid);
 }
@@ -437,7 +452,7 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     auto exec_options = std::make_shared<ExecOptions>();
     auto* exec = parent->add_subcommand("exec", "Run a command in a running container");
     exec->add_flag("-i,--interactive", exec_options->interactive, "Keep STDIN open");
-    exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY (refused for now)");
+    exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY");
     exec->add_flag("-d,--detach", exec_options->detach, "Run in the background (refused for now)");
     exec->add_option("-e,--env", exec_options->env, "Set environment variables");
     exec->add_option("-w,--workdir", exec_options->workdir, "Working directory for the command");
@@ -458,6 +473,27 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
         };
       });
     }
+
+    struct AttachOptions {
+      bool no_stdin = false;
+      bool sig_proxy = true;
+      std::string container;
+    };
+    auto attach_options = std::make_shared<AttachOptions>();
+    auto* attach = parent->add_subcommand(
+        "attach", "Attach local standard input, output, and error streams to a running container");
+    attach->add_flag("--no-stdin", attach_options->no_stdin, "Do not attach STDIN");
+    attach->add_flag("--sig-proxy,!--no-sig-proxy", attach_options->sig_proxy,
+                     "Accepted for docker compatibility");
+    attach->add_option("CONTAINER", attach_options->container)->required();
+    attach->callback([&context, attach_options] {
+      context.action = [&context, attach_options] {
+        ContainerStore containers(context.store());
+        ContainerRecord record = containers.find(attach_options->container);
+        std::cout.flush();
+        return runtime::attach_container(containers, record.id, !attach_options->no_stdin);
+      };
+    });
 
     auto logs_options = std::make_shared<LogsOptions>();
     auto* logs = parent->add_subcommand("logs", "Fetch the logs of a container");

@@ -1,4 +1,6 @@
 // slipway run, create (also as `container run`, `container create`)
+#include <unistd.h>
+
 #include <iostream>
 
 #include "cli/commands.h"
@@ -33,7 +35,6 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   if (args.empty())
     throw Error(std::string("\"slipway ") + command +
                 "\" requires at least 1 argument: IMAGE [COMMAND...]");
-  if (options.tty) throw Error("-t (a pseudo-TTY) is not supported yet: run without -t");
   auto image = containers.image_store().try_find_image(args.front());
   if (!image) throw Error("no such image: " + args.front());
   runtime::ContainerOptions container;
@@ -44,11 +45,15 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   container.user = options.user;
   container.network = options.network;
   container.interactive = options.interactive;
+  container.tty = options.tty;
   container.auto_remove = options.remove;
   return containers.create(*image, args.front(), container);
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
+  // docker checks this before it creates anything: raw mode needs a terminal to put in it.
+  if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
+    throw Error("the input device is not a TTY");
   runtime::ContainerStore containers(store);
   runtime::ContainerRecord record;
   try {
@@ -75,8 +80,9 @@ int create_only(store::Store& store, const RunOptions& options, std::vector<std:
 void add_container_options(CLI::App* command, RunOptions& options) {
   command->add_flag("--rm", options.remove, "Remove the container when it exits");
   command->add_flag("-i,--interactive", options.interactive, "Keep STDIN open");
-  command->add_flag("-t,--tty", options.tty, "Allocate a pseudo-TTY (refused for now)");
-  command->add_option("-e,--env", options.env, "Set environment variables");
+  command->add_flag("-t,--tty", options.tty, "Allocate a pseudo-TTY");
+  command->add_option("-e,--env", options.env, "Set environment variables")
+      ->allow_extra_args(false);
   command->add_option("-w,--workdir", options.workdir, "Working directory inside the container");
   command->add_option("-u,--user", options.user, "UID[:GID] or a name from the image");
   command->add_option("--name", options.name, "Container name");

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,7 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "runtime/attach.h"
 #include "runtime/containers.h"
+#include "runtime/terminal.h"
 
 namespace slipway::runtime {
 namespace {
@@ -29,6 +32,7 @@ sigset_t supervisor_signals() {
   sigemptyset(&set);
   for (int signal : kForwardedSignals) sigaddset(&set, signal);
   sigaddset(&set, SIGPIPE);
+  sigaddset(&set, SIGWINCH);  // resizes the container's terminal, never forwarded
   return set;
 }
 
@@ -58,6 +62,11 @@ UniqueFd open_identity(const ProcessIdentity& identity) {
   UniqueFd fd = open_pidfd(identity.pid);
   if (!fd || !identity.alive()) return {};
   return fd;
+}
+
+// The size of this process's terminal (stdin's, else stdout's); 0x0 when it has none.
+WindowSize caller_terminal_size() {
+  return terminal_size(STDIN_FILENO).value_or(terminal_size(STDOUT_FILENO).value_or(WindowSize{}));
 }
 
 void write_log_entry(int log_fd, const char* stream, std::string_view text) {
@@ -113,9 +122,23 @@ struct OutputStream {
 
 // A container started by this process, with what the supervisor loop needs.
 struct Launched {
+  Launched(ContainerProcess process_, std::array<OutputStream, 2> streams_, UniqueFd log_,
+           AttachServer attach_)
+      : process(std::move(process_)),
+        streams(std::move(streams_)),
+        log(std::move(log_)),
+        attach(std::move(attach_)) {}
+
   ContainerProcess process;
   std::array<OutputStream, 2> streams;
   UniqueFd log;
+  UniqueFd terminal;    // the pty master of a -t container
+  UniqueFd stdin_pipe;  // the write end of a detached -i container's stdin (without -t)
+  // Where stdin from attached clients (and, for run -it, this process's stdin) goes.
+  PendingOutput input;
+  bool forward_own_stdin = false;  // run -it / start -ai: this process's stdin to the pty
+  bool attached_terminal = false;  // this process's terminal sizes the container's
+  AttachServer attach;
 };
 
 // Starts the container's command and records it as running. The caller holds the container's
@@ -123,6 +146,9 @@ struct Launched {
 // and StartError is thrown.
 Launched launch(const ContainerStore& containers, ContainerRecord& record, bool attached) {
   ContainerSpec spec = container_spec(containers, record);
+  // Listening before the record says running, so that an `attach` that sees it running can
+  // connect.
+  AttachServer attach(containers.dir(record.id));
   UniqueFd log = open_or_throw(containers.dir(record.id) / "container.log",
                                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   std::array<UniqueFd, 2> read_ends, write_ends;
@@ -135,7 +161,21 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   spec.stdout_fd = write_ends[0].get();
   spec.stderr_fd = write_ends[1].get();
   spec.kill_with_parent = true;
-  spec.inherit_stdin = attached && record.interactive;
+  UniqueFd stdin_read, stdin_write;
+  if (record.tty) {
+    WindowSize size = attached ? caller_terminal_size() : WindowSize{};
+    spec.tty_rows = size.rows;
+    spec.tty_columns = size.columns;
+  } else if (attached) {
+    spec.inherit_stdin = record.interactive;
+  } else if (record.interactive) {
+    // A detached -i container keeps stdin open for `attach`: the supervisor holds its write end.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) throw_errno("cannot create the container's stdin pipe");
+    stdin_read.reset(fds[0]);
+    stdin_write.reset(fds[1]);
+    spec.stdin_fd = stdin_read.get();
+  }
   std::optional<ContainerProcess> process;
   try {
     process.emplace(start_container(spec));
@@ -150,6 +190,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
     throw;
   }
   for (auto& end : write_ends) end.reset();  // EOF on the pipes once the container is gone
+  stdin_read.reset();
 
   if (!record.started_at.empty()) ++record.restart_count;
   record.status = ContainerStatus::running;
@@ -159,11 +200,28 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   record.error.clear();
   record.started_at = rfc3339_now();
   containers.save(record);
-  return Launched{
+  Launched launched{
       std::move(*process),
       {OutputStream{"stdout", std::move(read_ends[0]), attached ? STDOUT_FILENO : -1, {}},
        OutputStream{"stderr", std::move(read_ends[1]), attached ? STDERR_FILENO : -1, {}}},
-      std::move(log)};
+      std::move(log),
+      std::move(attach)};
+  if (record.tty) {
+    // Everything the command writes comes out of the one pty, logged as stdout like docker's.
+    launched.terminal = launched.process.take_terminal();
+    set_nonblocking(launched.terminal.get());
+    launched.streams[0].read_end.reset(::fcntl(launched.terminal.get(), F_DUPFD_CLOEXEC, 0));
+    if (!launched.streams[0].read_end) throw_errno("cannot duplicate the terminal");
+    launched.streams[1].read_end.reset();
+    if (record.interactive) launched.input = PendingOutput(launched.terminal.get());
+    launched.forward_own_stdin = attached && record.interactive;
+    launched.attached_terminal = attached;
+  } else if (stdin_write) {
+    set_nonblocking(stdin_write.get());
+    launched.stdin_pipe = std::move(stdin_write);
+    launched.input = PendingOutput(launched.stdin_pipe.get());
+  }
+  return launched;
 }
 
 // Copies output and forwards signals until the container is gone, then records its exit (and
@@ -172,7 +230,15 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
               int signal_fd) {
   UniqueFd pidfd = open_pidfd(launched.process.pid());
   if (!pidfd) throw_errno("cannot watch the container's process");
+  int terminal = launched.terminal.get();
+  AttachServer& attach = launched.attach;
+  const AttachServer::Handlers handlers = {
+      [&](std::string_view data) { launched.input.push(data); },
+      [&](WindowSize size) {
+        if (terminal >= 0) resize_terminal(terminal, size);
+      }};
   bool exited = false;
+  bool reading_stdin = launched.forward_own_stdin;
   std::string buffer(64 * 1024, '\0');
   for (;;) {
     std::vector<pollfd> watched;
@@ -181,33 +247,59 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
     if (exited && watched.empty()) break;
     if (!exited) watched.push_back({pidfd.get(), POLLIN, 0});
     watched.push_back({signal_fd, POLLIN, 0});
+    if (!launched.input.empty()) watched.push_back({launched.input.fd(), POLLOUT, 0});
+    // Input waits while the container has not taken the last of it: a bounded buffer.
+    bool input_room = launched.input.fd() >= 0 && launched.input.size() < buffer.size();
+    if (reading_stdin && input_room) watched.push_back({STDIN_FILENO, POLLIN, 0});
+    size_t attach_first = watched.size();
+    if (input_room || launched.input.fd() < 0) attach.watch(watched);
     if (::poll(watched.data(), watched.size(), -1) < 0) {
       if (errno == EINTR) continue;
       throw_errno("cannot poll the container's output");
     }
-    for (const auto& entry : watched) {
+    for (size_t i = 0; i < attach_first; ++i) {
+      const pollfd& entry = watched[i];
       if (!entry.revents) continue;
       if (entry.fd == pidfd.get()) {
         exited = true;
       } else if (entry.fd == signal_fd) {
         signalfd_siginfo info{};
-        if (::read(signal_fd, &info, sizeof info) == sizeof info && info.ssi_signo != SIGPIPE)
+        if (::read(signal_fd, &info, sizeof info) != sizeof info) continue;
+        if (info.ssi_signo == SIGWINCH) {
+          if (WindowSize size = caller_terminal_size(); launched.attached_terminal && size.rows)
+            resize_terminal(terminal, size);
+        } else if (info.ssi_signo != SIGPIPE) {
           send_signal(pidfd.get(), static_cast<int>(info.ssi_signo));
+        }
+      } else if (entry.fd == launched.input.fd() && (entry.events & POLLOUT)) {
+        launched.input.flush();
+      } else if (entry.fd == STDIN_FILENO) {
+        ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) reading_stdin = false;
+        if (got > 0) launched.input.push(std::string_view(buffer.data(), size_t(got)));
       } else {
-        for (auto& stream : launched.streams) {
+        for (size_t index = 0; index < launched.streams.size(); ++index) {
+          OutputStream& stream = launched.streams[index];
           if (stream.read_end.get() != entry.fd) continue;
           ssize_t got = ::read(entry.fd, buffer.data(), buffer.size());
-          if (got < 0 && errno == EINTR) continue;
+          if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+          // EIO from a pty: every process of the container closed its side.
           if (got <= 0) {
             stream.finish(launched.log.get());
             stream.read_end.reset();
           } else {
-            stream.take(launched.log.get(), std::string_view(buffer.data(), size_t(got)));
+            std::string_view data(buffer.data(), size_t(got));
+            stream.take(launched.log.get(), data);
+            attach.broadcast(static_cast<uint8_t>(index + 1), data);
           }
         }
       }
     }
+    attach.handle(std::vector<pollfd>(watched.begin() + long(attach_first), watched.end()),
+                  handlers);
   }
+  attach.close();  // attached clients see EOF, then read the exit from the record
   int exit_code = launched.process.wait();
 
   ContainerStore::Lock lock(containers, id);
@@ -315,6 +407,10 @@ int start_attached(const ContainerStore& containers, const std::string& id) {
     ContainerRecord record = load_startable(containers, id);
     launched.emplace(launch(containers, record, true));
   }
+  // Raw only once the command runs, so that a start error prints on a sane terminal; restored
+  // however supervise ends.
+  std::optional<RawTerminal> raw;
+  if (launched->forward_own_stdin) raw.emplace(STDIN_FILENO);
   return supervise(containers, id, *launched, signal_fd.get());
 }
 
@@ -415,6 +511,115 @@ int wait_container(const ContainerStore& containers, const std::string& id) {
   ContainerRecord record = containers.load(id);
   if (record.status != ContainerStatus::running) return record.exit_code;
   return wait_recorded(containers, record).exit_code;
+}
+
+}  // namespace slipway::runtime
+
+namespace slipway::runtime {
+
+int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin) {
+  ContainerRecord record = containers.load(id);
+  containers.refresh(record);
+  const std::string stopped = "You cannot attach to a stopped container, start it first";
+  if (record.status != ContainerStatus::running) throw Error(stopped);
+  bool send_input = forward_stdin && record.interactive;
+  if (record.tty && send_input && !::isatty(STDIN_FILENO))
+    throw Error("the input device is not a TTY");
+  UniqueFd socket;
+  try {
+    socket = connect_attach_socket(containers.dir(id));
+  } catch (const Error&) {
+    // It ended between the look at the record and the connect: its supervisor is gone.
+    ContainerRecord now = containers.load(id);
+    containers.refresh(now);
+    if (now.status != ContainerStatus::running) throw Error(stopped);
+    throw;
+  }
+  sigset_t winch;
+  sigemptyset(&winch);
+  sigaddset(&winch, SIGWINCH);
+  sigaddset(&winch, SIGPIPE);
+  if (::sigprocmask(SIG_BLOCK, &winch, nullptr) < 0) throw_errno("cannot block SIGWINCH");
+  UniqueFd signal_fd(::signalfd(-1, &winch, SFD_CLOEXEC));
+  if (!signal_fd) throw_errno("cannot create a signalfd");
+  auto send = [&](AttachFrame kind, std::string_view payload) {
+    std::string frame = attach_frame(static_cast<uint8_t>(kind), payload);
+    try {
+      write_all(socket.get(), frame.data(), frame.size(), "attach socket");
+    } catch (const Error&) {
+      // The supervisor is going away; its EOF ends the loop below.
+    }
+  };
+  auto send_size = [&] {
+    WindowSize size = caller_terminal_size();
+    if (!record.tty || !size.rows) return;
+    const char bytes[] = {char(size.rows >> 8), char(size.rows & 0xff), char(size.columns >> 8),
+                          char(size.columns & 0xff)};
+    send(AttachFrame::resize, std::string_view(bytes, 4));
+  };
+  send_size();
+  std::optional<RawTerminal> raw;
+  if (record.tty && send_input) raw.emplace(STDIN_FILENO);
+  // docker's default detach keys, ctrl-p ctrl-q, for containers with a terminal. A ctrl-p is held
+  // back until the next key shows whether it starts the sequence.
+  constexpr char kCtrlP = 0x10, kCtrlQ = 0x11;
+  bool held_ctrl_p = false;
+  bool reading_stdin = send_input;
+  std::string received;
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    std::vector<pollfd> watched = {{socket.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
+    if (reading_stdin) watched.push_back({STDIN_FILENO, POLLIN, 0});
+    if (::poll(watched.data(), watched.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot poll the attach socket");
+    }
+    if (watched[1].revents) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd.get(), &info, sizeof info) == sizeof info && info.ssi_signo == SIGWINCH)
+        send_size();
+    }
+    if (watched.size() > 2 && watched[2].revents) {
+      ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        reading_stdin = false;  // the container's stdin stays open, as for docker's -di
+      } else if (!record.tty) {
+        send(AttachFrame::stdin_data, std::string_view(buffer.data(), size_t(got)));
+      } else {
+        std::string input;
+        for (ssize_t i = 0; i < got; ++i) {
+          char c = buffer[size_t(i)];
+          if (held_ctrl_p) {
+            held_ctrl_p = false;
+            if (c == kCtrlQ) return 0;  // detached; the container keeps running
+            input += kCtrlP;
+          }
+          if (c == kCtrlP)
+            held_ctrl_p = true;
+          else
+            input += c;
+        }
+        if (!input.empty()) send(AttachFrame::stdin_data, input);
+      }
+    }
+    if (watched[0].revents) {
+      ssize_t got = ::recv(socket.get(), buffer.data(), buffer.size(), 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) break;
+      received.append(buffer.data(), size_t(got));
+      take_attach_frames(received, [](uint8_t stream, std::string_view data) {
+        try {
+          write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data.data(), data.size(),
+                    "output");
+        } catch (const Error&) {
+          // Nobody reads our output any more; the container is not ours to stop.
+        }
+      });
+    }
+  }
+  raw.reset();
+  return wait_container(containers, id);
 }
 
 }  // namespace slipway::runtime

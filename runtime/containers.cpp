@@ -91,7 +91,8 @@ json record_json(const ContainerRecord& record) {
         {"WorkingDir", record.working_dir},
         {"User", record.user},
         {"StopSignal", record.stop_signal},
-        {"OpenStdin", record.interactive}}},
+        {"OpenStdin", record.interactive},
+        {"Tty", record.tty}}},
       {"HostConfig", {{"NetworkMode", record.network}, {"AutoRemove", record.auto_remove}}},
       {"State",
        {{"Status", status_name(record.status)},
@@ -124,6 +125,7 @@ ContainerRecord record_from(const json& j) {
   record.user = config.value("User", "");
   record.stop_signal = config.value("StopSignal", "");
   record.interactive = config.value("OpenStdin", false);
+  record.tty = config.value("Tty", false);
   const json host = j.value("HostConfig", json::object());
   record.network = host.value("NetworkMode", "private");
   record.auto_remove = host.value("AutoRemove", false);
@@ -392,6 +394,7 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
     throw Error("invalid --network \"" + options.network + "\": use host or none");
   record.network = options.network;
   record.interactive = options.interactive;
+  record.tty = options.tty;
   record.auto_remove = options.auto_remove;
   record.id = random_hex(32);
   record.created = rfc3339_now();
@@ -454,6 +457,12 @@ ContainerSpec container_spec(const ContainerStore& containers, const ContainerRe
   spec.user = record.user;
   spec.hostname = record.id.substr(0, 12);
   spec.isolate_network = record.network != "host";
+  spec.tty = record.tty;
+  // Docker gives a container with a terminal TERM=xterm unless it sets TERM itself.
+  bool has_term = std::any_of(spec.env.begin(), spec.env.end(), [](const std::string& entry) {
+    return entry.rfind("TERM=", 0) == 0;
+  });
+  if (record.tty && !has_term) spec.env.push_back("TERM=xterm");
   return spec;
 }
 

@@ -70,6 +70,7 @@ struct ContainerRecord {
   std::string stop_signal;          // the image's StopSignal ("" means SIGTERM)
   std::string network = "private";  // private (own namespace, loopback only), host or none
   bool interactive = false;         // stdin stays open for attached runs
+  bool tty = false;                 // a pseudo-terminal for stdin/stdout/stderr (-t)
   bool auto_remove = false;         // --rm: removed when it exits
 
   ContainerStatus status = ContainerStatus::created;
@@ -89,6 +90,7 @@ struct ContainerOptions {
   std::string working_dir, user;     // override the image's when not empty
   std::string network = "private";
   bool interactive = false;
+  bool tty = false;
   bool auto_remove = false;
 };
 
@@ -159,6 +161,12 @@ int start_attached(const ContainerStore& containers, const std::string& id);
 // Starts the container under a detached supervisor and returns once the command runs. Throws
 // StartError when it could not start.
 void start_detached(const ContainerStore& containers, const std::string& id);
+
+// Attaches this process's stdout and stderr (and stdin, when `forward_stdin` and the container
+// was created with -i) to a running container through its supervisor's attach socket, until the
+// container exits: returns its exit code. For a container with a terminal, ctrl-p ctrl-q
+// detaches and returns 0, the container running on. Throws Error when it is not running.
+int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin);
 
 // Sends `signal` (0: the image's StopSignal, else SIGTERM), waits up to `timeout_seconds` for the
 // container to exit, then SIGKILLs it; returns once the exit is recorded. No-op when not running.

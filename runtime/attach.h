@@ -1,0 +1,73 @@
+// The supervisor's attach socket (containers/<id>/attach.sock) and its wire format, shared by
+// the supervisor (server) and `slipway attach` (client).
+//
+// Both directions are frames: an 8-byte header, then `length` bytes. From the supervisor the
+// header is docker's stream header ([stream, 0, 0, 0, length as big-endian u32], stream 1 =
+// stdout, 2 = stderr); from the client the first byte is a kind: 0 = stdin bytes, 1 = a window
+// size (rows, columns as big-endian u16).
+#pragma once
+
+#include <poll.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/fs.h"
+#include "runtime/terminal.h"
+
+namespace slipway::runtime {
+
+enum class AttachFrame : uint8_t { stdin_data = 0, resize = 1 };
+
+std::string attach_frame(uint8_t kind, std::string_view payload);
+
+// Takes the complete frames off the front of `buffer`, calling `on_frame(kind, payload)`.
+void take_attach_frames(std::string& buffer,
+                        const std::function<void(uint8_t, std::string_view)>& on_frame);
+
+// The path of a container's attach socket. Longer than a sockaddr_un can hold under a deep store
+// root, so binding and connecting go through an fd of the directory (see attach.cpp).
+std::filesystem::path attach_socket_path(const std::filesystem::path& container_dir);
+
+// Connects to a container's attach socket; throws Error when no supervisor listens on it.
+UniqueFd connect_attach_socket(const std::filesystem::path& container_dir);
+
+// The supervisor's side: listens, keeps its clients, sends them output.
+class AttachServer {
+ public:
+  // Input from clients: stdin bytes, and window sizes.
+  struct Handlers {
+    std::function<void(std::string_view)> input;
+    std::function<void(WindowSize)> resize;
+  };
+
+  AttachServer() = default;
+  explicit AttachServer(const std::filesystem::path& container_dir);
+  AttachServer(AttachServer&&) = default;
+  AttachServer& operator=(AttachServer&&) = default;
+  ~AttachServer();
+
+  // Adds the listener and the clients to `watched`; handle() takes their events after poll.
+  void watch(std::vector<pollfd>& watched) const;
+  void handle(const std::vector<pollfd>& watched, const Handlers& handlers);
+  // Sends output to every client; a client that does not take it within a few seconds is
+  // dropped, so that it can never stall the container.
+  void broadcast(uint8_t stream, std::string_view data);
+  // Closes the listener and the clients (they see EOF and ask the record for the exit code).
+  void close();
+
+ private:
+  struct Client {
+    UniqueFd fd;
+    std::string received;
+  };
+  std::filesystem::path path_;
+  UniqueFd listener_;
+  std::vector<Client> clients_;
+};
+
+}  // namespace slipway::runtime

@@ -1,0 +1,295 @@
+// Pseudo-terminals and attach through the real binary, driven the way a user's terminal drives
+// it: the test holds the master of a pty whose slave is slipway's stdin, stdout, stderr and
+// controlling terminal.
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "common/fs.h"
+#include "tests/test_support.h"
+
+namespace slipway::testing {
+namespace {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// slipway running on a pty of the test's.
+class PtySession {
+ public:
+  PtySession(const fs::path& root, const std::vector<std::string>& args, unsigned short rows = 24,
+             unsigned short columns = 80) {
+    winsize size{};
+    size.ws_row = rows;
+    size.ws_col = columns;
+    int master = -1, slave = -1;
+    if (::openpty(&master, &slave, nullptr, nullptr, &size) < 0)
+      throw std::runtime_error("openpty failed");
+    master_.reset(master);
+    // No output processing, so that the test reads the bytes slipway wrote: on a user's
+    // terminal ONLCR would turn the container's "\r\n" into "\r\r\n" (as under docker run -t
+    // without -i), invisibly. Line editing and echo stay on, as on any terminal.
+    termios attributes{};
+    ::tcgetattr(slave, &attributes);
+    attributes.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+    ::tcsetattr(slave, TCSANOW, &attributes);
+    std::vector<std::string> argv = {SLIPWAY_BINARY, "--root", root.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      ::setsid();
+      ::ioctl(slave, TIOCSCTTY, 0);
+      for (int fd = 0; fd < 3; ++fd) ::dup2(slave, fd);
+      ::close(slave);
+      ::close(master);
+      std::vector<char*> pointers;
+      for (auto& arg : argv) pointers.push_back(arg.data());
+      pointers.push_back(nullptr);
+      ::execv(pointers[0], pointers.data());
+      _exit(127);
+    }
+    ::close(slave);
+  }
+  PtySession(const PtySession&) = delete;
+  PtySession& operator=(const PtySession&) = delete;
+  ~PtySession() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  int master() const { return master_.get(); }
+  const std::string& output() const { return output_; }
+
+  void type(const std::string& keys) { write_all(master_.get(), keys.data(), keys.size(), "pty"); }
+
+  // Reads until the output has `wanted` in it (true) or the time is up or the pty closed.
+  bool expect(const std::string& wanted, int timeout_ms = 20000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (output_.find(wanted) == std::string::npos) {
+      if (!read_some(deadline)) return false;
+    }
+    return true;
+  }
+
+  // Reads to the end and returns the exit code (-1 if it did not end in time).
+  int finish(int timeout_ms = 30000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (read_some(deadline)) {
+    }
+    for (int i = 0; i < timeout_ms / 10; ++i) {
+      int status = 0;
+      pid_t done = ::waitpid(pid_, &status, WNOHANG);
+      if (done == pid_) {
+        pid_ = 0;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+
+  void resize(unsigned short rows, unsigned short columns) {
+    winsize size{};
+    size.ws_row = rows;
+    size.ws_col = columns;
+    ::ioctl(master_.get(), TIOCSWINSZ, &size);  // the kernel sends slipway SIGWINCH
+  }
+
+  termios attributes() const {
+    termios now{};
+    ::tcgetattr(master_.get(), &now);
+    return now;
+  }
+
+ private:
+  // False at EOF (EIO once slipway and its children closed the slave) or at the deadline.
+  bool read_some(Clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return false;
+    pollfd entry{master_.get(), POLLIN, 0};
+    if (::poll(&entry, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buffer[4096];
+    ssize_t got = ::read(master_.get(), buffer, sizeof buffer);
+    if (got <= 0) return false;
+    output_.append(buffer, size_t(got));
+    return true;
+  }
+
+  UniqueFd master_;
+  pid_t pid_ = 0;
+  std::string output_;
+};
+
+std::string trimmed(const std::string& text) {
+  size_t end = text.find_last_not_of("\n");
+  return end == std::string::npos ? "" : text.substr(0, end + 1);
+}
+
+class ContainerTtyTest : public BusyboxStoreTest {
+ protected:
+  // Nothing may be left behind: no container, no mount, no attach socket.
+  void TearDown() override {
+    auto listed = slipway({"ps", "-aq", "--no-trunc"});
+    std::istringstream ids(listed.out);
+    for (std::string id; std::getline(ids, id);)
+      if (!id.empty()) slipway({"rm", "-f", id});
+    EXPECT_EQ(slipway({"ps", "-aq"}).out, "");
+    std::ifstream mounts("/proc/self/mountinfo");
+    std::string text((std::istreambuf_iterator<char>(mounts)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find(root().string()), std::string::npos) << text;
+    std::error_code ec;
+    for (const auto& entry : fs::recursive_directory_iterator(root() / "containers", ec))
+      EXPECT_NE(entry.path().filename(), "attach.sock") << entry.path();
+  }
+
+  CommandResult slipway(const std::vector<std::string>& args) { return run_slipway(root(), args); }
+
+  std::string logs_when_ready(const std::string& container, const std::string& wanted) {
+    std::string out;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      out = slipway({"logs", container}).out;
+      if (out.find(wanted) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return out;
+  }
+};
+
+TEST_F(ContainerTtyTest, RunTGivesTheCommandAPtsTerminalWithCrLfLineEndings) {
+  PtySession run(root(), {"run", "--rm", "-t", "busybox", "sh", "-c",
+                          "tty; test -t 0 && test -t 1 && echo both-ttys; echo $TERM; exit 3"});
+  EXPECT_EQ(run.finish(), 3);
+  EXPECT_EQ(run.output(), "/dev/pts/0\r\nboth-ttys\r\nxterm\r\n");
+}
+
+TEST_F(ContainerTtyTest, RunTTakesTheCallersWindowSize) {
+  PtySession run(root(), {"run", "--rm", "-t", "busybox", "stty", "size"}, 33, 101);
+  EXPECT_EQ(run.finish(), 0);
+  EXPECT_EQ(run.output(), "33 101\r\n");
+}
+
+TEST_F(ContainerTtyTest, RunItRelaysKeysInRawModeResizesAndRestoresTheTerminal) {
+  PtySession run(root(), {"run", "--rm", "-it", "busybox", "sh"}, 24, 80);
+  ASSERT_TRUE(run.expect("# ")) << run.output();
+  // slipway put its terminal in raw mode: no echo, no line editing of its own.
+  termios during = run.attributes();
+  EXPECT_EQ(during.c_lflag & (ICANON | ECHO), 0u);
+  run.resize(40, 120);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  run.type("stty size; echo sum=$((40+2))\r");
+  EXPECT_TRUE(run.expect("40 120\r\nsum=42\r\n")) << run.output();
+  // ctrl-c reaches the container's shell as a key (its line discipline makes the SIGINT), so a
+  // sleep is interrupted and the shell, and slipway, live on.
+  run.type("sleep 100\r");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  run.type("\x03");
+  run.type("echo after-$((6*7))\r");
+  EXPECT_TRUE(run.expect("after-42")) << run.output();
+  run.type("exit 5\r");
+  EXPECT_EQ(run.finish(), 5);
+  termios after = run.attributes();
+  EXPECT_EQ(after.c_lflag & (ICANON | ECHO), static_cast<tcflag_t>(ICANON | ECHO));
+}
+
+TEST_F(ContainerTtyTest, ExecTRunsOnItsOwnPtyInTheContainer) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "box", "busybox", "sleep", "1000"}).exit_code, 0);
+  PtySession tty(root(), {"exec", "-t", "box", "sh", "-c", "tty; stty size; echo $TERM"}, 30, 90);
+  EXPECT_EQ(tty.finish(), 0);
+  EXPECT_TRUE(std::regex_match(tty.output(), std::regex("/dev/pts/[0-9]+\r\n30 90\r\nxterm\r\n")))
+      << tty.output();
+
+  PtySession shell(root(), {"exec", "-it", "box", "sh"});
+  ASSERT_TRUE(shell.expect("# ")) << shell.output();
+  shell.type("echo in-$(hostname | wc -c)\r");
+  EXPECT_TRUE(shell.expect("in-13\r\n")) << shell.output();
+  shell.type("exit 2\r");
+  EXPECT_EQ(shell.finish(), 2);
+  EXPECT_EQ(shell.attributes().c_lflag & ICANON, static_cast<tcflag_t>(ICANON));
+}
+
+TEST_F(ContainerTtyTest, DetachedTtyOutputIsLoggedWithCrLf) {
+  auto started =
+      slipway({"run", "-d", "-t", "--name", "dt", "busybox", "sh", "-c", "echo one; echo two"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_EQ(trimmed(slipway({"wait", "dt"}).out), "0");
+  EXPECT_EQ(slipway({"logs", "dt"}).out, "one\r\ntwo\r\n");
+}
+
+TEST_F(ContainerTtyTest, InteractiveTtyNeedsATerminalOnStdin) {
+  auto run = slipway({"run", "-it", "busybox", "true"});
+  EXPECT_EQ(run.exit_code, 1);
+  EXPECT_EQ(run.err, "Error: the input device is not a TTY\n");
+  EXPECT_EQ(slipway({"ps", "-aq"}).out, "");  // refused before anything was created
+  // Without -i a pipe is fine: the container still gets a terminal.
+  auto plain = slipway({"run", "--rm", "-t", "busybox", "sh", "-c", "tty"});
+  EXPECT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out, "/dev/pts/0\r\n");
+}
+
+TEST_F(ContainerTtyTest, AttachSeesLaterOutputAndExitsWithTheContainersCode) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "slow", "busybox", "sh", "-c",
+                     "for i in 1 2 3 4 5 6 7 8; do echo line$i; sleep 0.3; done; "
+                     "echo bye >&2; exit 7"})
+                .exit_code,
+            0);
+  ASSERT_NE(logs_when_ready("slow", "line1").find("line1"), std::string::npos);
+  auto attached = slipway({"attach", "slow"});
+  EXPECT_EQ(attached.exit_code, 7) << attached.err;
+  // Only what comes after the attach, as docker attach shows it; stderr apart.
+  EXPECT_EQ(attached.out.find("line1\n"), std::string::npos) << attached.out;
+  EXPECT_NE(attached.out.find("line7\nline8\n"), std::string::npos) << attached.out;
+  EXPECT_EQ(attached.err, "bye\n");
+  EXPECT_EQ(slipway({"logs", "slow"}).out,
+            "line1\nline2\nline3\nline4\nline5\nline6\nline7\nline8\n");
+
+  auto stopped = slipway({"attach", "slow"});
+  EXPECT_EQ(stopped.exit_code, 1);
+  EXPECT_EQ(stopped.err, "Error: You cannot attach to a stopped container, start it first\n");
+}
+
+TEST_F(ContainerTtyTest, AttachFeedsStdinOfADetachedInteractiveContainer) {
+  ASSERT_EQ(slipway({"run", "-di", "--name", "shell", "busybox", "sh"}).exit_code, 0);
+  // The shell waits on its open stdin, still running.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_NE(slipway({"ps"}).out.find("shell"), std::string::npos);
+  auto attached = run_program({SLIPWAY_BINARY, "--root", root().string(), "attach", "shell"}, {},
+                              "echo hi-$((1+1)); exit 3\n");
+  EXPECT_EQ(attached.exit_code, 3) << attached.err;
+  EXPECT_EQ(attached.out, "hi-2\n");
+}
+
+TEST_F(ContainerTtyTest, AttachToATtyContainerRelaysKeysAndDetachesWithCtrlPCtrlQ) {
+  ASSERT_EQ(slipway({"run", "-dit", "--name", "term", "busybox", "sh"}).exit_code, 0);
+  {
+    PtySession attach(root(), {"attach", "term"}, 50, 70);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    attach.type("stty size; echo via-$((2*3))\r");
+    EXPECT_TRUE(attach.expect("50 70\r\nvia-6\r\n")) << attach.output();
+    // docker's detach keys: attach ends with 0, the container runs on.
+    attach.type("\x10\x11");
+    EXPECT_EQ(attach.finish(), 0);
+    EXPECT_EQ(attach.attributes().c_lflag & ICANON, static_cast<tcflag_t>(ICANON));
+  }
+  EXPECT_NE(slipway({"ps"}).out.find("term"), std::string::npos) << "detaching stopped it";
+  PtySession again(root(), {"attach", "term"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  again.type("exit 4\r");
+  EXPECT_EQ(again.finish(), 4);
+  EXPECT_EQ(trimmed(slipway({"wait", "term"}).out), "4");
+}
+
+}  // namespace
+}  // namespace slipway::testing
