@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "cli/format.h"
@@ -63,6 +64,39 @@ std::string image_column(store::Store& store, const ContainerRecord& record, boo
   return no_trunc ? record.image_id : short_id(record.image_id);
 }
 
+// docker's PORTS column: "0.0.0.0:8080->80/tcp, 127.0.0.1:32768->443/tcp".
+std::string ports_column(const ContainerRecord& record) {
+  std::string column;
+  for (const auto& port : record.ports)
+    column += (column.empty() ? "" : ", ") + port.host_address() + "->" + port.container_key();
+  return column;
+}
+
+// `port C [PORT[/PROTO]]`: the published mappings, in docker's format, by container port.
+int show_ports(store::Store& store, const std::string& reference, const std::string& port) {
+  ContainerStore containers(store);
+  ContainerRecord record = containers.find(reference);
+  std::vector<runtime::PortMapping> ports = record.ports;
+  std::stable_sort(ports.begin(), ports.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.container_port, a.protocol) < std::tie(b.container_port, b.protocol);
+  });
+  if (port.empty()) {
+    for (const auto& p : ports)
+      std::cout << p.container_key() << " -> " << p.host_address() << "\n";
+    return 0;
+  }
+  runtime::PortMapping wanted = runtime::parse_port_mapping(port);
+  bool found = false;
+  for (const auto& p : ports) {
+    if (p.container_key() != wanted.container_key()) continue;
+    std::cout << p.host_address() << "\n";
+    found = true;
+  }
+  if (!found)
+    throw Error("No public port '" + wanted.container_key() + "' published for " + reference);
+  return 0;
+}
+
 struct PsOptions {
   bool all = false, quiet = false, no_trunc = false;
 };
@@ -83,7 +117,8 @@ int list_containers(store::Store& store, const PsOptions& options) {
     for (const auto& arg : record.argv) command += (command.empty() ? "" : " ") + arg;
     rows.push_back({id, image_column(store, record, options.no_trunc),
                     go_quote(options.no_trunc ? command : ellipsis(command, 20)),
-                    time_ago(record.created), status_text(record), "", record.name});
+                    time_ago(record.created), status_text(record), ports_column(record),
+                    record.name});
   }
   if (!options.quiet) print_table(rows);
   return 0;
@@ -492,6 +527,19 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
         ContainerRecord record = containers.find(attach_options->container);
         std::cout.flush();
         return runtime::attach_container(containers, record.id, !attach_options->no_stdin);
+      };
+    });
+
+    struct PortOptions {
+      std::string container, port;
+    };
+    auto port_options = std::make_shared<PortOptions>();
+    auto* port = parent->add_subcommand("port", "List port mappings of a container");
+    port->add_option("CONTAINER", port_options->container)->required();
+    port->add_option("PORT", port_options->port, "PORT[/PROTO]");
+    port->callback([&context, port_options] {
+      context.action = [&context, port_options] {
+        return show_ports(context.store(), port_options->container, port_options->port);
       };
     });
 

@@ -19,6 +19,8 @@ struct RunOptions {
   std::string workdir;
   std::string user;
   std::string name;
+  std::vector<std::string> publish;
+  bool publish_all = false;
 };
 
 // `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
@@ -47,6 +49,14 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   container.interactive = options.interactive;
   container.tty = options.tty;
   container.auto_remove = options.remove;
+  for (const auto& spec : options.publish)
+    container.ports.push_back(runtime::parse_port_mapping(spec));
+  container.publish_all = options.publish_all;
+  if ((!container.ports.empty() || container.publish_all) && options.network == "host") {
+    std::cerr << "WARNING: Published ports are discarded when using host network mode\n";
+    container.ports.clear();
+    container.publish_all = false;
+  }
   return containers.create(*image, args.front(), container);
 }
 
@@ -87,6 +97,13 @@ void add_container_options(CLI::App* command, RunOptions& options) {
   command->add_option("-u,--user", options.user, "UID[:GID] or a name from the image");
   command->add_option("--name", options.name, "Container name");
   command->add_option("--network", options.network, "host or none (default: a private namespace)");
+  // One value per -p: a vector option would otherwise swallow the image and command after it.
+  command
+      ->add_option("-p,--publish", options.publish,
+                   "Publish a container's TCP port to the host: [IP:][HOSTPORT:]PORT[/tcp]")
+      ->allow_extra_args(false);
+  command->add_flag("-P,--publish-all", options.publish_all,
+                    "Publish all exposed ports to random host ports");
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }

@@ -16,6 +16,7 @@
 
 #include "runtime/attach.h"
 #include "runtime/containers.h"
+#include "runtime/port_forward.h"
 #include "runtime/terminal.h"
 
 namespace slipway::runtime {
@@ -138,6 +139,7 @@ struct Launched {
   PendingOutput input;
   bool forward_own_stdin = false;  // run -it / start -ai: this process's stdin to the pty
   bool attached_terminal = false;  // this process's terminal sizes the container's
+  std::unique_ptr<PortForwarder> ports;
   AttachServer attach;
 };
 
@@ -177,7 +179,12 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
     spec.stdin_fd = stdin_read.get();
   }
   std::optional<ContainerProcess> process;
+  std::unique_ptr<PortForwarder> ports;
   try {
+    // Bound before the container runs, so that a port in use fails the start, as in docker.
+    // Host networking has nothing to publish: the container's ports are the host's.
+    if (!record.port_bindings.empty() && record.network != "host")
+      ports = std::make_unique<PortForwarder>(record.port_bindings, record.name);
     process.emplace(start_container(spec));
   } catch (const StartError& e) {
     if (record.auto_remove) {
@@ -191,6 +198,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   }
   for (auto& end : write_ends) end.reset();  // EOF on the pipes once the container is gone
   stdin_read.reset();
+  if (ports) ports->start(process->pid());
 
   if (!record.started_at.empty()) ++record.restart_count;
   record.status = ContainerStatus::running;
@@ -199,6 +207,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   record.exit_code = 0;
   record.error.clear();
   record.started_at = rfc3339_now();
+  record.ports = ports ? ports->published() : std::vector<PortMapping>{};
   containers.save(record);
   Launched launched{
       std::move(*process),
@@ -206,6 +215,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
        OutputStream{"stderr", std::move(read_ends[1]), attached ? STDERR_FILENO : -1, {}}},
       std::move(log),
       std::move(attach)};
+  launched.ports = std::move(ports);
   if (record.tty) {
     // Everything the command writes comes out of the one pty, logged as stdout like docker's.
     launched.terminal = launched.process.take_terminal();
@@ -299,7 +309,8 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
     attach.handle(std::vector<pollfd>(watched.begin() + long(attach_first), watched.end()),
                   handlers);
   }
-  attach.close();  // attached clients see EOF, then read the exit from the record
+  attach.close();          // attached clients see EOF, then read the exit from the record
+  launched.ports.reset();  // the host ports are free once the exit is recorded
   int exit_code = launched.process.wait();
 
   ContainerStore::Lock lock(containers, id);
@@ -308,6 +319,7 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
   record.exit_code = exit_code;
   record.finished_at = rfc3339_now();
   record.process = record.supervisor = {};
+  record.ports.clear();
   containers.save(record);
   lock.release();
   if (record.auto_remove) containers.remove(record);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,32 @@ ProcessIdentity identity_from(const json& value) {
   return identity;
 }
 
+// Ports as docker inspect shows them: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}. Host
+// port 0 (random) is "" in the bindings, as docker writes it.
+json ports_json(const std::vector<PortMapping>& mappings) {
+  json out = json::object();
+  for (const auto& m : mappings)
+    out[m.container_key()].push_back(
+        {{"HostIp", m.host_ip}, {"HostPort", m.host_port ? std::to_string(m.host_port) : ""}});
+  return out;
+}
+
+std::vector<PortMapping> ports_from(const json& value) {
+  std::vector<PortMapping> mappings;
+  if (!value.is_object()) return mappings;
+  for (const auto& [key, bindings] : value.items()) {
+    PortMapping base = parse_port_mapping(key);
+    for (const auto& binding : bindings) {
+      PortMapping m = base;
+      m.host_ip = binding.value("HostIp", "");
+      std::string port = binding.value("HostPort", "");
+      m.host_port = port.empty() ? 0 : std::atoi(port.c_str());
+      mappings.push_back(m);
+    }
+  }
+  return mappings;
+}
+
 // The record in the shape of `docker inspect`'s, so that the file explains itself.
 json record_json(const ContainerRecord& record) {
   std::vector<std::string> args(record.argv.begin() + (record.argv.empty() ? 0 : 1),
@@ -93,7 +120,11 @@ json record_json(const ContainerRecord& record) {
         {"StopSignal", record.stop_signal},
         {"OpenStdin", record.interactive},
         {"Tty", record.tty}}},
-      {"HostConfig", {{"NetworkMode", record.network}, {"AutoRemove", record.auto_remove}}},
+      {"HostConfig",
+       {{"NetworkMode", record.network},
+        {"AutoRemove", record.auto_remove},
+        {"PortBindings", ports_json(record.port_bindings)}}},
+      {"NetworkSettings", {{"Ports", ports_json(record.ports)}}},
       {"State",
        {{"Status", status_name(record.status)},
         {"Running", record.status == ContainerStatus::running},
@@ -129,6 +160,9 @@ ContainerRecord record_from(const json& j) {
   const json host = j.value("HostConfig", json::object());
   record.network = host.value("NetworkMode", "private");
   record.auto_remove = host.value("AutoRemove", false);
+  record.port_bindings = ports_from(host.value("PortBindings", json::object()));
+  record.ports =
+      ports_from(j.value("NetworkSettings", json::object()).value("Ports", json::object()));
   const json state = j.value("State", json::object());
   std::string status = state.value("Status", "created");
   record.status = status == "running"  ? ContainerStatus::running
@@ -157,7 +191,71 @@ constexpr const char* kPeople[] = {
     "maxwell", "meitner", "noether",  "pascal",  "planck",     "poincare", "ramanujan", "riemann",
     "ritchie", "shannon", "thompson", "turing",  "volta",      "wiles",    "wirth",     "zuse"};
 
+// A port number; `allow_zero` for a host port, where 0 asks for a random one.
+int parse_port_number(std::string_view text, bool allow_zero, const char* what) {
+  if (text.find('-') != std::string_view::npos)
+    throw Error("port ranges are not supported yet: " + std::string(text));
+  bool digits = !text.empty() && text.size() <= 5 &&
+                text.find_first_not_of("0123456789") == std::string_view::npos;
+  int port = digits ? std::atoi(std::string(text).c_str()) : -1;
+  if (port < (allow_zero ? 0 : 1) || port > 65535)
+    throw Error(std::string("Invalid ") + what + ": " + std::string(text));
+  return port;
+}
+
 }  // namespace
+
+std::string PortMapping::host_address() const {
+  std::string ip = host_ip.empty() ? "0.0.0.0" : host_ip;
+  if (ip.find(':') != std::string::npos) ip = "[" + ip + "]";
+  return ip + ":" + std::to_string(host_port);
+}
+
+PortMapping parse_port_mapping(std::string_view text) {
+  PortMapping mapping;
+  std::string_view rest = text;
+  if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
+    mapping.protocol = std::string(rest.substr(slash + 1));
+    rest = rest.substr(0, slash);
+    std::transform(mapping.protocol.begin(), mapping.protocol.end(), mapping.protocol.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (mapping.protocol == "udp" || mapping.protocol == "sctp")
+      throw Error("publishing " + mapping.protocol +
+                  " ports is not supported yet: " + std::string(text));
+    if (mapping.protocol != "tcp") throw Error("Invalid proto: " + mapping.protocol);
+  }
+  // An IPv6 host address is written in brackets: [::1]:8080:80.
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
+      throw Error("Invalid ip address: " + std::string(text));
+    mapping.host_ip = std::string(rest.substr(1, close - 1));
+    rest = rest.substr(close + 2);
+    size_t colon = rest.find(':');
+    if (colon == std::string_view::npos) throw Error("Invalid port mapping: " + std::string(text));
+    mapping.host_port = rest.substr(0, colon).empty()
+                            ? 0
+                            : parse_port_number(rest.substr(0, colon), true, "hostPort");
+    mapping.container_port = parse_port_number(rest.substr(colon + 1), false, "containerPort");
+    return mapping;
+  }
+  std::vector<std::string_view> parts;
+  for (size_t start = 0;;) {
+    size_t colon = rest.find(':', start);
+    parts.push_back(rest.substr(start, colon == std::string_view::npos ? colon : colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() > 3) throw Error("Invalid port mapping: " + std::string(text));
+  mapping.container_port = parse_port_number(parts.back(), false, "containerPort");
+  if (parts.size() >= 2 && !parts[parts.size() - 2].empty())
+    mapping.host_port = parse_port_number(parts[parts.size() - 2], true, "hostPort");
+  if (parts.size() == 3) {
+    mapping.host_ip = std::string(parts[0]);
+    if (mapping.host_ip.empty()) throw Error("Invalid ip address: " + std::string(text));
+  }
+  return mapping;
+}
 
 std::string_view status_name(ContainerStatus status) {
   switch (status) {
@@ -304,6 +402,7 @@ void ContainerStore::refresh(ContainerRecord& record) const {
       current.error = "the container's supervisor died";
       current.finished_at = rfc3339_now();
       current.process = current.supervisor = {};
+      current.ports.clear();
       save(current);
     }
     record = current;
@@ -396,6 +495,19 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   record.interactive = options.interactive;
   record.tty = options.tty;
   record.auto_remove = options.auto_remove;
+  record.port_bindings = options.ports;
+  if (options.publish_all) {
+    // -P: every EXPOSEd TCP port on a random host port (UDP ones are not forwarded yet).
+    const json exposed_ports = config.value("ExposedPorts", json::object());
+    for (const auto& [key, ignored] : exposed_ports.items()) {
+      if (key.find("/udp") != std::string::npos || key.find("/sctp") != std::string::npos) continue;
+      PortMapping exposed = parse_port_mapping(key);
+      bool asked = std::any_of(
+          record.port_bindings.begin(), record.port_bindings.end(),
+          [&](const PortMapping& m) { return m.container_key() == exposed.container_key(); });
+      if (!asked) record.port_bindings.push_back(exposed);
+    }
+  }
   record.id = random_hex(32);
   record.created = rfc3339_now();
 

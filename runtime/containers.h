@@ -56,6 +56,22 @@ struct ProcessIdentity {
   bool alive() const;
 };
 
+// A published port (-p): TCP `container_port` on the container's loopback, reached from
+// host_ip:host_port on the host.
+struct PortMapping {
+  std::string host_ip;  // "" (as asked): every IPv4 address, shown as 0.0.0.0
+  int host_port = 0;    // 0 (as asked): one the kernel picks, like docker's random ports
+  int container_port = 0;
+  std::string protocol = "tcp";
+
+  std::string container_key() const { return std::to_string(container_port) + "/" + protocol; }
+  std::string host_address() const;  // "0.0.0.0:32768", "[::1]:8080"
+};
+
+// "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]" as docker run -p takes it; throws Error naming the part
+// it cannot use.
+PortMapping parse_port_mapping(std::string_view text);
+
 struct ContainerRecord {
   std::string id;                 // 64 hex digits
   std::string name;               // without docker's leading "/"
@@ -67,11 +83,12 @@ struct ContainerRecord {
   std::vector<std::string> env;   // image's Env plus -e, "K=V"
   std::string working_dir = "/";
   std::string user;
-  std::string stop_signal;          // the image's StopSignal ("" means SIGTERM)
-  std::string network = "private";  // private (own namespace, loopback only), host or none
-  bool interactive = false;         // stdin stays open for attached runs
-  bool tty = false;                 // a pseudo-terminal for stdin/stdout/stderr (-t)
-  bool auto_remove = false;         // --rm: removed when it exits
+  std::string stop_signal;                 // the image's StopSignal ("" means SIGTERM)
+  std::string network = "private";         // private (own namespace, loopback only), host or none
+  bool interactive = false;                // stdin stays open for attached runs
+  bool tty = false;                        // a pseudo-terminal for stdin/stdout/stderr (-t)
+  bool auto_remove = false;                // --rm: removed when it exits
+  std::vector<PortMapping> port_bindings;  // as asked (-p, -P)
 
   ContainerStatus status = ContainerStatus::created;
   ProcessIdentity process;     // the container's init process, while running
@@ -80,6 +97,7 @@ struct ContainerRecord {
   std::string error;                    // why the last start failed, if it did
   std::string started_at, finished_at;  // RFC 3339 with nanoseconds; "" when never
   int restart_count = 0;
+  std::vector<PortMapping> ports;  // published now, with the ports bound: while running
 };
 
 // What `create` needs to know; the rest of the record comes from the image.
@@ -92,6 +110,8 @@ struct ContainerOptions {
   bool interactive = false;
   bool tty = false;
   bool auto_remove = false;
+  std::vector<PortMapping> ports;  // -p
+  bool publish_all = false;        // -P: the image's ExposedPorts, each on a random host port
 };
 
 std::string rfc3339_now();

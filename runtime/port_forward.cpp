@@ -1,0 +1,200 @@
+#include "runtime/port_forward.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <list>
+
+#include "common/error.h"
+#include "runtime/terminal.h"
+
+namespace slipway::runtime {
+namespace {
+
+// What one direction of a forwarded connection has read and not yet written.
+struct Direction {
+  int from = -1, to = -1;
+  std::string buffer;
+  bool eof = false;   // `from` said it has no more
+  bool shut = false;  // and `to` was told (shutdown SHUT_WR)
+  bool failed = false;
+};
+
+struct Connection {
+  UniqueFd client, upstream;
+  Direction up, down;  // client -> container, container -> client
+};
+
+constexpr size_t kBuffer = 64 * 1024;
+
+// Moves what it can without blocking; a direction whose fds fail is done.
+void pump(Direction& d, bool readable, bool writable) {
+  if (readable && !d.eof && d.buffer.size() < kBuffer) {
+    char chunk[16 * 1024];
+    ssize_t got = ::recv(d.from, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (got > 0) d.buffer.append(chunk, size_t(got));
+    if (got == 0) d.eof = true;
+    if (got < 0 && errno != EAGAIN && errno != EINTR) d.failed = true;
+  }
+  // Written after every read, not only on POLLOUT: the socket usually takes it at once.
+  (void)writable;
+  if (!d.buffer.empty()) {
+    ssize_t sent = ::send(d.to, d.buffer.data(), d.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent > 0) d.buffer.erase(0, size_t(sent));
+    if (sent < 0 && errno != EAGAIN && errno != EINTR) d.failed = true;
+  }
+  if (d.eof && d.buffer.empty() && !d.shut) {
+    ::shutdown(d.to, SHUT_WR);  // half-close, as the peer did: HTTP/1.0 clients rely on it
+    d.shut = true;
+  }
+}
+
+// The host address to bind: any IPv4 address for "", else the numeric address given.
+sockaddr_storage host_address(const PortMapping& m, socklen_t& length) {
+  sockaddr_storage address{};
+  std::string ip = m.host_ip.empty() ? "0.0.0.0" : m.host_ip;
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(ip.c_str(), nullptr, &hints, &found) != 0 || !found)
+    throw StartError("invalid IP address in port mapping: " + ip, 125);
+  std::memcpy(&address, found->ai_addr, found->ai_addrlen);
+  length = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  auto port = htons(static_cast<uint16_t>(m.host_port));
+  if (address.ss_family == AF_INET6)
+    reinterpret_cast<sockaddr_in6*>(&address)->sin6_port = port;
+  else
+    reinterpret_cast<sockaddr_in*>(&address)->sin_port = port;
+  return address;
+}
+
+int bound_port(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0)
+    throw_errno("cannot read a published port's address");
+  return ntohs(address.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+}
+
+}  // namespace
+
+PortForwarder::PortForwarder(const std::vector<PortMapping>& mappings,
+                             const std::string& container_name) {
+  for (const auto& mapping : mappings) {
+    socklen_t length = 0;
+    sockaddr_storage address = host_address(mapping, length);
+    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) throw_errno("cannot create a socket for port " + mapping.container_key());
+    int on = 1;
+    // Like docker-proxy: a port whose last connections linger in TIME_WAIT is free to bind again.
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (address.ss_family == AF_INET6)
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0) {
+      int err = errno;
+      std::string reason = err == EADDRINUSE ? "port is already allocated" : std::strerror(err);
+      throw StartError("driver failed programming external connectivity on endpoint " +
+                           container_name + ": Bind for " + mapping.host_address() +
+                           " failed: " + reason,
+                       125);
+    }
+    if (::listen(fd.get(), 128) < 0) throw_errno("cannot listen on " + mapping.host_address());
+    PortMapping published = mapping;
+    published.host_port = bound_port(fd.get());
+    if (published.host_ip.empty()) published.host_ip = "0.0.0.0";
+    published_.push_back(published);
+    listeners_.push_back(std::move(fd));
+  }
+}
+
+PortForwarder::~PortForwarder() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    ssize_t ignored = ::write(stop_.get(), &one, sizeof one);
+    (void)ignored;
+    thread_.join();
+  }
+}
+
+void PortForwarder::start(pid_t pid) {
+  if (listeners_.empty()) return;
+  // Opened here, so that a container already gone is an error of the start, not of the thread.
+  UniqueFd netns = open_or_throw("/proc/" + std::to_string(pid) + "/ns/net", O_RDONLY | O_CLOEXEC);
+  stop_.reset(::eventfd(0, EFD_CLOEXEC));
+  if (!stop_) throw_errno("cannot create an eventfd");
+  thread_ =
+      std::thread([this, fd = std::make_shared<UniqueFd>(std::move(netns))] { run(fd->get()); });
+}
+
+void PortForwarder::run(int netns_fd) {
+  // From here on this thread's new sockets are the container's; the listeners stay the host's.
+  if (::setns(netns_fd, CLONE_NEWNET) < 0) return;
+  std::list<Connection> connections;
+  for (;;) {
+    std::vector<pollfd> watched = {{stop_.get(), POLLIN, 0}};
+    for (const auto& listener : listeners_) watched.push_back({listener.get(), POLLIN, 0});
+    size_t first_connection = watched.size();
+    for (const auto& c : connections) {
+      auto events = [](const Direction& in, const Direction& out) {
+        short e = 0;
+        if (!in.eof && in.buffer.size() < kBuffer) e |= POLLIN;
+        if (!out.buffer.empty()) e |= POLLOUT;
+        return e;
+      };
+      watched.push_back({c.client.get(), events(c.up, c.down), 0});
+      watched.push_back({c.upstream.get(), events(c.down, c.up), 0});
+    }
+    if (::poll(watched.data(), watched.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (watched[0].revents) return;
+    auto entry = watched.begin() + long(first_connection);
+    for (auto c = connections.begin(); c != connections.end();) {
+      short client_events = (entry++)->revents, upstream_events = (entry++)->revents;
+      bool client_in = client_events & (POLLIN | POLLHUP | POLLERR);
+      bool upstream_in = upstream_events & (POLLIN | POLLHUP | POLLERR);
+      pump(c->up, client_in, upstream_events & POLLOUT);
+      pump(c->down, upstream_in, client_events & POLLOUT);
+      bool done = c->up.failed || c->down.failed || (c->up.shut && c->down.shut);
+      c = done ? connections.erase(c) : std::next(c);
+    }
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      if (!watched[1 + i].revents) continue;
+      UniqueFd client(::accept4(listeners_[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      UniqueFd upstream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!upstream) continue;
+      sockaddr_in target{};
+      target.sin_family = AF_INET;
+      target.sin_port = htons(static_cast<uint16_t>(published_[i].container_port));
+      target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      // A loopback connect completes or is refused at once; the timeout bounds a full backlog.
+      timeval timeout{2, 0};
+      ::setsockopt(upstream.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+      if (::connect(upstream.get(), reinterpret_cast<const sockaddr*>(&target), sizeof target) < 0)
+        continue;  // nothing listens in the container: the client sees the connection closed
+      Connection c;
+      int client_fd = client.get(), upstream_fd = upstream.get();
+      c.client = std::move(client);
+      c.upstream = std::move(upstream);
+      c.up.from = c.down.to = client_fd;
+      c.up.to = c.down.from = upstream_fd;
+      connections.push_back(std::move(c));
+    }
+  }
+}
+
+}  // namespace slipway::runtime
