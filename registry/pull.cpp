@@ -1,12 +1,15 @@
 // slipway pull: manifest (through an index when there is one), config, then the layers the store
 // lacks, each streamed from the HTTP response through a bounded pipe into Store::ingest_layer on
 // another thread (digest, decompress, unpack in one pass; no whole-blob buffer). The blob bytes
-// land in the store's partial file as they arrive, so a killed pull resumes with Range.
+// land in the store's partial file as they arrive, so a killed pull resumes with Range. While
+// layers arrive, EarlyWriteback flushes what is written so far, so the final sync is short.
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <thread>
 
@@ -35,6 +38,9 @@ constexpr std::string_view kDockerManifest = "application/vnd.docker.distributio
 constexpr size_t kMaxConfigBytes = 16u << 20;
 constexpr size_t kPipeBytes = 4u << 20;
 constexpr int kMaxAttemptsWithoutProgress = 5;
+// How often a pull flushes the files written so far (EarlyWriteback). A pull shorter than this
+// (a small image) never flushes early.
+constexpr std::chrono::milliseconds kWritebackInterval{100};
 
 // A bounded single-producer single-consumer byte pipe: curl's write callback pushes, the
 // unpacker pulls. The producer blocks when kPipeBytes are waiting.
@@ -96,6 +102,50 @@ class BlobPipe : public store::ByteSource {
   bool closed_ = false;
   bool aborted_ = false;
   std::exception_ptr error_;
+};
+
+// Calls Store::sync() every `interval` on a thread of its own until destroyed. Store::tag makes
+// everything the image needs durable (one syncfs) before the name points at it; left alone, the
+// kernel keeps the pulled files dirty until then (its own writeback starts only after 30 s, or
+// when 10% of memory is dirty), so the pull would end waiting for all of them to reach the disk.
+// Flushing as they arrive overlaps that wait with the download and unpack, and the final syncfs
+// finds little left. Measured on a Debian minbase pull (68 MB blob, 170 MB of files): the final
+// syncfs took 0.20-0.54 s, 2-8 ms with the files flushed every 100 ms meanwhile. A failed
+// flush is left for the final sync to report.
+class EarlyWriteback {
+ public:
+  EarlyWriteback(const store::Store& store, std::chrono::milliseconds interval)
+      : store_(store), interval_(interval), thread_([this] { run(); }) {}
+  ~EarlyWriteback() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    stopped_.notify_all();
+    thread_.join();
+  }
+  EarlyWriteback(const EarlyWriteback&) = delete;
+  EarlyWriteback& operator=(const EarlyWriteback&) = delete;
+
+ private:
+  void run() {
+    std::unique_lock lock(mutex_);
+    while (!stopped_.wait_for(lock, interval_, [&] { return stop_; })) {
+      lock.unlock();
+      try {
+        store_.sync();
+      } catch (const std::exception&) {
+      }
+      lock.lock();
+    }
+  }
+
+  const store::Store& store_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mutex_;
+  std::condition_variable stopped_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
 };
 
 // GETs a blob from byte `start` on into `sink`, resuming with Range after a dropped connection
@@ -167,7 +217,8 @@ void download_blob(Session& session, HttpConnection& connection, const store::De
 // Downloads one layer into the store, continuing the partial blob an interrupted pull left.
 store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnection& connection,
                               const store::Descriptor& blob, store::PartialBlob& partial,
-                              const std::string& parent_chain, PullProgress& progress) {
+                              const std::string& parent_chain, const std::string& diff_id,
+                              PullProgress& progress) {
   const std::string id = detail::short_digest(blob.digest);
   const uint64_t size = static_cast<uint64_t>(blob.size);
   const uint64_t start = partial.size();
@@ -177,7 +228,7 @@ store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnect
   store::StoredLayer layer;
   std::thread consumer([&] {
     try {
-      layer = store.ingest_layer(partial, pipe, blob, parent_chain);
+      layer = store.ingest_layer(partial, pipe, blob, parent_chain, diff_id);
     } catch (...) {
       consumer_error = std::current_exception();
     }
@@ -317,6 +368,8 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
       missing.push_back(i);
   }
   for (size_t i : missing) progress.waiting(detail::short_digest(layers[i].digest));
+  std::optional<EarlyWriteback> writeback;
+  if (!missing.empty()) writeback.emplace(store, kWritebackInterval);
   detail::for_each_parallel(missing.size(), options.parallel, options.tls_verify,
                             [&](size_t k, HttpConnection& worker_connection) {
                               size_t i = missing[k];
@@ -329,15 +382,13 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
                                 progress.already_exists(id);
                                 return;
                               }
-                              store::StoredLayer stored =
-                                  pull_layer(store, session, worker_connection, layers[i], partial,
-                                             i == 0 ? std::string() : chains[i - 1], progress);
-                              if (stored.diff_id != diff_ids[i])
-                                throw Error("layer " + layers[i].digest +
-                                            ": its content has diff_id " + stored.diff_id +
-                                            " but the config lists " + diff_ids[i]);
+                              // The store checks the diff_id before it installs anything.
+                              pull_layer(store, session, worker_connection, layers[i], partial,
+                                         i == 0 ? std::string() : chains[i - 1], diff_ids[i],
+                                         progress);
                               progress.pull_complete(id);
                             });
+  writeback.reset();
 
   store.ingest_blob(manifest.bytes, manifest.digest);
   store::Image image = store.load_image(manifest.digest);

@@ -142,7 +142,8 @@ std::string mismatch(std::string_view expected, std::string_view actual) {
 // One pass over `source`: hash, count and write the blob to `blob_fd` (past `already_written`),
 // decompress, compute the diff_id and unpack into `diff_dir`. Throws on any mismatch.
 LayerDigests unpack_verified(ByteSource& source, int blob_fd, uint64_t already_written,
-                             const Descriptor& expected, const fs::path& diff_dir) {
+                             const Descriptor& expected, std::string_view expected_diff_id,
+                             const fs::path& diff_dir) {
   const uint64_t expected_size = static_cast<uint64_t>(expected.size);
   LayerDigests digests;
   BlobTee tee(source, blob_fd, expected_size, expected.digest, already_written);
@@ -174,6 +175,9 @@ LayerDigests unpack_verified(ByteSource& source, int blob_fd, uint64_t already_w
                 std::to_string(expected_size) + " bytes, got " + std::to_string(digests.blob_size));
   if (digests.digest != expected.digest)
     throw Error("layer " + expected.digest + ": " + mismatch(expected.digest, digests.digest));
+  if (!expected_diff_id.empty() && digests.diff_id != expected_diff_id)
+    throw Error("layer " + expected.digest + ": its content has diff_id " + digests.diff_id +
+                " but the config lists " + std::string(expected_diff_id));
   return digests;
 }
 
@@ -193,7 +197,8 @@ bool same_file(int fd, const fs::path& path) {
 }  // namespace
 
 StoredLayer Store::ingest_layer(ByteSource& blob, const Descriptor& expected,
-                                std::string_view parent_chain_id) {
+                                std::string_view parent_chain_id,
+                                std::string_view expected_diff_id) {
   check_layer_descriptor(expected);
   TempDir staged = make_temp_dir("ingest");
   fs::create_directory(staged.path() / "diff");
@@ -201,7 +206,8 @@ StoredLayer Store::ingest_layer(ByteSource& blob, const Descriptor& expected,
   LayerDigests digests;
   {
     UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    digests = unpack_verified(blob, blob_fd.get(), 0, expected, staged.path() / "diff");
+    digests =
+        unpack_verified(blob, blob_fd.get(), 0, expected, expected_diff_id, staged.path() / "diff");
   }
   fs::path dest = blob_path(digests.digest);
   pin(digests.digest);  // a concurrent GC keeps it until the image that needs it is named
@@ -249,15 +255,16 @@ void PartialBlob::discard() {
 }
 
 StoredLayer Store::ingest_layer(PartialBlob& partial, ByteSource& rest, const Descriptor& expected,
-                                std::string_view parent_chain_id) {
+                                std::string_view parent_chain_id,
+                                std::string_view expected_diff_id) {
   check_layer_descriptor(expected);
   TempDir staged = make_temp_dir("ingest");
   fs::create_directory(staged.path() / "diff");
   PartialThenRest source(partial.fd_.get(), partial.size_, rest);
   LayerDigests digests;
   try {
-    digests =
-        unpack_verified(source, partial.fd_.get(), partial.size_, expected, staged.path() / "diff");
+    digests = unpack_verified(source, partial.fd_.get(), partial.size_, expected, expected_diff_id,
+                              staged.path() / "diff");
   } catch (...) {
     // Only a failed download leaves something worth resuming; wrong bytes must not be kept.
     if (!source.rest_failed()) partial.discard();

@@ -198,9 +198,11 @@ class Store {
                            Compression compression = Compression::kGzip);
   // Stores a layer blob as it arrives from a registry: `blob` yields the bytes as stored
   // (gzip, zstd or plain), which are checked against expected.digest and expected.size and
-  // unpacked in the same pass. On any mismatch or error it throws and keeps nothing.
+  // unpacked in the same pass, and, unless empty, against `expected_diff_id` (what the image's
+  // config lists for it). On any mismatch or error it throws and keeps nothing.
   StoredLayer ingest_layer(ByteSource& blob, const Descriptor& expected,
-                           std::string_view parent_chain_id);
+                           std::string_view parent_chain_id,
+                           std::string_view expected_diff_id = {});
   // The partial download of `expected` (created empty if there is none), locked for this process;
   // blocks while another process holds it. A partial longer than the blob is started over.
   PartialBlob open_partial_blob(const Descriptor& expected) const;
@@ -210,7 +212,8 @@ class Store {
   // verified, the file becomes the stored blob. A digest or size mismatch, or content that is not
   // a layer, removes the partial file; an error thrown by `rest` (the download failed) keeps it.
   StoredLayer ingest_layer(PartialBlob& partial, ByteSource& rest, const Descriptor& expected,
-                           std::string_view parent_chain_id);
+                           std::string_view parent_chain_id,
+                           std::string_view expected_diff_id = {});
   // Stores a small blob (manifest, config) after checking it hashes to `expected_digest`.
   void ingest_blob(std::string_view bytes, std::string_view expected_digest);
   bool has_layer(std::string_view chain_id) const;

@@ -276,6 +276,28 @@ TEST(IngestTest, StoresAndUnpacksAVerifiedLayer) {
   EXPECT_EQ(store.read_blob(blob.descriptor.digest), blob.bytes);
 }
 
+// A blob that matches its digest but not the diff_id the image's config lists (a config that
+// lies about its layers) is refused before anything is installed.
+TEST(IngestTest, AWrongDiffIdIsRefusedBeforeTheLayerIsInstalled) {
+  LayerBlob blob = busybox_blob();
+  ScratchDir dir;
+  store::Store store(dir.path());
+  const std::string wrong = "sha256:" + std::string(64, 'a');
+  StringSource source(blob.bytes);
+  try {
+    store.ingest_layer(source, blob.descriptor, "", wrong);
+    FAIL() << "accepted a layer whose diff_id the config does not list";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "layer " + blob.descriptor.digest +
+                                         ": its content has diff_id " + blob.diff_id +
+                                         " but the config lists " + wrong);
+  }
+  EXPECT_FALSE(store.has_blob(blob.descriptor.digest));
+  EXPECT_EQ(count_entries(dir.path() / "layers"), 0u);
+  StringSource again(blob.bytes);
+  EXPECT_EQ(store.ingest_layer(again, blob.descriptor, "", blob.diff_id).diff_id, blob.diff_id);
+}
+
 TEST(IngestTest, AFlippedByteIsADigestMismatchAndLeavesNoTrace) {
   LayerBlob blob = busybox_blob();
   ScratchDir dir;
