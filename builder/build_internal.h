@@ -250,7 +250,6 @@ class Build {
   // instructions_copy.cpp
   void dispatch(const ast::Instruction& instruction, const ast::CopyInstruction& copy);
   void dispatch(const ast::Instruction& instruction, const ast::AddInstruction& add);
-  void check_command(const ast::Instruction& instruction, const ast::Command& command) const;
 
   // Runs `apply` unless the step's cache key was built before. `apply` turns the current image
   // into the step's result; a hit reuses that result and runs nothing.

@@ -41,34 +41,6 @@ std::string random_container_id() {
   return id;
 }
 
-// True for text like `["echo", "hi"` : a JSON array of strings whose closing bracket is missing.
-// The reference parser silently runs such a line through /bin/sh, where it fails with a puzzling
-// shell error (or, for CMD, only when the container starts); slipway reports it at its line.
-bool is_unterminated_exec_form(std::string_view text) {
-  size_t i = 0;
-  auto skip_spaces = [&] {
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-  };
-  skip_spaces();
-  if (i >= text.size() || text[i] != '[') return false;
-  ++i;
-  bool saw_string = false;
-  for (;;) {
-    skip_spaces();
-    if (i >= text.size()) return saw_string;
-    if (text[i] != '"') return false;
-    for (++i; i < text.size() && text[i] != '"'; ++i)
-      if (text[i] == '\\') ++i;
-    if (i >= text.size()) return true;  // the string itself is not closed either
-    ++i;
-    saw_string = true;
-    skip_spaces();
-    if (i >= text.size()) return true;
-    if (text[i] != ',') return false;
-    ++i;
-  }
-}
-
 // Parses one EXPOSE word ("80", "53/udp", "8000-8002/tcp") into "port/proto" entries.
 std::vector<std::string> parse_exposed_ports(const std::string& spec) {
   std::string ports = spec, protocol = "tcp";
@@ -783,12 +755,6 @@ void Build::dispatch_body(const ast::Instruction& instruction) {
   std::visit([&](const auto& body) { dispatch(instruction, body); }, instruction.body);
 }
 
-void Build::check_command(const ast::Instruction& instruction, const ast::Command& command) const {
-  if (!command.exec_form && is_unterminated_exec_form(command.shell_text))
-    fail_at(instruction, "unterminated JSON array in " + instruction.keyword + ": " +
-                             command.shell_text + " (exec form needs a closing ']')");
-}
-
 void Build::dispatch(const ast::Instruction& instruction, const ast::FromInstruction& from) {
   start_stage(instruction, from);
 }
@@ -799,7 +765,6 @@ void Build::dispatch(const ast::Instruction&, const ast::MaintainerInstruction& 
 }
 
 void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruction& run) {
-  check_command(instruction, run.command);
   if (flags_.flag("device"))
     throw PositionedError(flags_.flag("device")->position, "RUN --device is not supported");
   std::string network = flags_.get("network").value_or("default");
@@ -861,8 +826,7 @@ void Build::dispatch(const ast::Instruction&, const ast::ExposeInstruction& expo
   });
 }
 
-void Build::dispatch(const ast::Instruction& instruction, const ast::CmdInstruction& cmd) {
-  check_command(instruction, cmd.command);
+void Build::dispatch(const ast::Instruction&, const ast::CmdInstruction& cmd) {
   std::vector<std::string> argv = shell_argv(cmd.command);
   config_step({{"CMD", argv}}, "CMD " + go_quote_list(argv), [&](json& config) {
     config["config"]["Cmd"] = argv;

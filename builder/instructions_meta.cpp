@@ -221,8 +221,7 @@ void Build::dispatch(const ast::Instruction&, const ast::LabelInstruction& label
   });
 }
 
-void Build::dispatch(const ast::Instruction& instruction, const ast::EntrypointInstruction& entry) {
-  check_command(instruction, entry.command);
+void Build::dispatch(const ast::Instruction&, const ast::EntrypointInstruction& entry) {
   std::vector<std::string> argv = shell_argv(entry.command);
   bool keep_cmd = stage_->cmd_set;
   config_step({{"ENTRYPOINT", argv}, {"keep_cmd", keep_cmd}}, "ENTRYPOINT " + go_quote_list(argv),

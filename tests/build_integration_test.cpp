@@ -277,9 +277,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadInputCase{"UnknownInstruction", "FROM busybox\nFORM busybox\n",
                      "Dockerfile:2:1: unknown instruction: FORM (did you mean FROM?)"},
-        BadInputCase{"UnterminatedJsonArray", "FROM busybox\nCMD [\"echo\", \"hi\"\n",
-                     "Dockerfile:2:1: unterminated JSON array in CMD: [\"echo\", \"hi\" (exec "
-                     "form needs a closing ']')"},
+        // Docker runs an unterminated exec form through the shell, where it fails.
+        BadInputCase{"UnterminatedJsonArrayInRun", "FROM busybox\nRUN [\"false\"\n",
+                     "/bin/sh: [false: not found\n"
+                     "The command '/bin/sh -c [\"false\"' returned a non-zero code: 127"},
         BadInputCase{"MissingFrom", "RUN echo hi\n",
                      "Dockerfile:1:1: no build stage in current context: the first instruction "
                      "must be FROM, found RUN"},
@@ -306,6 +307,22 @@ INSTANTIATE_TEST_SUITE_P(
                      "Dockerfile:2:1: WORKDIR: failed to process \"/app/${V:?}\": V: is not "
                      "allowed to be unset"}),
     [](const auto& case_info) { return case_info.param.name; });
+
+// BuildKit's parser takes a JSON array without its closing bracket as shell form (the corpus
+// case jeztah-invalid-json-unterminated-bracket), so the command is the text run by /bin/sh.
+TEST_F(BuildTest, UnterminatedJsonArrayIsShellFormAsInDocker) {
+  auto built = build(
+      "FROM busybox\n"
+      "ENTRYPOINT [\"echo\", \"ep\"\n"
+      "CMD [\"echo\", \"hi\"\n",
+      "unterminated:1");
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  json config = image_config(root(), "unterminated:1");
+  EXPECT_EQ(config["config"]["Cmd"], json({"/bin/sh", "-c", "[\"echo\", \"hi\""}));
+  EXPECT_EQ(config["config"]["Entrypoint"], json({"/bin/sh", "-c", "[\"echo\", \"ep\""}));
+  EXPECT_EQ(config["history"].back()["created_by"],
+            "CMD [\"/bin/sh\" \"-c\" \"[\\\"echo\\\", \\\"hi\\\"\"]");
+}
 
 TEST_F(BuildTest, MissingContextDirectoryIsAClearError) {
   auto failed = run_slipway(root(), {"build", "-t", "x:1", (scratch_.path() / "nope").string()});
