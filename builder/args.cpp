@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "builder/build_internal.h"
 
@@ -31,6 +32,24 @@ std::string host_arch() {
   if (machine == "i686" || machine == "i386") return "386";
   if (machine.rfind("arm", 0) == 0) return "arm";
   return machine;
+}
+
+bool is_known(std::string_view name, std::initializer_list<std::string_view> known) {
+  return std::find(known.begin(), known.end(), name) != known.end();
+}
+
+// Go's GOOS and GOARCH values, which containerd's platforms package takes as the known ones.
+bool is_known_os(std::string_view os) {
+  return is_known(
+      os, {"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js",
+           "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos"});
+}
+
+bool is_known_arch(std::string_view arch) {
+  return is_known(arch, {"386",       "amd64",       "amd64p32", "arm",    "armbe",   "arm64",
+                         "arm64be",   "loong64",     "mips",     "mipsle", "mips64",  "mips64le",
+                         "mips64p32", "mips64p32le", "ppc",      "ppc64",  "ppc64le", "riscv",
+                         "riscv64",   "s390",        "s390x",    "sparc",  "sparc64", "wasm"});
 }
 
 std::optional<std::string> find_build_arg(const BuildOptions& options, std::string_view name) {
@@ -60,6 +79,69 @@ void check_arg_name(const ast::ArgDefinition& definition) {
 }
 
 }  // namespace
+
+std::string host_platform() {
+  return "linux/" + host_arch();
+}
+
+// containerd's platforms.Parse and Normalize, which BuildKit applies to FROM --platform: the
+// aliases of the common architectures folded, the default variants dropped (arm64/v8) or added
+// (arm/v7), a lone OS or architecture completed from the host.
+std::string normalize_platform(std::string_view spec) {
+  const std::string quoted = "\"" + std::string(spec) + "\"";
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    size_t slash = spec.find('/', start);
+    parts.emplace_back(spec.substr(start, slash == std::string_view::npos ? slash : slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  if (parts.size() > 3) throw Error(quoted + ": cannot parse platform specifier: invalid argument");
+  for (const auto& part : parts)
+    if (part.empty() ||
+        part.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                               "0123456789_-") != std::string::npos)
+      throw Error("\"" + part + "\": is an invalid component of " + quoted +
+                  ": platform specifier component must match \"^[A-Za-z0-9_-]+$\": invalid "
+                  "argument");
+  auto unknown = [&] {
+    return Error(quoted + ": unknown operating system or architecture: invalid argument");
+  };
+  std::string os = "linux", arch, variant;
+  if (parts.size() == 1) {
+    std::string only = to_lower(parts[0]);
+    if (only == "macos") only = "darwin";
+    if (is_known_os(only)) {
+      os = only;
+      arch = host_arch();
+    } else {
+      arch = only;
+    }
+  } else {
+    os = to_lower(parts[0]);
+    if (os == "macos") os = "darwin";
+    arch = to_lower(parts[1]);
+    if (parts.size() == 3) variant = to_lower(parts[2]);
+  }
+  if (arch == "i386") {
+    arch = "386";
+  } else if (arch == "x86_64" || arch == "x86-64" || arch == "amd64") {
+    arch = "amd64";
+    if (variant == "v1") variant.clear();
+  } else if (arch == "aarch64" || arch == "arm64") {
+    arch = "arm64";
+    if (variant == "8" || variant == "v8") variant.clear();
+  } else if (arch == "armhf") {
+    arch = "arm", variant = "v7";
+  } else if (arch == "armel") {
+    arch = "arm", variant = "v6";
+  } else if (arch == "arm") {
+    if (variant.empty() || variant == "7") variant = "v7";
+    if (variant == "5" || variant == "6" || variant == "8") variant = "v" + variant;
+  }
+  if (!is_known_os(os) || !is_known_arch(arch)) throw unknown();
+  return os + "/" + arch + (variant.empty() ? "" : "/" + variant);
+}
 
 Variables Build::global_variables() const {
   Variables vars = automatic_args(target_name_);

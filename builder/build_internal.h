@@ -224,7 +224,10 @@ class Build {
 
   void start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from);
   // The image a FROM names: from the store, or pulled from its registry per options_.pull.
-  store::Image base_image(const ast::Instruction& instruction, const std::string& reference);
+  // `platform` picks the manifest of an index when the image is pulled.
+  store::Image base_image(const ast::Instruction& instruction, const std::string& reference,
+                          const std::string& platform);
+  std::string stage_platform();
   void run_onbuild_triggers(const ast::Instruction& from);
   void execute(const ast::Instruction& instruction);
   void dispatch_body(const ast::Instruction& instruction);
@@ -317,6 +320,13 @@ class Build {
   Variables global_args_;
   std::shared_ptr<SharedBuildState> shared_;
 };
+
+// args.cpp: "linux/<arch>" of this machine, the default build and target platform.
+std::string host_platform();
+// A FROM --platform value as BuildKit takes it (containerd's platforms.Parse + Normalize):
+// "os/arch[/variant]" normalised ("x86_64" -> "amd64", "arm64/v8" -> "arm64"). Throws Error with
+// containerd's message for a malformed or unknown platform.
+std::string normalize_platform(std::string_view spec);
 
 // Helpers shared by the instruction files.
 std::string short_id(std::string_view digest);

@@ -70,15 +70,48 @@ std::vector<std::string> parse_exposed_ports(const std::string& spec) {
   return out;
 }
 
-// An empty image for `FROM scratch`.
-store::Image scratch_image() {
-  store::Image image;
-  image.config = {{"architecture", "amd64"},
-                  {"os", "linux"},
-                  {"config", json::object()},
-                  {"rootfs", {{"type", "layers"}, {"diff_ids", json::array()}}},
-                  {"history", json::array()}};
-  return image;
+struct PlatformParts {
+  std::string os, architecture, variant;
+};
+
+PlatformParts split_platform(const std::string& platform) {
+  PlatformParts parts;
+  size_t first = platform.find('/');
+  parts.os = platform.substr(0, first);
+  if (first == std::string::npos) return parts;
+  size_t second = platform.find('/', first + 1);
+  parts.architecture = platform.substr(
+      first + 1, second == std::string::npos ? std::string::npos : second - first - 1);
+  if (second != std::string::npos) parts.variant = platform.substr(second + 1);
+  return parts;
+}
+
+// The platform an image config says it is for, normalised like a --platform value ("" when it
+// does not say).
+std::string image_platform(const store::Image& image) {
+  if (image.config.value("architecture", "").empty()) return "";
+  std::string platform =
+      image.config.value("os", "linux") + "/" + image.config.value("architecture", "");
+  if (std::string variant = image.config.value("variant", ""); !variant.empty())
+    platform += "/" + variant;
+  try {
+    return normalize_platform(platform);
+  } catch (const Error&) {
+    return platform;  // whatever it is, it is not one we would ask for
+  }
+}
+
+// The config of an empty image for `FROM scratch`, for the stage's platform (BuildKit records
+// it so).
+json scratch_config(const std::string& platform) {
+  PlatformParts parts = split_platform(platform);
+  json config = {{"architecture", parts.architecture},
+                 {"os", parts.os},
+                 {"config", json::object()},
+                 {"rootfs", {{"type", "layers"}, {"diff_ids", json::array()}}},
+                 {"history", json::array()}};
+  if (!parts.variant.empty()) config["variant"] = parts.variant;
+  return config;
 }
 
 bool is_numeric_user(const std::string& user) {
@@ -546,27 +579,64 @@ void Build::set_env(std::vector<std::string>& env, const std::string& key,
   env.push_back(prefix + value);
 }
 
-store::Image Build::base_image(const ast::Instruction& instruction, const std::string& reference) {
+store::Image Build::base_image(const ast::Instruction& instruction, const std::string& reference,
+                               const std::string& platform) {
   using Pull = BuildOptions::Pull;
-  std::lock_guard pulling(shared_->pull_mutex);
   std::optional<store::Image> found;
-  if (options_.pull != Pull::kAlways) found = store_.try_find_image(reference);
-  if (found) return std::move(*found);
-  if (options_.pull == Pull::kNever)
-    fail_at(instruction, "FROM " + reference + ": no such image: " +
-                             store::normalize_image_name(reference) + " (import or pull it first)");
+  {
+    std::lock_guard pulling(shared_->pull_mutex);
+    if (options_.pull != Pull::kAlways) found = store_.try_find_image(reference);
+    if (!found) {
+      if (options_.pull == Pull::kNever)
+        fail_at(instruction, "FROM " + reference +
+                                 ": no such image: " + store::normalize_image_name(reference) +
+                                 " (import or pull it first)");
+      try {
+        registry::Reference ref = registry::Reference::parse(reference);
+        registry::Options pull_options;
+        pull_options.platform = platform;  // the manifest of an index that matches the stage
+        registry::pull(store_, ref, pull_options, out_);
+        found = store_.find_image(ref.familiar_string());
+      } catch (const Error& e) {
+        fail_at(instruction, "FROM " + reference + ": " + e.what());
+      }
+    }
+  }
+  // The store keeps one platform of a name. An image for another one is used all the same, with
+  // BuildKit's InvalidBaseImagePlatform warning, as docker's build does with a local image.
+  if (std::string actual = image_platform(*found); !actual.empty() && actual != platform) {
+    std::ostringstream warning;
+    warning << "[WARNING]: " << dockerfile_name() << ":" << instruction.start.line
+            << ": InvalidBaseImagePlatform: Base image " << reference
+            << " was pulled with platform " << go_quote(actual) << ", expected "
+            << go_quote(platform) << " for current build\n";
+    out_ << warning.str();
+  }
+  return std::move(*found);
+}
+
+// The stage's platform: FROM --platform expanded with the global ARGs (BUILDPLATFORM,
+// TARGETPLATFORM...) and normalised, else the target platform (this machine's).
+std::string Build::stage_platform() {
+  const ast::Flag* flag = flags_.flag("platform");
+  if (!flag) return host_platform();
+  std::string expanded;
   try {
-    registry::Reference ref = registry::Reference::parse(reference);
-    registry::pull(store_, ref, registry::Options{}, out_);
-    return store_.find_image(ref.familiar_string());
+    expanded = words_.expand_word(flag->value.value_or(""), global_variables());
   } catch (const Error& e) {
-    fail_at(instruction, "FROM " + reference + ": " + e.what());
+    throw PositionedError(flag->position, std::string("FROM --platform: ") + e.what());
+  }
+  try {
+    return normalize_platform(expanded);
+  } catch (const Error& e) {
+    throw PositionedError(flag->position, "failed to parse platform " + expanded + ": " + e.what());
   }
 }
 
 void Build::start_stage(const ast::Instruction& instruction, const ast::FromInstruction& from) {
   std::string reference = words_.expand_word(from.image, global_variables());
   if (reference.empty()) fail_at(instruction, "base name (" + from.image + ") should not be blank");
+  std::string platform = stage_platform();
   StageState stage;
   auto earlier = reference.find_first_not_of("0123456789") == std::string::npos
                      ? std::nullopt
@@ -575,11 +645,14 @@ void Build::start_stage(const ast::Instruction& instruction, const ast::FromInst
   if (built) {
     stage = std::move(*built);  // its image, ENV and ARGs
   } else if (to_lower(reference) == "scratch") {
-    stage.image = scratch_image();
+    // Stored, so that it has an ID like any base: the step output and cache keys name it.
+    stage.image = store_.write_image(scratch_config(platform), {});
   } else {
-    stage.image = base_image(instruction, reference);
-    stage.cmd_set = false;
+    stage.image = base_image(instruction, reference, platform);
   }
+  // BuildKit starts every stage with cmdSet=false, even one built on an earlier stage: an
+  // ENTRYPOINT here then drops the CMD that stage set.
+  stage.cmd_set = false;
   // Like docker, a stage always has a PATH, so RUN finds programs and the image records it.
   json& config = stage.image.config["config"];
   if (!config.is_object()) config = json::object();

@@ -97,6 +97,18 @@ TEST_F(InstructionTest, EntrypointExecAndShellFormsAndTheInheritedCmd) {
   EXPECT_EQ(history(empty).back(), std::make_pair(std::string("ENTRYPOINT []"), true));
 }
 
+TEST_F(InstructionTest, EntrypointResetsACmdSetInTheParentStage) {
+  // BuildKit starts every stage with no CMD of its own, also one built FROM an earlier stage.
+  json config = build_ok(
+      "FROM busybox AS base\n"
+      "CMD [\"echo\", \"from-base\"]\n"
+      "FROM base\n"
+      "ENTRYPOINT [\"echo\", \"ep\"]\n",
+      "epstage:1");
+  EXPECT_EQ(config["config"]["Entrypoint"], json({"echo", "ep"}));
+  EXPECT_FALSE(config["config"].contains("Cmd")) << config["config"].dump();
+}
+
 TEST_F(InstructionTest, UserIsRecordedAndRunStepsRunAsThatUser) {
   json config = build_ok(
       "FROM busybox\n"
