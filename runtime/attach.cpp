@@ -49,17 +49,20 @@ std::string attach_frame(uint8_t kind, std::string_view payload) {
   return frame;
 }
 
-void take_attach_frames(std::string& buffer,
+bool take_attach_frames(std::string& buffer,
                         const std::function<void(uint8_t, std::string_view)>& on_frame) {
+  constexpr uint32_t kMaxFrame = 1024 * 1024;
   size_t start = 0;
   while (buffer.size() - start >= 8) {
     uint32_t length = read_u32(std::string_view(buffer).substr(start + 4, 4));
+    if (length > kMaxFrame) return false;
     if (buffer.size() - start - 8 < length) break;
     on_frame(static_cast<uint8_t>(buffer[start]),
              std::string_view(buffer).substr(start + 8, length));
     start += 8 + length;
   }
   buffer.erase(0, start);
+  return true;
 }
 
 fs::path attach_socket_path(const fs::path& container_dir) {
@@ -132,7 +135,7 @@ void AttachServer::handle(const std::vector<pollfd>& watched, const Handlers& ha
       continue;
     }
     found->received.append(buffer, size_t(got));
-    take_attach_frames(found->received, [&](uint8_t kind, std::string_view payload) {
+    bool valid = take_attach_frames(found->received, [&](uint8_t kind, std::string_view payload) {
       if (kind == uint8_t(AttachFrame::stdin_data) && handlers.input) {
         handlers.input(payload);
       } else if (kind == uint8_t(AttachFrame::resize) && payload.size() == 4 && handlers.resize) {
@@ -141,6 +144,7 @@ void AttachServer::handle(const std::vector<pollfd>& watched, const Handlers& ha
                          static_cast<unsigned short>(byte(2) << 8 | byte(3))});
       }
     });
+    if (!valid) clients_.erase(found);
   }
 }
 

@@ -26,7 +26,9 @@ enum class AttachFrame : uint8_t { stdin_data = 0, resize = 1 };
 std::string attach_frame(uint8_t kind, std::string_view payload);
 
 // Takes the complete frames off the front of `buffer`, calling `on_frame(kind, payload)`.
-void take_attach_frames(std::string& buffer,
+// False when a frame says it is longer than any side ever sends (1 MiB): the peer is not
+// speaking this protocol, and buffering for it would be unbounded.
+bool take_attach_frames(std::string& buffer,
                         const std::function<void(uint8_t, std::string_view)>& on_frame);
 
 // The path of a container's attach socket. Longer than a sockaddr_un can hold under a deep store

@@ -620,7 +620,7 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) break;
       received.append(buffer.data(), size_t(got));
-      take_attach_frames(received, [](uint8_t stream, std::string_view data) {
+      bool valid = take_attach_frames(received, [](uint8_t stream, std::string_view data) {
         try {
           write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data.data(), data.size(),
                     "output");
@@ -628,6 +628,7 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
           // Nobody reads our output any more; the container is not ours to stop.
         }
       });
+      if (!valid) throw Error("the container's supervisor sent a damaged frame");
     }
   }
   raw.reset();
