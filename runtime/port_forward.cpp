@@ -90,32 +90,74 @@ int bound_port(int fd) {
 
 }  // namespace
 
+namespace {
+
+// A listening socket on the mapping's host address, or an empty fd with `error` set.
+UniqueFd listen_on(const PortMapping& mapping, int& error) {
+  socklen_t length = 0;
+  sockaddr_storage address = host_address(mapping, length);
+  UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) {
+    error = errno;
+    return fd;
+  }
+  int on = 1;
+  // Like docker-proxy: a port whose last connections linger in TIME_WAIT is free to bind again.
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  if (address.ss_family == AF_INET6)
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0 ||
+      ::listen(fd.get(), 128) < 0) {
+    error = errno;
+    return {};
+  }
+  return fd;
+}
+
+StartError bind_error(const std::string& container_name, const PortMapping& mapping, int error) {
+  std::string reason = error == EADDRINUSE ? "port is already allocated" : std::strerror(error);
+  return StartError("driver failed programming external connectivity on endpoint " +
+                        container_name + ": Bind for " + mapping.host_address() +
+                        " failed: " + reason,
+                    125);
+}
+
+}  // namespace
+
 PortForwarder::PortForwarder(const std::vector<PortMapping>& mappings,
                              const std::string& container_name) {
-  for (const auto& mapping : mappings) {
-    socklen_t length = 0;
-    sockaddr_storage address = host_address(mapping, length);
-    UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) throw_errno("cannot create a socket for port " + mapping.container_key());
-    int on = 1;
-    // Like docker-proxy: a port whose last connections linger in TIME_WAIT is free to bind again.
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (address.ss_family == AF_INET6)
-      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0) {
-      int err = errno;
-      std::string reason = err == EADDRINUSE ? "port is already allocated" : std::strerror(err);
-      throw StartError("driver failed programming external connectivity on endpoint " +
-                           container_name + ": Bind for " + mapping.host_address() +
-                           " failed: " + reason,
-                       125);
-    }
-    if (::listen(fd.get(), 128) < 0) throw_errno("cannot listen on " + mapping.host_address());
-    PortMapping published = mapping;
+  auto add = [&](PortMapping published, UniqueFd fd) {
     published.host_port = bound_port(fd.get());
-    if (published.host_ip.empty()) published.host_ip = "0.0.0.0";
     published_.push_back(published);
     listeners_.push_back(std::move(fd));
+  };
+  for (const auto& mapping : mappings) {
+    int error = 0;
+    if (!mapping.host_ip.empty()) {
+      UniqueFd fd = listen_on(mapping, error);
+      if (!fd) throw bind_error(container_name, mapping, error);
+      add(mapping, std::move(fd));
+      continue;
+    }
+    // No address: every IPv4 and every IPv6 address on one port, 0.0.0.0 and [::], as docker
+    // publishes it; IPv4 only on a host without IPv6.
+    for (int attempt = 0;; ++attempt) {
+      PortMapping v4 = mapping;
+      v4.host_ip = "0.0.0.0";
+      UniqueFd fd4 = listen_on(v4, error);
+      if (!fd4) throw bind_error(container_name, v4, error);
+      v4.host_port = bound_port(fd4.get());
+      PortMapping v6 = v4;
+      v6.host_ip = "::";
+      UniqueFd fd6 = listen_on(v6, error);
+      // The kernel's random pick for IPv4 is taken on IPv6: pick another.
+      if (!fd6 && error == EADDRINUSE && mapping.host_port == 0 && attempt < 16) continue;
+      if (!fd6 && error != EAFNOSUPPORT && error != EADDRNOTAVAIL)
+        throw bind_error(container_name, v6, error);
+      add(v4, std::move(fd4));
+      if (fd6) add(v6, std::move(fd6));
+      break;
+    }
   }
 }
 

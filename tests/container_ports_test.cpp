@@ -36,6 +36,14 @@ int try_bind(int port) {
   return ntohs(address.sin_port);
 }
 
+bool host_has_ipv6() {
+  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_addr = in6addr_loopback;
+  return fd && ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+}
+
 // One HTTP/1.0 GET to 127.0.0.1:port; "" when nothing answered.
 std::string http_get(int port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -148,14 +156,17 @@ TEST_F(ContainerPortsTest, RandomHostPortsAndPublishAllExposedPorts) {
   auto all = run_detached({"--name", "all", "-P"}, kHttpd, "exposed");
   ASSERT_EQ(all.exit_code, 0) << all.err;
   out = slipway({"port", "all"}).out;
-  ASSERT_TRUE(std::regex_match(
-      out, match,
-      std::regex("80/tcp -> 0\\.0\\.0\\.0:([0-9]+)\n443/tcp -> 0\\.0\\.0\\.0:[0-9]+\n")))
+  // Like docker: no address is every IPv4 and (where the host has it) every IPv6 address, on
+  // one port.
+  std::string v6 = host_has_ipv6() ? "80/tcp -> \\[::\\]:\\1\n" : "";
+  std::string v6_443 = host_has_ipv6() ? "443/tcp -> \\[::\\]:\\2\n" : "";
+  ASSERT_TRUE(std::regex_match(out, match,
+                               std::regex("80/tcp -> 0\\.0\\.0\\.0:([0-9]+)\n" + v6 +
+                                          "443/tcp -> 0\\.0\\.0\\.0:([0-9]+)\n" + v6_443)))
       << out;
   EXPECT_NE(http_get_when_ready(std::stoi(match[1])).find("hello-from-80"), std::string::npos);
   // Nothing listens on 443 inside: the connection is accepted and closed, nothing hangs.
-  std::regex_search(out, match, std::regex("443/tcp -> 0\\.0\\.0\\.0:([0-9]+)"));
-  EXPECT_EQ(http_get(std::stoi(match[1])), "");
+  EXPECT_EQ(http_get(std::stoi(match[2])), "");
 }
 
 TEST_F(ContainerPortsTest, BadMappingsAreOneLineErrors) {
