@@ -142,7 +142,7 @@ const ast::Heredoc* lone_heredoc(const ast::RunInstruction& run) {
 }
 
 // A lone here-document that starts with `#!` is a script in its own interpreter: BuildKit
-// mounts it at /dev/pipes/NAME and executes it instead of handing it to the shell.
+// mounts it at /dev/pipes/NAME and has the shell run that file instead of the body.
 const ast::Heredoc* shebang_script(const ast::RunInstruction& run) {
   const ast::Heredoc* heredoc = lone_heredoc(run);
   return heredoc && heredoc_body(*heredoc).rfind("#!", 0) == 0 ? heredoc : nullptr;
@@ -786,7 +786,8 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
     fs::path file = script_dir->path() / "script";
     write_file_atomic(file, heredoc_body(*script));
     fs::permissions(file, fs::perms(0755));
-    spec.mounts.push_back({runtime::ContainerMount::Type::bind, file, argv.front(), true, ""});
+    spec.mounts.push_back(
+        {runtime::ContainerMount::Type::bind, file, "/dev/pipes/" + script->name, true, ""});
   }
 
   std::string container_id = random_container_id();
@@ -848,9 +849,12 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruct
   if (security != "sandbox")
     throw PositionedError(flags_.flag("security")->position,
                           "security mode \"" + security + "\" is not supported");
+  // A `#!` script is still started by the stage's SHELL, which is handed the file's path
+  // (BuildKit's dispatchRun: the args become ["/dev/pipes/NAME"], then withShell).
   const ast::Heredoc* script = shebang_script(run);
-  std::vector<std::string> argv = script ? std::vector<std::string>{"/dev/pipes/" + script->name}
-                                         : shell_argv(with_heredocs(run));
+  ast::Command command = with_heredocs(run);
+  if (script) command.shell_text = "/dev/pipes/" + script->name;
+  std::vector<std::string> argv = shell_argv(command);
   std::vector<RunMount> mounts;
   Variables vars = scope_variables();
   std::string workdir = stage_->image.config["config"].value("WorkingDir", "");

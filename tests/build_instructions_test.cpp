@@ -272,6 +272,30 @@ TEST_F(InstructionTest, RunHeredocWithAShebangRunsAsAScriptFile) {
   EXPECT_EQ(run("shebang:3", {"cat", "/script.log"}), "now as /dev/pipes/SCRIPT\n");
 }
 
+TEST_F(InstructionTest, ShebangHeredocIsStartedByTheShellAsBuildKitRecordsIt) {
+  // BuildKit hands the script's path to the stage's SHELL: the shell here marks that it ran,
+  // then execs its $0, which is the path.
+  json config = build_ok(
+      "FROM busybox\n"
+      "RUN <<EOF\n"
+      "#!/bin/sh\n"
+      "echo default > /default.log\n"
+      "EOF\n"
+      "SHELL [\"/bin/sh\", \"-c\", \"export SHELL_USED=yes; exec \\\"$0\\\"\"]\n"
+      "RUN <<EOF\n"
+      "#!/bin/sh\n"
+      "echo \"$SHELL_USED $0\" > /custom.log\n"
+      "EOF\n",
+      "shebang:shell");
+  EXPECT_EQ(run("shebang:shell", {"cat", "/default.log", "/custom.log"}),
+            "default\nyes /dev/pipes/EOF\n");
+  auto entries = history(config);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].first, "RUN /bin/sh -c /dev/pipes/EOF # buildkit");
+  EXPECT_EQ(entries[2].first,
+            "RUN /bin/sh -c export SHELL_USED=yes; exec \"$0\" /dev/pipes/EOF # buildkit");
+}
+
 // ---- ARG and build-args
 
 TEST_F(InstructionTest, GlobalAndStageArgsWithBuildArgs) {
