@@ -294,37 +294,57 @@ std::optional<size_t> Build::find_stage(std::string_view name_or_index, size_t b
   return std::nullopt;
 }
 
-// The stages each stage reads: the one it is built FROM, those it copies from and mounts.
+namespace {
+
+// The stages or images an instruction reads besides its own stage: COPY --from, RUN --mount from=.
+std::vector<std::string> read_sources(const ast::Instruction& instruction) {
+  std::vector<std::string> names = run_mount_sources(instruction);
+  if (instruction.keyword == "COPY")
+    for (const auto& flag : instruction.flags)
+      if (flag.name == "from" && flag.value) names.push_back(*flag.value);
+  return names;
+}
+
+}  // namespace
+
+// The stages each stage reads: the one it is built FROM, those it copies from and mounts, and
+// those that the ONBUILD triggers of its FROM stage read (they run in this stage).
 std::vector<std::vector<size_t>> Build::stage_dependencies(
     const std::vector<ast::Instruction>& instructions) const {
   std::vector<std::vector<size_t>> dependencies(plans_.size());
+  std::vector<std::vector<std::string>> trigger_sources(plans_.size());
+  for (size_t stage = 0; stage < plans_.size(); ++stage)
+    for (size_t i = plans_[stage].from; i < plans_[stage].end; ++i)
+      if (const auto* onbuild = std::get_if<ast::OnbuildInstruction>(&instructions[i].body))
+        for (auto& name : read_sources(*onbuild->trigger))
+          trigger_sources[stage].push_back(std::move(name));
   Variables globals = global_variables();
   for (size_t stage = 0; stage < plans_.size(); ++stage) {
     const auto& plan = plans_[stage];
-    auto depend_on = [&](size_t other) {
+    auto depend_on = [&](std::string_view name) {
+      auto other = find_stage(name, stage);
+      if (!other) return;
       auto& list = dependencies[stage];
-      if (std::find(list.begin(), list.end(), other) == list.end()) list.push_back(other);
+      if (std::find(list.begin(), list.end(), *other) == list.end()) list.push_back(*other);
     };
     for (size_t i = plan.from; i < plan.end; ++i) {
       const auto& instruction = instructions[i];
-      std::optional<std::string> reference;
       if (const auto* from = std::get_if<ast::FromInstruction>(&instruction.body)) {
+        std::optional<std::string> reference;
         try {
           reference = words_.expand_word(from->image, globals);
         } catch (const Error&) {
           // Reported when the FROM runs.
         }
         // FROM takes stage names only; a number there is an image name.
-        if (reference && reference->find_first_not_of("0123456789") == std::string::npos)
-          reference.reset();
-      } else if (instruction.keyword == "COPY") {
-        for (const auto& flag : instruction.flags)
-          if (flag.name == "from" && flag.value) reference = *flag.value;
+        if (!reference || reference->find_first_not_of("0123456789") == std::string::npos) continue;
+        if (auto base = find_stage(*reference, stage)) {
+          depend_on(*reference);
+          for (const auto& name : trigger_sources[*base]) depend_on(name);
+        }
+        continue;
       }
-      for (const auto& name : run_mount_sources(instruction))
-        if (auto dependency = find_stage(name, stage)) depend_on(*dependency);
-      if (!reference) continue;
-      if (auto dependency = find_stage(*reference, stage)) depend_on(*dependency);
+      for (const auto& name : read_sources(instruction)) depend_on(name);
     }
   }
   return dependencies;

@@ -575,6 +575,20 @@ TEST_F(InstructionTest, AddUnpacksLocalTarArchives) {
             std::make_pair(std::string("ADD archive.tar.gz /unpacked # buildkit"), false));
 }
 
+TEST_F(InstructionTest, OnbuildTriggersOfABaseStageWaitForTheStagesTheyRead) {
+  // The trigger runs in the last stage and copies from `helper`: that stage must be built first,
+  // although neither `base` nor the last stage's own lines name it.
+  build_ok(
+      "FROM busybox AS base\n"
+      "ONBUILD COPY --from=helper /helper.txt /\n"
+      "FROM busybox AS helper\n"
+      "RUN sleep 1 && echo helper > /helper.txt\n"
+      "FROM base\n"
+      "RUN cat /helper.txt\n",
+      "onbuildstage:1");
+  EXPECT_EQ(count_lines_equal(last_.out, "helper"), 1) << last_.out;
+}
+
 TEST_F(InstructionTest, CopySourcesCannotLeaveTheContext) {
   write_text(scratch_.path() / "outside.txt", "secret\n");
   write_text(context() / "inside.txt", "inside\n");
