@@ -304,6 +304,9 @@ class Build {
                     const std::string& dest, const std::string& chown, const std::string& chmod,
                     const std::optional<std::string>& checksum);
   BuildContext& context();
+  std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
+                                   const std::vector<Source>& sources,
+                                   const std::vector<std::string>& excludes);
 
   store::Store& store_;
   const BuildOptions& options_;

@@ -264,6 +264,30 @@ std::string heredoc_text(const ast::Heredoc& heredoc, const Variables& vars) {
 
 }  // namespace
 
+// The content digest of `sources` in the rootfs of image `image_id` (mounted as `tree`). An image
+// ID fixes its layers and so their content: the digest is kept in the store's cache dir under
+// the image and the selection, so an unchanged COPY --from hashes nothing again. (GC may drop
+// the file; it is then computed again.)
+std::string Build::image_content_digest(const std::string& image_id, const BuildContext& tree,
+                                        const std::vector<Source>& sources,
+                                        const std::vector<std::string>& excludes) {
+  json selection = json::array();
+  for (const auto& source : sources) selection.push_back({source.spec, source.path});
+  fs::path memo =
+      store_.root() / "cache" /
+      ("copyfrom-" + store::digest_hex(store::sha256_digest(image_id + "\n" + selection.dump() +
+                                                            "\n" + json(excludes).dump())));
+  std::error_code ec;
+  if (fs::is_regular_file(memo, ec)) {
+    std::string known = read_file(memo);
+    if (store::is_valid_digest(known)) return known;
+  }
+  std::string digest = tree.digest(sources);
+  fs::create_directories(memo.parent_path());
+  write_file_atomic(memo, digest, /*durable=*/false);  // a lost memo is only recomputed
+  return digest;
+}
+
 BuildContext& Build::context() {
   std::call_once(shared_->context_made, [&] {
     shared_->context = std::make_unique<BuildContext>(
@@ -344,7 +368,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   std::unique_ptr<BuildContext> owned;
   std::optional<TempDir> heredoc_dir;
   const BuildContext* tree = nullptr;
-  std::string tree_key;  // what identifies the tree's content when it is not hashed
+  std::string source_image_id;  // of --from
   if (!heredocs.empty()) {
     heredoc_dir.emplace(store_.make_temp_dir("heredoc"));
     for (const auto* heredoc : heredocs) {
@@ -373,7 +397,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
         from_view->merged(), excludes.empty() ? IgnoreRules{} : with_excludes({}, specs, excludes),
         false);
     tree = owned.get();
-    tree_key = source_image.id;
+    source_image_id = source_image.id;
   } else if (!excludes.empty()) {
     owned = std::make_unique<BuildContext>(
         options_.context_dir, with_excludes(context().rules().patterns(), specs, excludes), true);
@@ -388,7 +412,11 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   } catch (const Error& e) {
     throw PositionedError(instruction.start, e.what());
   }
-  std::string digest = tree_key.empty() ? content_digest(*tree, sources) : tree_key;
+  // Like BuildKit, the key follows the content of what is copied, not the whole source: a
+  // change elsewhere in the source stage keeps the step cached.
+  std::string digest = source_image_id.empty()
+                           ? content_digest(*tree, sources)
+                           : image_content_digest(source_image_id, *tree, sources, excludes);
 
   std::string created_by = keyword;
   if (parents) created_by += " --parents";

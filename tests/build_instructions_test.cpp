@@ -575,6 +575,29 @@ TEST_F(InstructionTest, AddUnpacksLocalTarArchives) {
             std::make_pair(std::string("ADD archive.tar.gz /unpacked # buildkit"), false));
 }
 
+TEST_F(InstructionTest, CopyFromStaysCachedWhenOtherFilesOfTheSourceStageChange) {
+  std::string dockerfile =
+      "FROM busybox AS source\n"
+      "ARG V=1\n"
+      "RUN echo $V > /other.txt && echo same > /copied.txt\n"
+      "FROM busybox\n"
+      "COPY --from=source /copied.txt /\n"
+      "RUN echo after-copy-ran\n";
+  build_ok(dockerfile, "copyfrom:1");
+  build_ok(dockerfile, "copyfrom:2", {"--build-arg", "V=2"});
+  EXPECT_NE(last_.out.find("COPY --from=source /copied.txt /\n ---> Using cache\n"),
+            std::string::npos)
+      << last_.out;
+  EXPECT_EQ(count_lines_equal(last_.out, "after-copy-ran"), 0) << last_.out;
+  // A change to what is copied is a miss.
+  build_ok(
+      "FROM busybox AS source\nRUN echo changed > /copied.txt\n"
+      "FROM busybox\nCOPY --from=source /copied.txt /\nRUN echo after-copy-ran\n",
+      "copyfrom:3");
+  EXPECT_EQ(count_lines_equal(last_.out, "after-copy-ran"), 1) << last_.out;
+  EXPECT_EQ(run("copyfrom:3", {"cat", "/copied.txt"}), "changed\n");
+}
+
 TEST_F(InstructionTest, OnbuildTriggersOfABaseStageWaitForTheStagesTheyRead) {
   // The trigger runs in the last stage and copies from `helper`: that stage must be built first,
   // although neither `base` nor the last stage's own lines name it.
