@@ -307,6 +307,9 @@ class Build {
   std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
                                    const std::vector<Source>& sources,
                                    const std::vector<std::string>& excludes);
+  // A COPY/ADD --link step: `write_files` fills an empty tree (the container's "/").
+  void linked_step(const nlohmann::json& step_description, const std::string& created_by,
+                   const std::function<void(const std::filesystem::path&)>& write_files);
 
   store::Store& store_;
   const BuildOptions& options_;

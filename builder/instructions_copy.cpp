@@ -427,14 +427,12 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   for (const auto* heredoc : heredocs) created_by += " <<" + heredoc->name;
   created_by += " " + dest_written + " # buildkit";
 
+  bool link = flags_.get_bool("link").value_or(false);
   json key = {{keyword, specs},   {"dest", dest},       {"chown", chown},
               {"chmod", chmod},   {"parents", parents}, {"excludes", excludes},
               {"unpack", unpack}, {"sources", digest}};
-  cached_step(key, [&] {
-    OverlayMount target(store_, stage_->image, is_add ? "add" : "copy");
-    CopyOptions options;
-    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
-    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+  // Writes the sources below `root`, which stands for the container's "/".
+  auto write_sources = [&](const fs::path& root, const CopyOptions& options) {
     std::vector<Source> plain;
     for (const auto& source : sources) {
       if (is_add && unpack && source.entry.kind == FileKind::regular &&
@@ -444,7 +442,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
         extract_tar(tree->root() / source.entry.path, unpacked.path());
         BuildContext archive_tree(unpacked.path(), IgnoreRules{}, false);
         std::string dir_dest = dest.ends_with('/') ? dest : dest + "/";
-        copy_sources(archive_tree, archive_tree.resolve("/"), target.merged(), dir_dest, options);
+        copy_sources(archive_tree, archive_tree.resolve("/"), root, dir_dest, options);
       } else if (parents) {
         // --parents keeps each source's path below the destination (from a `/./` pivot on).
         std::string rel = source.path;
@@ -460,15 +458,87 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
                                                       : rel.substr(0, rel.rfind('/')));
         std::string dir_dest = (dest.ends_with('/') ? dest : dest + "/") + parent;
         if (!dir_dest.ends_with('/')) dir_dest += "/";
-        copy_sources(*tree, {source}, target.merged(), dir_dest, options);
+        copy_sources(*tree, {source}, root, dir_dest, options);
       } else {
         plain.push_back(source);
       }
     }
-    if (!plain.empty()) copy_sources(*tree, plain, target.merged(), dest, options);
+    if (!plain.empty()) copy_sources(*tree, plain, root, dest, options);
+  };
+  if (link) {
+    CopyOptions options;
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+    if (!chown.empty()) {
+      // Names are looked up in the image below; the key holds the ids they stand for, since the
+      // key of a linked layer does not follow that image.
+      options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
+      key["owner"] = {options.chown->uid, options.chown->gid};
+    }
+    key["link"] = true;
+    linked_step(key, created_by, [&](const fs::path& root) { write_sources(root, options); });
+    return;
+  }
+  cached_step(key, [&] {
+    OverlayMount target(store_, stage_->image, is_add ? "add" : "copy");
+    CopyOptions options;
+    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+    write_sources(target.merged(), options);
     target.unmount();
     return commit_step(target.upper(), created_by, /*keep_empty_layer=*/true);
   });
+}
+
+// COPY --link / ADD --link: the files are written on an empty tree, so the layer does not depend
+// on the image below it; BuildKit then merges it on top. Its cache entry is found by a second key
+// that leaves out the parent image: after a change below, the layer made before is put on the new
+// parent as it is (unpacked again there), not made again.
+void Build::linked_step(const json& step_description, const std::string& created_by,
+                        const std::function<void(const fs::path&)>& write_files) {
+  const std::string key = cache_key(step_description);
+  const std::string linked_key =
+      store::sha256_digest(std::string(kCacheKeyVersion) + "\nlinked\n" + step_description.dump());
+  auto reuse = [&] {
+    if (auto hit = store_.cache_lookup(key)) {
+      stage_->image = std::move(*hit);
+      return true;
+    }
+    auto linked = store_.cache_lookup(linked_key);
+    if (!linked || linked->layers.empty()) return false;
+    const store::Image& parent = stage_->image;
+    std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
+    // Unpacked again on this parent, and stored in this build's compression.
+    store::StoredLayer layer = store_.import_layer(
+        store_.blob_path(linked->layers.back().digest), parent_chain, options_.compression);
+    json config = parent.config;
+    config["rootfs"]["diff_ids"].push_back(layer.diff_id);
+    std::vector<store::Descriptor> layers = parent.layers;
+    layers.push_back(layer.blob);
+    stage_->image = store_.write_image(add_history(std::move(config), created_by, false), layers);
+    store_.cache_record(key, stage_->image);
+    return true;
+  };
+  std::optional<store::StepLock> building;
+  if (!options_.no_cache) {
+    bool hit = reuse();
+    if (!hit) {
+      building.emplace(store_.lock_step(linked_key));
+      hit = reuse();
+    }
+    if (hit) {
+      out_ << " ---> Using cache\n";
+      ++shared_->steps_cached;
+      return;
+    }
+  }
+  TempDir scratch = store_.make_temp_dir("link");
+  fs::path tree = scratch.path() / "tree";
+  fs::create_directory(tree);
+  write_files(tree);
+  stage_->image = commit_step(tree, created_by, /*keep_empty_layer=*/true);
+  store_.cache_record(key, stage_->image);
+  store_.cache_record(linked_key, stage_->image);
+  ++shared_->steps_run;
 }
 
 // ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, never unpacked) and

@@ -575,6 +575,52 @@ TEST_F(InstructionTest, AddUnpacksLocalTarArchives) {
             std::make_pair(std::string("ADD archive.tar.gz /unpacked # buildkit"), false));
 }
 
+// ---- COPY --link
+
+TEST_F(InstructionTest, CopyLinkWritesOnAnEmptyTree) {
+  write_text(context() / "f.txt", "linked\n");
+  build_ok(
+      "FROM busybox\n"
+      "RUN mkdir -m 700 /app && chown nobody /app && mkdir /real && ln -s /real /link\n"
+      "COPY --link f.txt /app/\n"
+      "COPY --link f.txt /link/\n"
+      "COPY f.txt /unlinked/\n",
+      "link:1");
+  // The dest dirs are the layer's own (0755 root), and a symlink in the image below is not
+  // followed: the layer's directory replaces it.
+  EXPECT_EQ(run("link:1", {"sh", "-c",
+                           "stat -c '%a %u' /app && cat /app/f.txt && test -d /link && "
+                           "! test -L /link && cat /link/f.txt && ls -A /real | wc -l"}),
+            "755 0\nlinked\nlinked\n0\n");
+}
+
+TEST_F(InstructionTest, CopyLinkStaysCachedWhenAnEarlierStepChanges) {
+  write_text(context() / "f.txt", "linked\n");
+  std::string dockerfile =
+      "FROM busybox\n"
+      "ARG V=1\n"
+      "RUN echo $V > /v.txt\n"
+      "COPY --link f.txt /linked/\n"
+      "COPY f.txt /plain/\n";
+  build_ok(dockerfile, "linkcache:1");
+  build_ok(dockerfile, "linkcache:2", {"--build-arg", "V=2"});
+  // ARG and RUN run again; the linked COPY is reused on the new RUN layer, the plain one is not.
+  EXPECT_EQ(count_lines_equal(last_.out, " ---> Using cache"), 1) << last_.out;
+  EXPECT_NE(last_.out.find("COPY --link f.txt /linked/\n ---> Using cache\n"), std::string::npos)
+      << last_.out;
+  EXPECT_EQ(run("linkcache:2", {"cat", "/v.txt", "/linked/f.txt", "/plain/f.txt"}),
+            "2\nlinked\nlinked\n");
+  json first = image_config(root(), "linkcache:1"), second = image_config(root(), "linkcache:2");
+  // The same layer content (diff_id) on another parent: base, RUN, COPY --link, COPY.
+  ASSERT_EQ(second["rootfs"]["diff_ids"].size(), 4u);
+  EXPECT_NE(first["rootfs"]["diff_ids"][1], second["rootfs"]["diff_ids"][1]);
+  EXPECT_EQ(first["rootfs"]["diff_ids"][2], second["rootfs"]["diff_ids"][2]);
+  // A changed source is a miss.
+  write_text(context() / "f.txt", "changed\n");
+  build_ok(dockerfile, "linkcache:3", {"--build-arg", "V=2"});
+  EXPECT_EQ(run("linkcache:3", {"cat", "/linked/f.txt"}), "changed\n");
+}
+
 TEST_F(InstructionTest, CopyFromStaysCachedWhenOtherFilesOfTheSourceStageChange) {
   std::string dockerfile =
       "FROM busybox AS source\n"
