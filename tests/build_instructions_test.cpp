@@ -575,6 +575,68 @@ TEST_F(InstructionTest, AddUnpacksLocalTarArchives) {
             std::make_pair(std::string("ADD archive.tar.gz /unpacked # buildkit"), false));
 }
 
+TEST_F(InstructionTest, AddUnpacksBzip2AndXzArchivesUnlessUnpackIsFalse) {
+  write_text(context() / "tree/inner/file.txt", "packed\n");
+  for (const auto& [flag, name] :
+       {std::pair<const char*, const char*>{"-cjf", "a.tar.bz2"}, {"-cJf", "a.tar.xz"}}) {
+    auto packed = run_program(
+        {"tar", flag, (context() / name).string(), "-C", (context() / "tree").string(), "."});
+    ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  }
+  build_ok(
+      "FROM busybox\n"
+      "ADD a.tar.bz2 /bz2\n"
+      "ADD a.tar.xz /xz/\n"
+      "ADD --unpack=false a.tar.xz /kept/\n",
+      "addz:1");
+  EXPECT_EQ(run("addz:1", {"sh", "-c", "cat /bz2/inner/file.txt /xz/inner/file.txt && ls /kept"}),
+            "packed\npacked\na.tar.xz\n");
+}
+
+TEST_F(InstructionTest, AddExcludeAndCopyFromAnImageInTheStore) {
+  write_text(context() / "dir/keep.txt", "keep\n");
+  write_text(context() / "dir/drop.tmp", "drop\n");
+  build_ok(
+      "FROM busybox\n"
+      "ADD --exclude=*.tmp dir /added/\n"
+      "COPY --from=busybox /bin/busybox /from-image/busybox\n",
+      "addx:1");
+  EXPECT_EQ(run("addx:1", {"sh", "-c", "ls /added && /from-image/busybox echo from-image"}),
+            "keep.txt\nfrom-image\n");
+}
+
+TEST_F(InstructionTest, CopyParentsKeepsThePathAfterThePivot) {
+  write_text(context() / "src/a/one.txt", "1\n");
+  write_text(context() / "src/b/two.txt", "2\n");
+  build_ok("FROM busybox\nCOPY --parents src/./a/one.txt src/./b /pivot/\n", "pivot:1");
+  EXPECT_EQ(run("pivot:1", {"sh", "-c", "find /pivot -type f | sort"}),
+            "/pivot/a/one.txt\n/pivot/b/two.txt\n");
+}
+
+TEST_F(InstructionTest, StopsignalExposeChownAndChmodExpandVariables) {
+  write_text(context() / "f.txt", "f\n");
+  json config = build_ok(
+      "FROM busybox\n"
+      "ARG SIGNAL=SIGUSR1\n"
+      "ENV PORTS=\"80 443/udp\" LAST=8001\n"
+      "STOPSIGNAL $SIGNAL\n"
+      "EXPOSE $PORTS 8000-${LAST}\n"
+      "ARG OWNER=123:456 MODE=0640\n"
+      "COPY --chown=$OWNER --chmod=${MODE} f.txt /f.txt\n",
+      "expand:1");
+  EXPECT_EQ(config["config"]["StopSignal"], "SIGUSR1");
+  EXPECT_EQ(config["config"]["ExposedPorts"], json({{"80/tcp", json::object()},
+                                                    {"443/udp", json::object()},
+                                                    {"8000/tcp", json::object()},
+                                                    {"8001/tcp", json::object()}}));
+  auto entries = history(config);
+  ASSERT_EQ(entries.size(), 6u);
+  EXPECT_EQ(entries[2].first, "STOPSIGNAL SIGUSR1");
+  EXPECT_EQ(entries[3].first, "EXPOSE [80/tcp 443/udp 8000/tcp 8001/tcp]");
+  EXPECT_EQ(entries[5].first, "COPY --chown=123:456 --chmod=0640 f.txt /f.txt # buildkit");
+  EXPECT_EQ(run("expand:1", {"stat", "-c", "%u:%g %a", "/f.txt"}), "123:456 640\n");
+}
+
 // ---- COPY --link
 
 TEST_F(InstructionTest, CopyLinkWritesOnAnEmptyTree) {
