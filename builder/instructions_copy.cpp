@@ -508,8 +508,8 @@ void Build::linked_step(const json& step_description, const std::string& created
     const store::Image& parent = stage_->image;
     std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
     // Unpacked again on this parent, and stored in this build's compression.
-    store::StoredLayer layer = store_.import_layer(
-        store_.blob_path(linked->layers.back().digest), parent_chain, options_.compression);
+    store::StoredLayer layer = store_.import_layer(store_.blob_path(linked->layers.back().digest),
+                                                   parent_chain, options_.compression);
     json config = parent.config;
     config["rootfs"]["diff_ids"].push_back(layer.diff_id);
     std::vector<store::Descriptor> layers = parent.layers;
@@ -571,17 +571,15 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
   created_by += " " + dest_written + " # buildkit";
 
   json key = {{"ADD-URL", sources}, {"dest", dest}, {"chown", chown}, {"chmod", chmod}};
-  cached_step(key, [&] {
+  // Downloads what the key did not (a --checksum key needs no download) and writes the files
+  // below `root`, which stands for the container's "/".
+  auto write_downloads = [&](const fs::path& root, const CopyOptions& options) {
     if (checksum) {
       downloads.push_back(download_source(urls.front(), download_dir.path(), "0"));
       if (downloads.front().digest != *checksum)
         throw Error("checksum mismatch for " + urls.front() + ": expected " + *checksum + ", got " +
                     downloads.front().digest);
     }
-    OverlayMount target(store_, stage_->image, "add");
-    CopyOptions options;
-    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
-    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
     BuildContext tree(download_dir.path(), IgnoreRules{}, true);
     std::vector<Source> files;
     for (size_t i = 0; i < downloads.size(); ++i) {
@@ -590,7 +588,25 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
       file.name = downloads[i].name;
       files.push_back(std::move(file));
     }
-    copy_sources(tree, files, target.merged(), dest, options);
+    copy_sources(tree, files, root, dest, options);
+  };
+  if (flags_.get_bool("link").value_or(false)) {
+    CopyOptions options;
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+    if (!chown.empty()) {
+      options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
+      key["owner"] = {options.chown->uid, options.chown->gid};
+    }
+    key["link"] = true;
+    linked_step(key, created_by, [&](const fs::path& root) { write_downloads(root, options); });
+    return;
+  }
+  cached_step(key, [&] {
+    OverlayMount target(store_, stage_->image, "add");
+    CopyOptions options;
+    if (!chown.empty()) options.chown = resolve_chown(chown, target.merged());
+    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+    write_downloads(target.merged(), options);
     target.unmount();
     return commit_step(target.upper(), created_by, /*keep_empty_layer=*/true);
   });

@@ -120,6 +120,25 @@ TEST_F(AddUrlTest, MatchingChecksumBuildsAndARebuildNeverContactsTheServer) {
   EXPECT_EQ(server_.requests(), requests);
 }
 
+TEST_F(AddUrlTest, LinkedDownloadWithChecksumIsReusedOnANewParentWithoutADownload) {
+  std::string dockerfile =
+      "FROM busybox\nARG V=1\nRUN mkdir -m 700 /srv && echo $V > /v\n"
+      "ADD --link --checksum=" +
+      store::sha256_digest(kHello) + " " + server_.url("/files/hello.txt") + " /srv/\n";
+  build_ok(dockerfile, "dl:1");
+  EXPECT_EQ(server_.requests(), 1);
+  // The ADD's own layer made /srv (0755), not the RUN's 0700 one below.
+  EXPECT_EQ(in_image("dl:1", "stat -c %a /srv && cat /srv/hello.txt"),
+            std::string("755\n") + kHello);
+
+  // A changed RUN below: the ADD is a cache hit all the same, and downloads nothing.
+  auto rebuilt = build_context("dl:2", {"--build-arg", "V=2"});
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.out << rebuilt.err;
+  EXPECT_EQ(count_lines_containing(rebuilt.out, "Using cache"), 1) << rebuilt.out;
+  EXPECT_EQ(server_.requests(), 1);
+  EXPECT_EQ(in_image("dl:2", "cat /v /srv/hello.txt"), std::string("2\n") + kHello);
+}
+
 TEST_F(AddUrlTest, ChecksumMismatchFailsAndLeavesNothing) {
   std::string wrong = store::sha256_digest("something else");
   auto failed = build(
