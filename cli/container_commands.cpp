@@ -156,6 +156,8 @@ int start_containers(store::Store& store, const StartOptions& options) {
     // docker start -a of a running container attaches to it.
     if (record.status == ContainerStatus::running)
       return runtime::attach_container(containers, record.id, options.interactive);
+    if (options.interactive && record.tty && record.interactive)
+      return runtime::start_and_attach(containers, record.id);
     return runtime::start_attached(containers, record.id);
   }
   return for_each_container(options.containers, [&](const std::string& reference) {
@@ -519,14 +521,15 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
         "attach", "Attach local standard input, output, and error streams to a running container");
     attach->add_flag("--no-stdin", attach_options->no_stdin, "Do not attach STDIN");
     attach->add_flag("--sig-proxy,!--no-sig-proxy", attach_options->sig_proxy,
-                     "Accepted for docker compatibility");
+                     "Proxy received signals to the container (default true)");
     attach->add_option("CONTAINER", attach_options->container)->required();
     attach->callback([&context, attach_options] {
       context.action = [&context, attach_options] {
         ContainerStore containers(context.store());
         ContainerRecord record = containers.find(attach_options->container);
         std::cout.flush();
-        return runtime::attach_container(containers, record.id, !attach_options->no_stdin);
+        return runtime::attach_container(containers, record.id, !attach_options->no_stdin,
+                                         attach_options->sig_proxy);
       };
     });
 

@@ -75,6 +75,10 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
     // can tell them from the command's own exit codes.
     throw runtime::StartError(e.what(), 125);
   }
+  // -it: attached to a detached supervisor, as docker's CLI is to its daemon, so that ctrl-p
+  // ctrl-q can leave the container running.
+  if (!options.detach && options.tty && options.interactive)
+    return runtime::start_and_attach(containers, record.id);
   if (!options.detach) return runtime::start_attached(containers, record.id);
   runtime::start_detached(containers, record.id);
   std::cout << record.id << "\n";

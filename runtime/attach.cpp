@@ -108,6 +108,15 @@ void AttachServer::close() {
   }
 }
 
+void AttachServer::wait_for_client(int timeout_ms) {
+  pollfd entry{listener_.get(), POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&entry, 1, timeout_ms);
+  } while (ready < 0 && errno == EINTR);
+  if (ready > 0) handle({entry}, {});
+}
+
 void AttachServer::watch(std::vector<pollfd>& watched) const {
   if (listener_) watched.push_back({listener_.get(), POLLIN, 0});
   for (const auto& client : clients_) watched.push_back({client.fd.get(), POLLIN, 0});

@@ -3,8 +3,9 @@
 //
 // Both directions are frames: an 8-byte header, then `length` bytes. From the supervisor the
 // header is docker's stream header ([stream, 0, 0, 0, length as big-endian u32], stream 1 =
-// stdout, 2 = stderr); from the client the first byte is a kind: 0 = stdin bytes, 1 = a window
-// size (rows, columns as big-endian u16).
+// stdout, 2 = stderr, 3 = the container exited: the payload is its exit code in decimal, the
+// last frame before the supervisor closes the socket); from the client the first byte is a kind: 0
+// = stdin bytes, 1 = a window size (rows, columns as big-endian u16).
 #pragma once
 
 #include <poll.h>
@@ -22,6 +23,7 @@
 namespace slipway::runtime {
 
 enum class AttachFrame : uint8_t { stdin_data = 0, resize = 1 };
+constexpr uint8_t kExitFrame = 3;
 
 std::string attach_frame(uint8_t kind, std::string_view payload);
 
@@ -53,6 +55,9 @@ class AttachServer {
   AttachServer& operator=(AttachServer&&) = default;
   ~AttachServer();
 
+  // Waits up to `timeout_ms` for a first client (run -it connects before the command runs, so
+  // that it sees all of its output) and keeps it.
+  void wait_for_client(int timeout_ms);
   // Adds the listener and the clients to `watched`; handle() takes their events after poll.
   void watch(std::vector<pollfd>& watched) const;
   void handle(const std::vector<pollfd>& watched, const Handlers& handlers);

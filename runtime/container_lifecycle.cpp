@@ -146,11 +146,15 @@ struct Launched {
 // Starts the container's command and records it as running. The caller holds the container's
 // lock. On a start failure the record keeps the error (or, for --rm, the container is removed)
 // and StartError is thrown.
-Launched launch(const ContainerStore& containers, ContainerRecord& record, bool attached) {
+// `size`: the pty's first window size when a client attaches from the start (run -it), which
+// `wait_for_client` waits for before the command runs.
+Launched launch(const ContainerStore& containers, ContainerRecord& record, bool attached,
+                WindowSize size = {}, bool wait_for_client = false) {
   ContainerSpec spec = container_spec(containers, record);
   // Listening before the record says running, so that an `attach` that sees it running can
   // connect.
   AttachServer attach(containers.dir(record.id));
+  if (wait_for_client) attach.wait_for_client(10000);
   UniqueFd log = open_or_throw(containers.dir(record.id) / "container.log",
                                O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   std::array<UniqueFd, 2> read_ends, write_ends;
@@ -165,7 +169,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   spec.kill_with_parent = true;
   UniqueFd stdin_read, stdin_write;
   if (record.tty) {
-    WindowSize size = attached ? caller_terminal_size() : WindowSize{};
+    if (attached) size = caller_terminal_size();
     spec.tty_rows = size.rows;
     spec.tty_columns = size.columns;
   } else if (attached) {
@@ -309,9 +313,11 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
     attach.handle(std::vector<pollfd>(watched.begin() + long(attach_first), watched.end()),
                   handlers);
   }
-  attach.close();          // attached clients see EOF, then read the exit from the record
   launched.ports.reset();  // the host ports are free once the exit is recorded
   int exit_code = launched.process.wait();
+  // Clients get the code from here: a --rm container's record is gone when they look.
+  attach.broadcast(kExitFrame, std::to_string(exit_code));
+  attach.close();
 
   ContainerStore::Lock lock(containers, id);
   ContainerRecord record = containers.load(id);
@@ -426,7 +432,13 @@ int start_attached(const ContainerStore& containers, const std::string& id) {
   return supervise(containers, id, *launched, signal_fd.get());
 }
 
-void start_detached(const ContainerStore& containers, const std::string& id) {
+namespace {
+
+// Starts the container under a detached supervisor. With `attach`, the supervisor waits for this
+// process to connect to its attach socket before it runs the command, and the connection is
+// returned.
+UniqueFd start_supervisor(const ContainerStore& containers, const std::string& id, bool attach,
+                          WindowSize size) {
   ContainerStore::Lock lock(containers, id);
   ContainerRecord record = load_startable(containers, id);
   int report_fds[2];
@@ -455,7 +467,7 @@ void start_detached(const ContainerStore& containers, const std::string& id) {
       UniqueFd signal_fd = block_supervisor_signals();
       std::optional<Launched> launched;
       try {
-        launched.emplace(launch(containers, record, false));
+        launched.emplace(launch(containers, record, false, size, attach));
       } catch (const StartError& e) {
         std::string report = std::to_string(e.exit_code()) + " " + e.what();
         write_all(report_write.get(), report.data(), report.size(), "report pipe");
@@ -475,17 +487,45 @@ void start_detached(const ContainerStore& containers, const std::string& id) {
   int status = 0;
   while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
   }
+  UniqueFd socket;
+  // Until the supervisor listens (or reports that it failed before it could).
+  for (pollfd report_ready{report_read.get(), POLLIN, 0}; attach && !socket;) {
+    try {
+      socket = connect_attach_socket(containers.dir(id));
+    } catch (const Error&) {
+      if (::poll(&report_ready, 1, 10) > 0) break;
+    }
+  }
   std::string report = read_all(report_read.get());
   if (report.empty()) {
     ContainerRecord started = containers.load(id);
     if (started.status != ContainerStatus::running)
       throw StartError("the container's supervisor ended before starting it", 125);
-    return;
+    if (attach && !socket) socket = connect_attach_socket(containers.dir(id));
+    return socket;
   }
   size_t space = report.find(' ');
   int code = std::atoi(report.substr(0, space).c_str());
   throw StartError(space == std::string::npos ? report : report.substr(space + 1),
                    code > 0 ? code : 125);
+}
+
+// Relays between this process's stdio and a supervisor's attach socket until the container
+// exits (its exit code) or ctrl-p ctrl-q detaches from a tty container (0). With `sig_proxy`,
+// signals this process gets go to the container, as docker's --sig-proxy does.
+int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
+                bool send_input, bool sig_proxy);
+
+}  // namespace
+
+void start_detached(const ContainerStore& containers, const std::string& id) {
+  start_supervisor(containers, id, false, {});
+}
+
+int start_and_attach(const ContainerStore& containers, const std::string& id) {
+  UniqueFd socket = start_supervisor(containers, id, true, caller_terminal_size());
+  ContainerRecord record = containers.load(id);
+  return attach_loop(containers, record, std::move(socket), true, true);
 }
 
 void stop_container(const ContainerStore& containers, const std::string& id, int timeout_seconds,
@@ -529,7 +569,8 @@ int wait_container(const ContainerStore& containers, const std::string& id) {
 
 namespace slipway::runtime {
 
-int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin) {
+int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin,
+                     bool sig_proxy) {
   ContainerRecord record = containers.load(id);
   containers.refresh(record);
   const std::string stopped = "You cannot attach to a stopped container, start it first";
@@ -547,12 +588,17 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
     if (now.status != ContainerStatus::running) throw Error(stopped);
     throw;
   }
-  sigset_t winch;
-  sigemptyset(&winch);
-  sigaddset(&winch, SIGWINCH);
-  sigaddset(&winch, SIGPIPE);
-  if (::sigprocmask(SIG_BLOCK, &winch, nullptr) < 0) throw_errno("cannot block SIGWINCH");
-  UniqueFd signal_fd(::signalfd(-1, &winch, SFD_CLOEXEC));
+  return attach_loop(containers, record, std::move(socket), send_input, sig_proxy);
+}
+
+namespace {
+
+int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
+                bool send_input, bool sig_proxy) {
+  const std::string& id = record.id;
+  sigset_t signals = supervisor_signals();  // SIGWINCH and SIGPIPE among them
+  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) < 0) throw_errno("cannot block signals");
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   if (!signal_fd) throw_errno("cannot create a signalfd");
   auto send = [&](AttachFrame kind, std::string_view payload) {
     std::string frame = attach_frame(static_cast<uint8_t>(kind), payload);
@@ -578,6 +624,7 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
   bool held_ctrl_p = false;
   bool reading_stdin = send_input;
   std::string received;
+  std::optional<int> exit_code;
   std::vector<char> buffer(64 * 1024);
   for (;;) {
     std::vector<pollfd> watched = {{socket.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
@@ -588,8 +635,18 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
     }
     if (watched[1].revents) {
       signalfd_siginfo info{};
-      if (::read(signal_fd.get(), &info, sizeof info) == sizeof info && info.ssi_signo == SIGWINCH)
-        send_size();
+      if (::read(signal_fd.get(), &info, sizeof info) == sizeof info) {
+        int signal = static_cast<int>(info.ssi_signo);
+        if (signal == SIGWINCH) {
+          send_size();
+        } else if (signal != SIGPIPE && sig_proxy) {
+          try {
+            kill_container(containers, id, signal);
+          } catch (const Error&) {
+            // It is ending anyway; its supervisor's EOF ends this loop.
+          }
+        }
+      }
     }
     if (watched.size() > 2 && watched[2].revents) {
       ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
@@ -620,7 +677,11 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) break;
       received.append(buffer.data(), size_t(got));
-      bool valid = take_attach_frames(received, [](uint8_t stream, std::string_view data) {
+      bool valid = take_attach_frames(received, [&](uint8_t stream, std::string_view data) {
+        if (stream == kExitFrame) {
+          exit_code = std::atoi(std::string(data).c_str());
+          return;
+        }
         try {
           write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data.data(), data.size(),
                     "output");
@@ -632,7 +693,11 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
     }
   }
   raw.reset();
-  return wait_container(containers, id);
+  // The record says exited too before this returns, so that a script's next command sees it.
+  int recorded = wait_container(containers, id);
+  return exit_code.value_or(recorded);
 }
+
+}  // namespace
 
 }  // namespace slipway::runtime

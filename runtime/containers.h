@@ -186,7 +186,14 @@ void start_detached(const ContainerStore& containers, const std::string& id);
 // was created with -i) to a running container through its supervisor's attach socket, until the
 // container exits: returns its exit code. For a container with a terminal, ctrl-p ctrl-q
 // detaches and returns 0, the container running on. Throws Error when it is not running.
-int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin);
+// With `sig_proxy`, signals this process gets are sent to the container (docker's --sig-proxy).
+int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin,
+                     bool sig_proxy = true);
+
+// docker run -it: starts the container under a detached supervisor, attached (the caller's
+// terminal raw, its size the pty's) from before the command runs, so that no output is missed.
+// Returns the exit code, or 0 when ctrl-p ctrl-q detached (the container runs on).
+int start_and_attach(const ContainerStore& containers, const std::string& id);
 
 // Sends `signal` (0: the image's StopSignal, else SIGTERM), waits up to `timeout_seconds` for the
 // container to exit, then SIGKILLs it; returns once the exit is recorded. No-op when not running.

@@ -71,6 +71,7 @@ class PtySession {
   }
 
   int master() const { return master_.get(); }
+  pid_t pid() const { return pid_; }
   const std::string& output() const { return output_; }
 
   void type(const std::string& keys) { write_all(master_.get(), keys.data(), keys.size(), "pty"); }
@@ -289,6 +290,47 @@ TEST_F(ContainerTtyTest, AttachToATtyContainerRelaysKeysAndDetachesWithCtrlPCtrl
   again.type("exit 4\r");
   EXPECT_EQ(again.finish(), 4);
   EXPECT_EQ(trimmed(slipway({"wait", "term"}).out), "4");
+}
+
+TEST_F(ContainerTtyTest, RunItDetachesWithCtrlPCtrlQAndAttachComesBack) {
+  PtySession run(root(), {"run", "-it", "--name", "back", "busybox", "sh"});
+  ASSERT_TRUE(run.expect("# ")) << run.output();
+  run.type("echo first-$((1+1))\r");
+  EXPECT_TRUE(run.expect("first-2\r\n")) << run.output();
+  run.type("\x10\x11");
+  EXPECT_EQ(run.finish(), 0);
+  EXPECT_EQ(run.attributes().c_lflag & ICANON, static_cast<tcflag_t>(ICANON));
+  EXPECT_NE(slipway({"ps"}).out.find("back"), std::string::npos) << "detaching stopped it";
+
+  PtySession attach(root(), {"attach", "back"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  attach.type("echo second-$((2+2)); exit 6\r");
+  EXPECT_TRUE(attach.expect("second-4\r\n")) << attach.output();
+  EXPECT_EQ(attach.finish(), 6);
+  EXPECT_EQ(trimmed(slipway({"wait", "back"}).out), "6");
+}
+
+TEST_F(ContainerTtyTest, AttachGetsTheExitCodeOfARemovedContainerAndProxiesSignals) {
+  ASSERT_EQ(slipway({"run", "-d", "--rm", "--name", "gone", "busybox", "sh", "-c",
+                     "echo up; sleep 1; exit 11"})
+                .exit_code,
+            0);
+  ASSERT_NE(logs_when_ready("gone", "up").find("up"), std::string::npos);
+  auto attached = slipway({"attach", "gone"});
+  EXPECT_EQ(attached.exit_code, 11) << attached.err;
+  EXPECT_EQ(slipway({"ps", "-aq"}).out, "");
+
+  ASSERT_EQ(slipway({"run", "-d", "--name", "trap", "busybox", "sh", "-c",
+                     "trap 'echo got-term; exit 9' TERM; echo ready; "
+                     "while true; do sleep 0.1; done"})
+                .exit_code,
+            0);
+  ASSERT_NE(logs_when_ready("trap", "ready").find("ready"), std::string::npos);
+  PtySession attach(root(), {"attach", "trap"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ::kill(attach.pid(), SIGTERM);
+  EXPECT_TRUE(attach.expect("got-term")) << attach.output();
+  EXPECT_EQ(attach.finish(), 9);
 }
 
 }  // namespace
