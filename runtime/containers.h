@@ -8,13 +8,17 @@
 //   containers/<id>/container.log       stdout/stderr, one JSON object a chunk, like docker's
 //                                       json-file driver:
 //                                       {"log":"hi\n","stream":"stdout","time":..}
+//   containers/<id>/attach.sock         the supervisor's attach socket, while it runs
+//                                       (runtime/attach.h)
 //   containers/lock                     flock for creating and removing (names stay unique)
 // A container's image is held in the store (holds/container-<id>) from create to rm, so that rmi -f
 // and GC never take what it runs on.
 //
 // A started container has a supervisor: the process that started it and waits for it (the
-// `slipway run`/`start -a` process itself, or a detached daemon for `run -d`/`start`). It copies
-// the output into the log, forwards signals, and records the exit. The record keeps the pids and
+// `slipway run`/`start -a` process itself, or a detached daemon for `run -d`/`start` and for
+// `run -it`, which attaches to it). It copies the output into the log and to attached clients,
+// feeds them stdin, holds a -t container's pty master, forwards published ports
+// (runtime/port_forward.h), forwards signals, and records the exit. The record keeps the pids and
 // kernel start times of both, so "running" is checked against /proc and a supervisor that died
 // (the container dies with it) never leaves a container shown as running.
 #pragma once

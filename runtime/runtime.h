@@ -4,6 +4,8 @@
 // image layers: private mount propagation, overlay rootfs, /proc, a tmpfs /dev with the usual
 // nodes, devpts and shm, read-only /sys, pivot_root, docker's default capability set, then
 // execve. The process is PID 1 of its namespace; when it exits, everything in the container dies.
+// A new network namespace has only loopback, brought up. With `tty` the command's stdio is a pty
+// of the container's own devpts (runtime/terminal.h relays it).
 #pragma once
 
 #include <sys/types.h>
