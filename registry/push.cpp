@@ -1,7 +1,7 @@
 // slipway push: HEAD each blob; mount the missing ones from another repository of the registry
 // that has the image, else upload them (POST for a session, then one PUT with the whole blob
-// streamed from the store's file, or PATCH chunks for large blobs); then PUT the manifest bytes
-// as stored.
+// streamed from the store's file, or PATCH chunks for very large blobs and for registries that
+// refuse a whole one); then PUT the manifest bytes as stored.
 #include <fcntl.h>
 
 #include <algorithm>
@@ -25,14 +25,22 @@ using detail::Session;
 using nlohmann::json;
 
 constexpr int kMaxUploadAttempts = 5;
-// Blobs over this go up in PATCH chunks of kChunkBytes (SLIPWAY_CHUNKED_ABOVE_BYTES overrides).
-constexpr uint64_t kChunkedAboveBytes = 16u << 20;
-constexpr uint64_t kChunkBytes = 16u << 20;
+// Blobs over kChunkedAboveBytes go up in PATCH chunks of kChunkBytes, and so does a blob whose
+// single PUT the registry (or a proxy in front of it) refused with 413 Payload Too Large.
+// Everything else goes in one PUT, as docker, skopeo and crane send it: every chunk costs a
+// round trip in which the registry closes and reopens the upload (measured with distribution
+// 2.8 here: a 68 MB blob in 16 MiB chunks took 0.40-0.57 s, in one PUT 0.27-0.32 s, the
+// registry's CPU the same). 64 MiB chunks stay under the 100 MB request-body limit of common
+// fronting proxies. SLIPWAY_CHUNKED_ABOVE_BYTES and SLIPWAY_CHUNK_BYTES override both.
+constexpr uint64_t kChunkedAboveBytes = 512u << 20;
+constexpr uint64_t kChunkBytes = 64u << 20;
 
-uint64_t chunked_above_bytes() {
-  if (const char* env = std::getenv("SLIPWAY_CHUNKED_ABOVE_BYTES"); env && *env)
-    return std::strtoull(env, nullptr, 10);
-  return kChunkedAboveBytes;
+uint64_t size_from_env(const char* name, uint64_t fallback) {
+  if (const char* env = std::getenv(name); env && *env) {
+    uint64_t value = std::strtoull(env, nullptr, 10);
+    if (value > 0) return value;
+  }
+  return fallback;
 }
 
 // The upload session's next URL from a 202's Location.
@@ -47,7 +55,7 @@ std::string next_location(const std::string& request_url, const HttpResponse& re
 // Location the previous answer gave, and returns the URL for the closing PUT.
 std::string upload_chunks(Session& session, HttpConnection& connection, int fd, uint64_t size,
                           std::string url, const HttpResponse& started, const std::string& what) {
-  uint64_t chunk = kChunkBytes;
+  uint64_t chunk = size_from_env("SLIPWAY_CHUNK_BYTES", kChunkBytes);
   if (auto minimum = started.header("oci-chunk-min-length"))
     chunk = std::max<uint64_t>(chunk, std::strtoull(minimum->c_str(), nullptr, 10));
   for (uint64_t offset = 0; offset < size;) {
@@ -70,13 +78,14 @@ std::string upload_chunks(Session& session, HttpConnection& connection, int fd, 
 }
 
 // POST for a session, then one PUT with the whole blob, or PATCH chunks and a closing PUT for
-// blobs over kChunkedAboveBytes. A failed attempt starts over with a new session.
+// blobs over kChunkedAboveBytes or refused whole with a 413. A failed attempt starts over with
+// a new session.
 void upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
                  const std::filesystem::path& file) {
   const std::string what = "uploading blob " + digest + " to " + session.reference().name();
   UniqueFd fd = open_or_throw(file, O_RDONLY);
   uint64_t size = std::filesystem::file_size(file);
-  const bool chunked = size > chunked_above_bytes();
+  bool chunked = size > size_from_env("SLIPWAY_CHUNKED_ABOVE_BYTES", kChunkedAboveBytes);
   for (int attempt = 0;; ++attempt) {
     HttpRequest start;
     start.method = "POST";
@@ -105,6 +114,11 @@ void upload_blob(Session& session, HttpConnection& connection, const std::string
       continue;
     }
     if (done.status == 201) return;
+    if (done.status == 413 && !chunked) {
+      chunked = true;  // a new session, the same bytes in chunks; not counted as a failure
+      --attempt;
+      continue;
+    }
     if (detail::is_retryable_status(done.status) && attempt + 1 < kMaxUploadAttempts) {
       std::this_thread::sleep_for(
           std::chrono::duration<double>(detail::retry_delay_seconds(&done, attempt)));

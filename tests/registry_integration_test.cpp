@@ -31,8 +31,9 @@ using nlohmann::json;
 // A one-request-per-connection HTTP proxy in front of the registry that injects faults into blob
 // GETs: `errors_500` answers of 500, `errors_429` answers of 429 with Retry-After: 1, `drops`
 // connections closed halfway through a large blob body, a stall after N bytes of one blob (see
-// stall_blob), and Range headers dropped (`ignore_range`) as by a server without Range support.
-// It counts the body bytes it forwarded for each blob.
+// stall_blob), Range headers dropped (`ignore_range`) as by a server without Range support, and
+// request bodies over `max_request_body` refused with 413 as by a fronting proxy with a body
+// limit. It counts the body bytes it forwarded for each blob.
 class FaultProxy {
  public:
   explicit FaultProxy(int upstream_port) : upstream_port_(upstream_port) {
@@ -96,6 +97,8 @@ class FaultProxy {
   std::atomic<int> range_requests{0}, blob_gets{0};
   std::atomic<int> patch_requests{0}, content_ranges{0};
   std::atomic<bool> ignore_range{false};
+  std::atomic<uint64_t> max_request_body{UINT64_MAX};
+  std::atomic<int> refused_bodies{0};
 
  private:
   static std::string blob_digest_of(const std::string& head) {
@@ -178,6 +181,14 @@ class FaultProxy {
       request.append(buffer, static_cast<size_t>(n));
     }
     std::string head = request.substr(0, head_end);
+    if (body_size > max_request_body) {
+      ++refused_bodies;
+      std::string answer =
+          "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n"
+          "Connection: close\r\n\r\n";
+      send_all(client, answer.data(), answer.size());
+      return;
+    }
     bool blob_get = head.starts_with("GET ") && head.find("/blobs/sha256:") != std::string::npos;
     bool ranged = head.find("\r\nRange: bytes=") != std::string::npos;
     if (head.starts_with("PATCH ")) ++patch_requests;
@@ -775,8 +786,9 @@ TEST_F(RegistryTest, PushMountsBlobsFromAnotherRepositoryOfTheRegistry) {
   ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
 }
 
-TEST_F(RegistryTest, ALargeLayerGoesUpInChunksWithContentRange) {
-  ScratchDir root, content, target;
+// An image of one 40 MB layer of random bytes (gzip cannot shrink them), imported as `name`.
+void import_40mb_layer(const fs::path& root, const std::string& name) {
+  ScratchDir content;
   fs::create_directories(content.path() / "rootfs/data");
   auto made = run_program({"dd", "if=/dev/urandom",
                            "of=" + (content.path() / "rootfs/data/random.bin").string(), "bs=1M",
@@ -786,18 +798,52 @@ TEST_F(RegistryTest, ALargeLayerGoesUpInChunksWithContentRange) {
   auto tarred = run_program(
       {"tar", "-cf", tarball.string(), "-C", (content.path() / "rootfs").string(), "."});
   ASSERT_EQ(tarred.exit_code, 0) << tarred.err;
+  auto imported = run_slipway(root, {"import", tarball.string(), name});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+}
+
+const std::vector<std::string> k16MiBChunks = {"SLIPWAY_CHUNK_BYTES=16777216"};
+
+TEST_F(RegistryTest, ALargeLayerGoesUpInChunksWithContentRange) {
+  ScratchDir root, target;
   FaultProxy proxy(registry_->port());
   const std::string via_proxy = proxy.host() + "/big:1";
-  auto imported = run_slipway(root.path(), {"import", tarball.string(), via_proxy});
-  ASSERT_EQ(imported.exit_code, 0) << imported.err;
-  auto pushed = run_slipway(root.path(), {"push", via_proxy});
+  import_40mb_layer(root.path(), via_proxy);
+  std::vector<std::string> env = k16MiBChunks;
+  env.push_back("SLIPWAY_CHUNKED_ABOVE_BYTES=16777216");
+  auto pushed = run_slipway_with(root.path(), {"push", via_proxy}, env);
   ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
-  EXPECT_EQ(proxy.patch_requests, 3);  // 40 MB (gzip cannot shrink random data) in 16 MiB chunks
+  EXPECT_EQ(proxy.patch_requests, 3);  // 40 MB in 16 MiB chunks
   EXPECT_EQ(proxy.content_ranges, 3);
 
   auto pulled = run_slipway(target.path(), {"pull", host() + "/big:1"});
   ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
   EXPECT_EQ(field_after(pulled.out, "Digest: "), field_after(pushed.out, "1: digest: "));
+}
+
+TEST_F(RegistryTest, ALayerGoesUpInOnePutUnlessTheRegistryRefusesItsSize) {
+  ScratchDir root, other_root, target;
+  FaultProxy proxy(registry_->port());
+  const std::string whole = proxy.host() + "/whole:1";
+  import_40mb_layer(root.path(), whole);
+  auto pushed = run_slipway_with(root.path(), {"push", whole}, k16MiBChunks);
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+  EXPECT_EQ(proxy.patch_requests, 0);
+  EXPECT_EQ(proxy.refused_bodies, 0);
+
+  // A proxy that takes at most 20 MiB per request: the whole blob (other random bytes, so
+  // nothing can be mounted) is refused once, then it goes up in chunks that fit.
+  proxy.max_request_body = 20u << 20;
+  const std::string limited = proxy.host() + "/limited:1";
+  import_40mb_layer(other_root.path(), limited);
+  auto chunked = run_slipway_with(other_root.path(), {"push", limited}, k16MiBChunks);
+  ASSERT_EQ(chunked.exit_code, 0) << chunked.err;
+  EXPECT_EQ(proxy.refused_bodies, 1);
+  EXPECT_EQ(proxy.patch_requests, 3);
+
+  auto pulled = run_slipway(target.path(), {"pull", host() + "/limited:1"});
+  ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  EXPECT_EQ(field_after(pulled.out, "Digest: "), field_after(chunked.out, "1: digest: "));
 }
 
 // Pushes busybox as NAME through the registry, then pulls it through a fault proxy into a fresh
