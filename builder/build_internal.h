@@ -302,7 +302,7 @@ class Build {
                  bool is_add);
   void add_url_step(const std::vector<std::string>& urls, const std::string& dest_written,
                     const std::string& dest, const std::string& chown, const std::string& chmod,
-                    const std::optional<std::string>& checksum);
+                    const std::optional<std::string>& checksum, bool unpack);
   BuildContext& context();
   std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
                                    const std::vector<Source>& sources,

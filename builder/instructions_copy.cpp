@@ -1,7 +1,8 @@
 // COPY and ADD: sources from the build context (with .dockerignore), a stage or an image; the
 // destination written into an overlay of the current image, so that it sees the image's tree
-// (symlinked dirs like /var/run, existing dirs) while every write lands in the step's layer.
-// The cache key is the content digest of the sources, never their mtimes.
+// (symlinked dirs like /var/run, existing dirs) while every write lands in the step's layer,
+// or with --link onto an empty tree whose layer is reused on any parent. The cache key is the
+// content digest of the sources, never their mtimes.
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
@@ -352,10 +353,9 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   if (url_count > 0) {
     if (url_count != specs.size() || !heredocs.empty())
       throw Error("ADD with both URL and local sources is not supported yet");
-    if (flags_.get_bool("unpack").value_or(false))
-      throw PositionedError(flags_.flag("unpack")->position,
-                            "ADD --unpack=true of a URL is not supported yet");
-    add_url_step(specs, dest_written, dest, chown, chmod, checksum);
+    // A URL is unpacked only when asked (BuildKit's tri-state --unpack).
+    add_url_step(specs, dest_written, dest, chown, chmod, checksum,
+                 flags_.get_bool("unpack").value_or(false));
     return;
   }
   std::optional<std::string> from = flags_.get("from");
@@ -541,13 +541,15 @@ void Build::linked_step(const json& step_description, const std::string& created
   ++shared_->steps_run;
 }
 
-// ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, never unpacked) and
+// ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, unpacked only with
+// --unpack=true, and then only when it is a tar archive) and
 // copied to dest like a context file. The cache key holds what identifies the bytes: the
 // --checksum when given, so that a hit needs no download; else the downloaded content's digest
 // and Last-Modified, so the URL is fetched on every build, as docker does.
 void Build::add_url_step(const std::vector<std::string>& urls, const std::string& dest_written,
                          const std::string& dest, const std::string& chown,
-                         const std::string& chmod, const std::optional<std::string>& checksum) {
+                         const std::string& chmod, const std::optional<std::string>& checksum,
+                         bool unpack) {
   TempDir download_dir = store_.make_temp_dir("add-url");
   std::vector<DownloadedSource> downloads;
   json sources = json::array();
@@ -571,6 +573,7 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
   created_by += " " + dest_written + " # buildkit";
 
   json key = {{"ADD-URL", sources}, {"dest", dest}, {"chown", chown}, {"chmod", chmod}};
+  if (unpack) key["unpack"] = true;  // only then: the keys of earlier builds stay valid
   // Downloads what the key did not (a --checksum key needs no download) and writes the files
   // below `root`, which stands for the container's "/".
   auto write_downloads = [&](const fs::path& root, const CopyOptions& options) {
@@ -583,12 +586,20 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
     BuildContext tree(download_dir.path(), IgnoreRules{}, true);
     std::vector<Source> files;
     for (size_t i = 0; i < downloads.size(); ++i) {
+      if (unpack && is_tar_archive(download_dir.path() / downloads[i].file)) {
+        TempDir unpacked = store_.make_temp_dir("add-unpack");
+        extract_tar(download_dir.path() / downloads[i].file, unpacked.path());
+        BuildContext archive_tree(unpacked.path(), IgnoreRules{}, false);
+        copy_sources(archive_tree, archive_tree.resolve("/"), root,
+                     dest.ends_with('/') ? dest : dest + "/", options);
+        continue;
+      }
       Source file = tree.resolve(downloads[i].file).at(0);
       file.spec = urls[i];
       file.name = downloads[i].name;
       files.push_back(std::move(file));
     }
-    copy_sources(tree, files, root, dest, options);
+    if (!files.empty()) copy_sources(tree, files, root, dest, options);
   };
   if (flags_.get_bool("link").value_or(false)) {
     CopyOptions options;

@@ -77,7 +77,7 @@ TEST_F(AddUrlTest, ChownAndChmodApplyToTheDownload) {
   EXPECT_EQ(in_image("dl:1", "stat -c '%a %u:%g' /srv/hello.txt"), "644 1000:1001\n");
 }
 
-TEST_F(AddUrlTest, UrlsAreNeverUnpacked) {
+TEST_F(AddUrlTest, UrlsAreNotUnpackedByDefault) {
   // A tar archive from a URL stays an archive (a local one would be extracted).
   ScratchDir scratch;
   write_text(scratch.path() / "inside.txt", "packed\n");
@@ -88,6 +88,20 @@ TEST_F(AddUrlTest, UrlsAreNeverUnpacked) {
   build_ok("FROM busybox\nADD " + server_.url("/a.tar") + " /x/\n", "dl:1");
   EXPECT_EQ(in_image("dl:1", "ls /x"), "a.tar\n");
   EXPECT_EQ(in_image("dl:1", "tar -xOf /x/a.tar inside.txt"), "packed\n");
+}
+
+TEST_F(AddUrlTest, UnpackTrueExtractsADownloadedArchive) {
+  ScratchDir scratch;
+  write_text(scratch.path() / "tree/inside.txt", "packed\n");
+  auto packed = run_program({"tar", "-czf", (scratch.path() / "a.tgz").string(), "-C",
+                             (scratch.path() / "tree").string(), "."});
+  ASSERT_EQ(packed.exit_code, 0) << packed.err;
+  server_.put("/a.tgz", {read_file(scratch.path() / "a.tgz"), ""});
+  build_ok("FROM busybox\nADD --unpack=true " + server_.url("/a.tgz") + " " +
+               server_.url("/files/hello.txt") + " /x/\n",
+           "dl:1");
+  // The archive is extracted; a file that is none is copied as it is.
+  EXPECT_EQ(in_image("dl:1", "ls /x && cat /x/inside.txt"), "hello.txt\ninside.txt\npacked\n");
 }
 
 TEST_F(AddUrlTest, WithoutChecksumTheUrlIsFetchedEachBuildAndKeyedByContent) {
