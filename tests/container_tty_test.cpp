@@ -312,7 +312,7 @@ TEST_F(ContainerTtyTest, RunItDetachesWithCtrlPCtrlQAndAttachComesBack) {
 
 TEST_F(ContainerTtyTest, AttachGetsTheExitCodeOfARemovedContainerAndProxiesSignals) {
   ASSERT_EQ(slipway({"run", "-d", "--rm", "--name", "gone", "busybox", "sh", "-c",
-                     "echo up; sleep 1; exit 11"})
+                     "echo up; sleep 3; exit 11"})
                 .exit_code,
             0);
   ASSERT_NE(logs_when_ready("gone", "up").find("up"), std::string::npos);
@@ -322,12 +322,13 @@ TEST_F(ContainerTtyTest, AttachGetsTheExitCodeOfARemovedContainerAndProxiesSigna
 
   ASSERT_EQ(slipway({"run", "-d", "--name", "trap", "busybox", "sh", "-c",
                      "trap 'echo got-term; exit 9' TERM; echo ready; "
-                     "while true; do sleep 0.1; done"})
+                     "while true; do echo tick; sleep 0.2; done"})
                 .exit_code,
             0);
   ASSERT_NE(logs_when_ready("trap", "ready").find("ready"), std::string::npos);
   PtySession attach(root(), {"attach", "trap"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Output through attach: it is connected, with its signals taken for the container.
+  ASSERT_TRUE(attach.expect("tick")) << attach.output();
   ::kill(attach.pid(), SIGTERM);
   EXPECT_TRUE(attach.expect("got-term")) << attach.output();
   EXPECT_EQ(attach.finish(), 9);
