@@ -491,7 +491,9 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     exec->add_flag("-i,--interactive", exec_options->interactive, "Keep STDIN open");
     exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY");
     exec->add_flag("-d,--detach", exec_options->detach, "Run in the background (refused for now)");
-    exec->add_option("-e,--env", exec_options->env, "Set environment variables");
+    // One value per -e: a vector option would otherwise swallow the container and command.
+    exec->add_option("-e,--env", exec_options->env, "Set environment variables")
+        ->allow_extra_args(false);
     exec->add_option("-w,--workdir", exec_options->workdir, "Working directory for the command");
     exec->add_option("-u,--user", exec_options->user, "UID[:GID] or a name from the image");
     exec->prefix_command();  // everything from the container on is the command's
