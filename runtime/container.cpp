@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "common/fs.h"
+#include "runtime/device_cgroup.h"
 #include "runtime/runtime.h"
 #include "runtime/terminal.h"
 
@@ -77,6 +78,9 @@ struct ChildPlan {
   unsigned short tty_rows = 0, tty_columns = 0;
   int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
   int error_fd = -1;
+  // The devices cgroup's cgroup.procs (detail::DeviceCgroup), joined first; -1 when there is
+  // none, and then the command runs without CAP_MKNOD instead.
+  int device_cgroup_procs_fd = -1;
 };
 
 // Docker's default capability set (moby daemon/pkg/oci/caps/defaults.go).
@@ -161,9 +165,62 @@ void setup_dev(const ChildPlan& plan) {
   ::symlink("/proc/self/fd/2", "/dev/stderr");
 }
 
+// What docker's default profile hides or freezes under /proc and /sys: root in a container must
+// not reach host kernel knobs through them (/proc/sys/kernel/core_pattern runs a program of the
+// container's choosing on the host; /proc/sysrq-trigger reboots it; /proc/kcore is the host's
+// memory). Masked files get /dev/null bound over them, masked directories an empty read-only
+// tmpfs; the others become read-only. Paths this kernel does not have are skipped.
+void protect_kernel_interfaces(const ChildPlan& plan) {
+  static constexpr const char* kMasked[] = {"/proc/asound",
+                                            "/proc/acpi",
+                                            "/proc/kcore",
+                                            "/proc/keys",
+                                            "/proc/latency_stats",
+                                            "/proc/timer_list",
+                                            "/proc/timer_stats",
+                                            "/proc/sched_debug",
+                                            "/proc/scsi",
+                                            "/sys/firmware",
+                                            "/sys/devices/virtual/powercap"};
+  static constexpr const char* kReadOnly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                              "/proc/sysrq-trigger"};
+  for (const char* path : kMasked) {
+    struct stat st {};
+    if (::lstat(path, &st) < 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      check(plan,
+            ::mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0"),
+            "cannot mask ", path);
+    } else {
+      check(plan, ::mount("/dev/null", path, nullptr, MS_BIND, nullptr), "cannot mask ", path);
+    }
+  }
+  for (const char* path : kReadOnly) {
+    if (::access(path, F_OK) < 0) continue;
+    check(plan, ::mount(path, path, nullptr, MS_BIND | MS_REC, nullptr), "cannot bind ", path);
+    check(plan,
+          ::mount(nullptr, path, nullptr,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr),
+          "cannot make read-only ", path);
+  }
+}
+
+// Into the devices cgroup before anything of the image runs, so no process of the container is
+// ever outside it.
+void join_device_cgroup(const ChildPlan& plan) {
+  if (plan.device_cgroup_procs_fd < 0) return;
+  ssize_t written;
+  do {
+    written = ::write(plan.device_cgroup_procs_fd, "0", 1);
+  } while (written < 0 && errno == EINTR);
+  if (written != 1) child_fail(plan, 125, "cannot join the devices cgroup", nullptr, errno);
+}
+
 void drop_privileges(const ChildPlan& plan) {
   uint64_t keep = 0;
   for (int cap : kDefaultCapabilities) keep |= uint64_t{1} << cap;
+  // Without a devices cgroup a node made with mknod would open any host device.
+  if (plan.device_cgroup_procs_fd < 0) keep &= ~(uint64_t{1} << CAP_MKNOD);
   for (int cap = 0; cap < 64; ++cap) {
     if (keep & (uint64_t{1} << cap)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -374,6 +431,7 @@ void mount_extras(const ChildPlan& plan, bool under_dev) {
   sigset_t none;
   sigemptyset(&none);
   check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+  join_device_cgroup(plan);
   if (plan.kill_with_parent)
     check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
   if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
@@ -400,6 +458,7 @@ void mount_extras(const ChildPlan& plan, bool under_dev) {
   // a container without it still runs, so this one mount is best effort.
   if (make_directories("/sys", 0755) == 0)
     ::mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  protect_kernel_interfaces(plan);
   ::sethostname(plan.hostname.data(), plan.hostname.size());
   if (plan.loopback_up) bring_up_loopback(plan);
   if (plan.tty) setup_terminal(plan);
@@ -699,6 +758,10 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
   std::vector<int> other_ns_fds;
   for (const auto& fd : other_ns) other_ns_fds.push_back(fd.get());
 
+  // The command joins the container's devices cgroup (none for a container started without).
+  std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::of_process(init_pid);
+  if (device_cgroup) plan.device_cgroup_procs_fd = device_cgroup->procs_fd();
+
   ChildChannels channels(spec, plan);
 
   // Entering a PID namespace moves only the children made afterwards; this process stays where
@@ -711,6 +774,7 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
     sigset_t none;
     sigemptyset(&none);
     check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+    join_device_cgroup(plan);
     check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
     if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
     // The mount namespace last: entering it moves the root and working directory to the
@@ -787,6 +851,8 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.stderr_fd = spec.stderr_fd;
   plan.kill_with_parent = spec.kill_with_parent;
   plan.loopback_up = spec.isolate_network;
+  std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::create();
+  if (device_cgroup) plan.device_cgroup_procs_fd = device_cgroup->procs_fd();
 
   ChildChannels channels(spec, plan);
 
@@ -797,6 +863,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   if (pid < 0) throw_errno("cannot create container namespaces");
   if (pid == 0) child_main(plan);
   ContainerProcess process(spec, static_cast<pid_t>(pid));
+  process.device_cgroup_ = std::move(device_cgroup);
 
   // The pipe closes on a successful execve (close-on-exec) or carries the child's failure.
   if (std::optional<StartError> failure = channels.wait_for_exec()) {
@@ -813,7 +880,8 @@ ContainerProcess::ContainerProcess(ContainerSpec spec, pid_t pid)
 ContainerProcess::ContainerProcess(ContainerProcess&& other) noexcept
     : spec_(std::move(other.spec_)),
       pid_(std::exchange(other.pid_, 0)),
-      terminal_(std::move(other.terminal_)) {}
+      terminal_(std::move(other.terminal_)),
+      device_cgroup_(std::move(other.device_cgroup_)) {}
 
 ContainerProcess::~ContainerProcess() {
   if (pid_ <= 0) return;
@@ -833,6 +901,7 @@ int ContainerProcess::wait() {
     if (errno != EINTR) throw_errno("waitpid");
   }
   pid_ = 0;
+  device_cgroup_.reset();
   remove_created_mount_points(spec_);
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);

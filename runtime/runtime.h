@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@
 #include "store/store.h"
 
 namespace slipway::runtime {
+
+namespace detail {
+class DeviceCgroup;  // runtime/device_cgroup.h
+}
 
 // An extra mount in the container, made on the new root before pivot_root (host paths vanish
 // after it). The target is resolved inside the container's root: symlinks on the way are
@@ -113,6 +118,7 @@ class ContainerProcess {
   ContainerSpec spec_;  // for the cleanup of mount points after the run
   pid_t pid_;
   UniqueFd terminal_;
+  std::unique_ptr<detail::DeviceCgroup> device_cgroup_;  // removed once the container is gone
 };
 
 // Starts the container and returns once its command has been executed. Throws StartError when

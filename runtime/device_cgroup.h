@@ -1,0 +1,47 @@
+// Internal to runtime/: the cgroup (v1 devices controller) that keeps a container's root from the
+// host's devices. Containers keep CAP_MKNOD, as with docker, so root in one could otherwise make
+// a node for the host's disk and read it raw; in this cgroup it may make any node but open only
+// the harmless ones (null, zero, full, random, urandom, tty, console, ptmx, its own ptys, tun).
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "common/fs.h"
+
+namespace slipway::runtime::detail {
+
+class DeviceCgroup {
+  // Only create() and of_process() can make one: the constructor needs this.
+  struct Key {
+    explicit Key() = default;
+  };
+
+ public:
+  // A new cgroup under <devices hierarchy>/slipway/, allowing only docker's default device list.
+  // Null when this machine has no writable v1 devices hierarchy (a pure cgroup v2 host): the
+  // caller then takes CAP_MKNOD away instead. Also removes the empty cgroups of dead processes.
+  static std::unique_ptr<DeviceCgroup> create();
+  // The devices cgroup `pid` is in, to put more processes there (exec); never removed by this
+  // object. Null when the process is in the root cgroup or there is no devices hierarchy.
+  static std::unique_ptr<DeviceCgroup> of_process(pid_t pid);
+
+  DeviceCgroup(Key, std::filesystem::path dir, UniqueFd procs, bool owned)
+      : dir_(std::move(dir)), procs_(std::move(procs)), owned_(owned) {}
+  ~DeviceCgroup();
+  DeviceCgroup(const DeviceCgroup&) = delete;
+  DeviceCgroup& operator=(const DeviceCgroup&) = delete;
+
+  // The cgroup's cgroup.procs, open for writing: a process that writes "0" to it moves itself in
+  // (what the container's child does before it executes anything of the image).
+  int procs_fd() const { return procs_.get(); }
+
+ private:
+  std::filesystem::path dir_;
+  UniqueFd procs_;
+  bool owned_;
+};
+
+}  // namespace slipway::runtime::detail
