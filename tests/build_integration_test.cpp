@@ -321,6 +321,19 @@ TEST_F(BuildTest, UnterminatedJsonArrayIsShellFormAsInDocker) {
             "CMD [\"/bin/sh\" \"-c\" \"[\\\"echo\\\", \\\"hi\\\"\"]");
 }
 
+// As BuildKit does: an empty line inside a continuation is a warning naming the line, and the
+// instruction is built without it.
+TEST_F(BuildTest, EmptyContinuationLineWarnsAndBuilds) {
+  auto built = build("FROM busybox\nRUN echo a \\\n\n  && echo b > /ab\n", "warned:1");
+  ASSERT_EQ(built.exit_code, 0) << built.err;
+  EXPECT_EQ(count_lines_equal(built.out,
+                              "[WARNING]: Dockerfile:4: Empty continuation line found "
+                              "in: RUN echo a   && echo b > /ab"),
+            1)
+      << built.out;
+  EXPECT_EQ(run_slipway(root(), {"run", "--rm", "warned:1", "cat", "/ab"}).out, "b\n");
+}
+
 TEST_F(BuildTest, MissingContextDirectoryIsAClearError) {
   auto failed = run_slipway(root(), {"build", "-t", "x:1", (scratch_.path() / "nope").string()});
   EXPECT_EQ(failed.exit_code, 1);
