@@ -8,7 +8,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "common/error.h"
 #include "store/digest.h"
@@ -125,6 +133,108 @@ class DiffIdTee : public ByteSource {
   Sha256 hash_;
 };
 
+// Reads `upstream` on a thread of its own, up to kBlocks blocks ahead of the reader. In a pull
+// the upstream is the blob's digest, its write to the partial file and its decompression, and
+// the reader hashes the tar (the diff_id) and unpacks it: measured on a Debian layer the two
+// halves take about equal CPU, and on one thread they were the pull's whole wall time.
+class ReadAheadSource : public ByteSource {
+ public:
+  explicit ReadAheadSource(ByteSource& upstream) : upstream_(upstream) {
+    for (auto& block : blocks_) free_.push_back(&block);
+    thread_ = std::thread([this] { produce(); });
+  }
+  ~ReadAheadSource() override { stop(); }
+  ReadAheadSource(const ReadAheadSource&) = delete;
+  ReadAheadSource& operator=(const ReadAheadSource&) = delete;
+
+  size_t read(void* buffer, size_t size) override {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return !full_.empty() || done_; });
+    if (full_.empty()) {
+      if (error_) std::rethrow_exception(error_);
+      return 0;
+    }
+    Block& front = *full_.front();
+    const size_t n = std::min(size, front.size - offset_);
+    std::memcpy(buffer, front.data.data() + offset_, n);
+    offset_ += n;
+    if (offset_ == front.size) {
+      free_.push_back(full_.front());
+      full_.pop_front();
+      offset_ = 0;
+      changed_.notify_all();
+    }
+    return n;
+  }
+
+  // Ends the thread: after the reader saw the end of the stream, or to give up on it. The
+  // upstream is the caller's again afterwards.
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr size_t kBlockSize = 1 << 20;
+  static constexpr size_t kBlocks = 4;
+  struct Block {
+    std::vector<char> data = std::vector<char>(kBlockSize);
+    size_t size = 0;
+  };
+
+  void produce() {
+    try {
+      for (;;) {
+        Block* block = nullptr;
+        {
+          std::unique_lock lock(mutex_);
+          changed_.wait(lock, [&] { return !free_.empty() || stopping_; });
+          if (stopping_) return;
+          block = free_.back();
+          free_.pop_back();
+        }
+        block->size = 0;
+        bool at_end = false;
+        while (block->size < kBlockSize) {
+          const size_t n =
+              upstream_.read(block->data.data() + block->size, kBlockSize - block->size);
+          if (n == 0) {
+            at_end = true;
+            break;
+          }
+          block->size += n;
+        }
+        std::lock_guard lock(mutex_);
+        if (block->size > 0) full_.push_back(block);
+        if (at_end) done_ = true;
+        changed_.notify_all();
+        if (at_end) return;
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      error_ = std::current_exception();
+      done_ = true;
+      changed_.notify_all();
+    }
+  }
+
+  ByteSource& upstream_;
+  std::array<Block, kBlocks> blocks_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Block*> free_;
+  std::deque<Block*> full_;
+  size_t offset_ = 0;  // into full_.front()
+  bool done_ = false;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: started once everything above exists
+};
+
 // Lends a source to an owner that wants a unique_ptr (decompressing_source).
 class BorrowedSource : public ByteSource {
  public:
@@ -149,8 +259,10 @@ LayerDigests unpack_verified(ByteSource& source, int blob_fd, uint64_t already_w
   BlobTee tee(source, blob_fd, expected_size, expected.digest, already_written);
   try {
     auto uncompressed = decompressing_source(std::make_unique<BorrowedSource>(tee));
-    DiffIdTee tar(*uncompressed);
+    ReadAheadSource ahead(*uncompressed);
+    DiffIdTee tar(ahead);
     apply_layer_tar(tar, diff_dir);
+    ahead.stop();  // the tee is this thread's again
     tee.drain();
     digests.diff_id = tar.finish();
     digests.tar_size = tar.size();
