@@ -693,9 +693,15 @@ int attach_loop(const ContainerStore& containers, const ContainerRecord& record,
     }
   }
   raw.reset();
-  // The record says exited too before this returns, so that a script's next command sees it.
-  int recorded = wait_container(containers, id);
-  return exit_code.value_or(recorded);
+  // The record says exited too before this returns, so that a script's next command sees it;
+  // a --rm container's record may already be gone, and then the frame's code is all there is.
+  try {
+    int recorded = wait_container(containers, id);
+    return exit_code.value_or(recorded);
+  } catch (const NoSuchContainer&) {
+    if (!exit_code) throw;
+    return *exit_code;
+  }
 }
 
 }  // namespace
