@@ -21,6 +21,7 @@
 
 #include "builder/build_context.h"
 #include "builder/builder.h"
+#include "builder/file_copy.h"
 #include "builder/shell_words.h"
 #include "common/fs.h"
 #include "grammar/ast.h"
@@ -307,6 +308,11 @@ class Build {
   std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
                                    const std::vector<Source>& sources,
                                    const std::vector<std::string>& excludes);
+  // The CopyOptions of a --link step: --chmod as given, --chown names looked up in the image
+  // below. `key` gets the ids they stand for, since a linked layer's key does not follow that
+  // image.
+  CopyOptions linked_copy_options(const std::string& chown, const std::string& chmod,
+                                  nlohmann::json& key);
   // A COPY/ADD --link step: `write_files` fills an empty tree (the container's "/").
   void linked_step(const nlohmann::json& step_description, const std::string& created_by,
                    const std::function<void(const std::filesystem::path&)>& write_files);

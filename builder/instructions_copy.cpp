@@ -466,15 +466,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
     if (!plain.empty()) copy_sources(*tree, plain, root, dest, options);
   };
   if (link) {
-    CopyOptions options;
-    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
-    if (!chown.empty()) {
-      // Names are looked up in the image below; the key holds the ids they stand for, since the
-      // key of a linked layer does not follow that image.
-      options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
-      key["owner"] = {options.chown->uid, options.chown->gid};
-    }
-    key["link"] = true;
+    CopyOptions options = linked_copy_options(chown, chmod, key);
     linked_step(key, created_by, [&](const fs::path& root) { write_sources(root, options); });
     return;
   }
@@ -493,6 +485,18 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
 // on the image below it; BuildKit then merges it on top. Its cache entry is found by a second key
 // that leaves out the parent image: after a change below, the layer made before is put on the new
 // parent as it is (unpacked again there), not made again.
+CopyOptions Build::linked_copy_options(const std::string& chown, const std::string& chmod,
+                                       json& key) {
+  CopyOptions options;
+  if (!chmod.empty()) options.chmod = parse_chmod(chmod);
+  if (!chown.empty()) {
+    options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
+    key["owner"] = {options.chown->uid, options.chown->gid};
+  }
+  key["link"] = true;
+  return options;
+}
+
 void Build::linked_step(const json& step_description, const std::string& created_by,
                         const std::function<void(const fs::path&)>& write_files) {
   const std::string key = cache_key(step_description);
@@ -602,13 +606,7 @@ void Build::add_url_step(const std::vector<std::string>& urls, const std::string
     if (!files.empty()) copy_sources(tree, files, root, dest, options);
   };
   if (flags_.get_bool("link").value_or(false)) {
-    CopyOptions options;
-    if (!chmod.empty()) options.chmod = parse_chmod(chmod);
-    if (!chown.empty()) {
-      options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
-      key["owner"] = {options.chown->uid, options.chown->gid};
-    }
-    key["link"] = true;
+    CopyOptions options = linked_copy_options(chown, chmod, key);
     linked_step(key, created_by, [&](const fs::path& root) { write_downloads(root, options); });
     return;
   }
