@@ -24,13 +24,7 @@ namespace fs = std::filesystem;
 class ContainerCliTest : public BusyboxStoreTest {
  protected:
   // No test may leave a container process behind, whatever it asserted.
-  void TearDown() override {
-    auto listed = slipway({"ps", "-aq", "--no-trunc"});
-    std::istringstream ids(listed.out);
-    for (std::string id; std::getline(ids, id);)
-      if (!id.empty()) slipway({"rm", "-f", id});
-    EXPECT_EQ(slipway({"ps", "-aq"}).out, "");
-  }
+  void TearDown() override { remove_containers_and_expect_no_mounts(); }
 
   CommandResult slipway(const std::vector<std::string>& args) { return run_slipway(root(), args); }
 

@@ -81,16 +81,7 @@ const std::vector<std::string> kHttpd = {
 
 class ContainerPortsTest : public BusyboxStoreTest {
  protected:
-  void TearDown() override {
-    auto listed = slipway({"ps", "-aq", "--no-trunc"});
-    std::istringstream ids(listed.out);
-    for (std::string id; std::getline(ids, id);)
-      if (!id.empty()) slipway({"rm", "-f", id});
-    EXPECT_EQ(slipway({"ps", "-aq"}).out, "");
-    std::ifstream mounts("/proc/self/mountinfo");
-    std::string text((std::istreambuf_iterator<char>(mounts)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(text.find(root().string()), std::string::npos) << text;
-  }
+  void TearDown() override { remove_containers_and_expect_no_mounts(); }
 
   CommandResult slipway(const std::vector<std::string>& args) { return run_slipway(root(), args); }
 

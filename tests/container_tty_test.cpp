@@ -143,14 +143,7 @@ class ContainerTtyTest : public BusyboxStoreTest {
  protected:
   // Nothing may be left behind: no container, no mount, no attach socket.
   void TearDown() override {
-    auto listed = slipway({"ps", "-aq", "--no-trunc"});
-    std::istringstream ids(listed.out);
-    for (std::string id; std::getline(ids, id);)
-      if (!id.empty()) slipway({"rm", "-f", id});
-    EXPECT_EQ(slipway({"ps", "-aq"}).out, "");
-    std::ifstream mounts("/proc/self/mountinfo");
-    std::string text((std::istreambuf_iterator<char>(mounts)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(text.find(root().string()), std::string::npos) << text;
+    remove_containers_and_expect_no_mounts();
     std::error_code ec;
     for (const auto& entry : fs::recursive_directory_iterator(root() / "containers", ec))
       EXPECT_NE(entry.path().filename(), "attach.sock") << entry.path();

@@ -117,6 +117,17 @@ CommandResult BusyboxStoreTest::build(const std::string& dockerfile, const std::
   return build_context(tag, std::move(extra));
 }
 
+void BusyboxStoreTest::remove_containers_and_expect_no_mounts() {
+  auto listed = run_slipway(root(), {"ps", "-aq", "--no-trunc"});
+  std::istringstream ids(listed.out);
+  for (std::string id; std::getline(ids, id);)
+    if (!id.empty()) run_slipway(root(), {"rm", "-f", id});
+  EXPECT_EQ(run_slipway(root(), {"ps", "-aq"}).out, "");
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string text((std::istreambuf_iterator<char>(mounts)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find(root().string()), std::string::npos) << text;
+}
+
 std::string BusyboxStoreTest::image_names() {
   auto listed = run_slipway(root(), {"images"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;

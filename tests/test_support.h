@@ -66,6 +66,9 @@ class BusyboxStoreTest : public ::testing::Test {
                       std::vector<std::string> extra = {});
   // The store's images as "repository:tag" lines, in `slipway images` order.
   std::string image_names();
+  // For the TearDown of container tests: removes every container (`rm -f`), whatever the test
+  // asserted, and checks that none is left and nothing is still mounted under the store.
+  void remove_containers_and_expect_no_mounts();
 
   ScratchDir scratch_;
 };
