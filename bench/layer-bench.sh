@@ -16,7 +16,9 @@
 # Usage: bench/layer-bench.sh   (as root)
 # Environment: LAYER_BENCH (binary; default build/bench/slipway_layer_bench of this checkout),
 #              RUNS (3), ROOTFS (use this tree instead of making one; it is only read),
-#              KEEP_WORKDIR=1 (keep the temp dir for inspection),
+#              KEEP_WORKDIR=1 (keep the temp dir for inspection), BENCH_TMP (where the temp dir
+#              goes, default /tmp: a freshly made filesystem there avoids ext4's slow inode
+#              allocation after mass deletions, see bench/README.md),
 #              PRIORITY=1 (run in a session of its own whose scheduler autogroup has nice -20, so
 #              that other work on the machine yields the CPU while the bench runs: close to a
 #              quiet machine, for every tool alike).
@@ -61,7 +63,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2
 fi
 
-work=$(mktemp -d /tmp/slipway-layer-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_TMP:-/tmp}/slipway-layer-bench.XXXXXX")
 cleanup() {
   local rc=$?
   trap - EXIT
