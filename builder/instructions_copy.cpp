@@ -278,10 +278,11 @@ std::string Build::image_content_digest(const std::string& image_id, const Build
       store_.root() / "cache" /
       ("copyfrom-" + store::digest_hex(store::sha256_digest(image_id + "\n" + selection.dump() +
                                                             "\n" + json(excludes).dump())));
-  std::error_code ec;
-  if (fs::is_regular_file(memo, ec)) {
+  try {
     std::string known = read_file(memo);
     if (store::is_valid_digest(known)) return known;
+  } catch (const Error&) {
+    // No memo yet, or GC just removed it: compute it.
   }
   std::string digest = tree.digest(sources);
   fs::create_directories(memo.parent_path());

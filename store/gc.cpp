@@ -24,6 +24,13 @@ namespace {
 
 // A write_file_atomic temp file this old belongs to a process that died while writing it.
 constexpr time_t kStaleTempSeconds = 60;
+// The builder keeps memos beside the cache entries (`statcache-*`: the context's file stats,
+// `copyfrom-*`: content digests of COPY --from selections). Each is only a shortcut that is
+// recomputed when missing, so one unchanged for this long goes (with --all, every one).
+constexpr time_t kStaleMemoSeconds = 7 * 24 * 3600;
+bool is_builder_memo(std::string_view name) {
+  return name.starts_with("statcache-") || name.starts_with("copyfrom-");
+}
 
 bool newer_or_equal(const struct timespec& a, const struct timespec& b) {
   return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec >= b.tv_nsec);
@@ -149,6 +156,8 @@ GcReport Store::collect_garbage(const GcOptions& options) {
   ::clock_gettime(CLOCK_REALTIME, &start);
   struct timespec stale_temp = start;
   stale_temp.tv_sec -= kStaleTempSeconds;
+  struct timespec stale_memo = start;
+  stale_memo.tv_sec -= kStaleMemoSeconds;
   GcReport report;
   TempDir trash = make_temp_dir("gc");
   std::error_code ec;
@@ -216,6 +225,12 @@ GcReport Store::collect_garbage(const GcOptions& options) {
   for (const auto& file : fs::directory_iterator(root_ / "cache", ec)) {
     std::string name = file.path().filename().string();
     struct timespec mtime = modified(file.path());
+    if (is_builder_memo(name) && !is_temp_name(name)) {
+      if ((options.all || !newer_or_equal(mtime, stale_memo)) && !newer_or_equal(mtime, start) &&
+          fs::remove(file.path(), ec))
+        ++report.temp_files;
+      continue;
+    }
     if (is_temp_name(name) || !is_hex64(name)) {
       if (is_temp_name(name) && !newer_or_equal(mtime, stale_temp) && fs::remove(file.path(), ec))
         ++report.temp_files;

@@ -146,6 +146,30 @@ TEST_F(StoreGcTest, KeepsObjectsNewerThanTheGcAndCleansStaleTempFiles) {
   EXPECT_EQ(report.temp_files, 2u);
 }
 
+// The builder's memos in cache/ are shortcuts: a stale one goes, a recent one stays unless
+// --all; a memo written while the GC runs is never touched.
+TEST_F(StoreGcTest, RemovesStaleBuilderMemos) {
+  Store store(root());
+  const fs::path old_memo = root() / "cache" / "copyfrom-0123";
+  const fs::path old_stats = root() / "cache" / "statcache-4567";
+  const fs::path recent_memo = root() / "cache" / "copyfrom-89ab";
+  for (const fs::path& memo : {old_memo, old_stats, recent_memo})
+    testing::write_text(memo, "sha256:" + std::string(64, 'a'));
+  const struct timespec eight_days_ago[2] = {{::time(nullptr) - 8 * 24 * 3600, 0},
+                                             {::time(nullptr) - 8 * 24 * 3600, 0}};
+  const struct timespec an_hour_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, old_memo.c_str(), eight_days_ago, 0), 0);
+  ASSERT_EQ(::utimensat(AT_FDCWD, old_stats.c_str(), eight_days_ago, 0), 0);
+  ASSERT_EQ(::utimensat(AT_FDCWD, recent_memo.c_str(), an_hour_ago, 0), 0);
+
+  store.collect_garbage({});
+  EXPECT_FALSE(fs::exists(old_memo));
+  EXPECT_FALSE(fs::exists(old_stats));
+  EXPECT_TRUE(fs::exists(recent_memo));
+  store.collect_garbage({.all = true});
+  EXPECT_FALSE(fs::exists(recent_memo));
+}
+
 TEST_F(StoreGcTest, RemovesPartialDownloadsThatNoPullHolds) {
   Store store(root());
   Descriptor held_blob{"", sha256_digest("held"), 100};
