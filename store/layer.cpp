@@ -398,7 +398,8 @@ class LayerTarWriter {
       off_t data = ::lseek(fd, static_cast<off_t>(position), SEEK_DATA);
       if (data < 0) {
         if (errno == ENXIO) break;  // only a hole from here to the end
-        if (errno != EINVAL && errno != EOPNOTSUPP) throw_errno("cannot seek in " + (upper_dir_ / path).string());
+        if (errno != EINVAL && errno != EOPNOTSUPP)
+          throw_errno("cannot seek in " + (upper_dir_ / path).string());
         data = static_cast<off_t>(position);  // no SEEK_DATA here: scan everything
       }
       off_t hole = ::lseek(fd, data, SEEK_HOLE);
