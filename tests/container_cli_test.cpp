@@ -39,17 +39,6 @@ class ContainerCliTest : public BusyboxStoreTest {
     return "";
   }
 
-  // Asks `logs` until it shows `wanted` (a detached container writes when it gets to it).
-  std::string logs_when_ready(const std::string& container, const std::string& wanted) {
-    std::string out;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      out = slipway({"logs", container}).out;
-      if (out.find(wanted) != std::string::npos) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return out;
-  }
-
   nlohmann::json record(const std::string& id) {
     return nlohmann::json::parse(read_file(root() / "containers" / id / "config.json"));
   }

@@ -150,16 +150,6 @@ class ContainerTtyTest : public BusyboxStoreTest {
   }
 
   CommandResult slipway(const std::vector<std::string>& args) { return run_slipway(root(), args); }
-
-  std::string logs_when_ready(const std::string& container, const std::string& wanted) {
-    std::string out;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      out = slipway({"logs", container}).out;
-      if (out.find(wanted) != std::string::npos) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return out;
-  }
 };
 
 TEST_F(ContainerTtyTest, RunTGivesTheCommandAPtsTerminalWithCrLfLineEndings) {

@@ -4,9 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "common/fs.h"
 
@@ -126,6 +128,17 @@ void BusyboxStoreTest::remove_containers_and_expect_no_mounts() {
   std::ifstream mounts("/proc/self/mountinfo");
   std::string text((std::istreambuf_iterator<char>(mounts)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text.find(root().string()), std::string::npos) << text;
+}
+
+std::string BusyboxStoreTest::logs_when_ready(const std::string& container,
+                                              const std::string& wanted) {
+  std::string out;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    out = run_slipway(root(), {"logs", container}).out;
+    if (out.find(wanted) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return out;
 }
 
 std::string BusyboxStoreTest::image_names() {

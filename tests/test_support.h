@@ -69,6 +69,9 @@ class BusyboxStoreTest : public ::testing::Test {
   // For the TearDown of container tests: removes every container (`rm -f`), whatever the test
   // asserted, and checks that none is left and nothing is still mounted under the store.
   void remove_containers_and_expect_no_mounts();
+  // Asks `logs` until it shows `wanted` (a detached container writes when it gets to it), for up
+  // to 10 s; returns the last output.
+  std::string logs_when_ready(const std::string& container, const std::string& wanted);
 
   ScratchDir scratch_;
 };
