@@ -245,20 +245,19 @@ void download_blob(Session& session, HttpConnection& connection, const store::De
 }
 
 // Downloads one layer into the store, continuing the partial blob an interrupted pull left.
-store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnection& connection,
-                              const store::Descriptor& blob, store::PartialBlob& partial,
-                              const std::string& parent_chain, const std::string& diff_id,
-                              PullProgress& progress) {
+void pull_layer(store::Store& store, Session& session, HttpConnection& connection,
+                const store::Descriptor& blob, store::PartialBlob& partial,
+                const std::string& parent_chain, const std::string& diff_id,
+                PullProgress& progress) {
   const std::string id = detail::short_digest(blob.digest);
   const uint64_t size = static_cast<uint64_t>(blob.size);
   const uint64_t start = partial.size();
   if (start > 0) progress.resuming(id, start, size);
   BlobPipe pipe;
   std::exception_ptr consumer_error;
-  store::StoredLayer layer;
   std::thread consumer([&] {
     try {
-      layer = store.ingest_layer(partial, pipe, blob, parent_chain, diff_id);
+      store.ingest_layer(partial, pipe, blob, parent_chain, diff_id);
     } catch (...) {
       consumer_error = std::current_exception();
     }
@@ -278,7 +277,6 @@ store::StoredLayer pull_layer(store::Store& store, Session& session, HttpConnect
   }
   consumer.join();
   if (consumer_error) std::rethrow_exception(consumer_error);
-  return layer;
 }
 
 std::string get_small_blob(Session& session, HttpConnection& connection,
