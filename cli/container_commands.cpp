@@ -16,6 +16,7 @@
 #include "cli/format.h"
 #include "common/fs.h"
 #include "common/go_quote.h"
+#include "runtime/attach.h"
 #include "runtime/containers.h"
 #include "runtime/terminal.h"
 #include "store/digest.h"
@@ -148,6 +149,7 @@ struct StartOptions {
 };
 
 int start_containers(store::Store& store, const StartOptions& options) {
+  std::string detach_keys = runtime::parse_detach_keys("");
   ContainerStore containers(store);
   if (options.attach || options.interactive) {
     if (options.containers.size() > 1)
@@ -155,9 +157,10 @@ int start_containers(store::Store& store, const StartOptions& options) {
     ContainerRecord record = containers.find(options.containers.front());
     // docker start -a of a running container attaches to it.
     if (record.status == ContainerStatus::running)
-      return runtime::attach_container(containers, record.id, options.interactive);
+      return runtime::attach_container(containers, record.id, options.interactive, true,
+                                       detach_keys);
     if (options.interactive && record.tty && record.interactive)
-      return runtime::start_and_attach(containers, record.id);
+      return runtime::start_and_attach(containers, record.id, detach_keys);
     return runtime::start_attached(containers, record.id);
   }
   return for_each_container(options.containers, [&](const std::string& reference) {
@@ -298,9 +301,8 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   if (args.size() < 2)
     throw runtime::StartError(
         "\"slipway exec\" requires at least 2 arguments: CONTAINER COMMAND...", 126);
-  if (options.detach)
-    throw runtime::StartError("exec -d is not supported yet: run without it", 126);
-  if (options.tty && options.interactive && !::isatty(STDIN_FILENO))
+  std::string detach_keys = runtime::parse_detach_keys("");
+  if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw runtime::StartError("the input device is not a TTY", 1);
   ContainerStore containers(store);
   ContainerRecord record;
@@ -334,6 +336,16 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
     if (size) std::tie(spec.tty_rows, spec.tty_columns) = std::tie(size->rows, size->columns);
   }
   std::cout.flush();
+  if (options.detach) {
+    // docker exec -d prints nothing; the command's output goes nowhere.
+    spec.inherit_stdin = false;
+    runtime::exec_detached(spec, record.process.pid);
+    return 0;
+  }
+  // -it goes through a process of its own that holds the pty, so that the detach keys can leave
+  // the command running.
+  if (options.tty && options.interactive)
+    return runtime::exec_attached(spec, record.process.pid, detach_keys);
   return runtime::exec_in_container(spec, record.process.pid);
 }
 
@@ -490,7 +502,8 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     auto* exec = parent->add_subcommand("exec", "Run a command in a running container");
     exec->add_flag("-i,--interactive", exec_options->interactive, "Keep STDIN open");
     exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY");
-    exec->add_flag("-d,--detach", exec_options->detach, "Run in the background (refused for now)");
+    exec->add_flag("-d,--detach", exec_options->detach,
+                   "Detached mode: run command in the background");
     // One value per -e: a vector option would otherwise swallow the container and command.
     exec->add_option("-e,--env", exec_options->env, "Set environment variables")
         ->allow_extra_args(false);
@@ -527,11 +540,12 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     attach->add_option("CONTAINER", attach_options->container)->required();
     attach->callback([&context, attach_options] {
       context.action = [&context, attach_options] {
+        std::string detach_keys = runtime::parse_detach_keys("");
         ContainerStore containers(context.store());
         ContainerRecord record = containers.find(attach_options->container);
         std::cout.flush();
         return runtime::attach_container(containers, record.id, !attach_options->no_stdin,
-                                         attach_options->sig_proxy);
+                                         attach_options->sig_proxy, detach_keys);
       };
     });
 

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "runtime/attach.h"
 #include "runtime/containers.h"
 
 namespace slipway::cli {
@@ -61,6 +62,7 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
+  std::string detach_keys = runtime::parse_detach_keys("");
   // docker checks this before it creates anything: raw mode needs a terminal to put in it.
   if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw Error("the input device is not a TTY");
@@ -78,7 +80,7 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
   // -it: attached to a detached supervisor, as docker's CLI is to its daemon, so that ctrl-p
   // ctrl-q can leave the container running.
   if (!options.detach && options.tty && options.interactive)
-    return runtime::start_and_attach(containers, record.id);
+    return runtime::start_and_attach(containers, record.id, detach_keys);
   if (!options.detach) return runtime::start_attached(containers, record.id);
   runtime::start_detached(containers, record.id);
   std::cout << record.id << "\n";

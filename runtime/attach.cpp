@@ -1,6 +1,8 @@
 #include "runtime/attach.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +32,12 @@ ShortAddress short_address(const fs::path& container_dir) {
   std::string path = "/proc/self/fd/" + std::to_string(result.dir.get()) + "/attach.sock";
   std::memcpy(result.address.sun_path, path.c_str(), path.size() + 1);
   return result;
+}
+
+// The size of this process's terminal (stdin's, else stdout's), if it has one.
+std::optional<WindowSize> own_terminal_size() {
+  if (auto size = terminal_size(STDIN_FILENO)) return size;
+  return terminal_size(STDOUT_FILENO);
 }
 
 uint32_t read_u32(std::string_view bytes) {
@@ -63,6 +71,146 @@ bool take_attach_frames(std::string& buffer,
   }
   buffer.erase(0, start);
   return true;
+}
+
+std::string parse_detach_keys(std::string_view spec) {
+  if (spec.empty()) return "\x10\x11";  // ctrl-p, ctrl-q
+  // The names of the control characters 0..31, as docker (moby/term) spells them.
+  static const char* const kControl[] = {
+      "ctrl-@", "ctrl-a", "ctrl-b", "ctrl-c", "ctrl-d",  "ctrl-e", "ctrl-f", "ctrl-g",
+      "ctrl-h", "ctrl-i", "ctrl-j", "ctrl-k", "ctrl-l",  "ctrl-m", "ctrl-n", "ctrl-o",
+      "ctrl-p", "ctrl-q", "ctrl-r", "ctrl-s", "ctrl-t",  "ctrl-u", "ctrl-v", "ctrl-w",
+      "ctrl-x", "ctrl-y", "ctrl-z", "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^", "ctrl-_"};
+  std::string bytes;
+  for (size_t start = 0;;) {
+    size_t comma = spec.find(',', start);
+    std::string_view key =
+        spec.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    if (key.size() == 1) {
+      bytes += key.front();
+    } else if (key == "DEL") {
+      bytes += '\x7f';
+    } else {
+      const auto* found = std::find(std::begin(kControl), std::end(kControl), key);
+      if (found == std::end(kControl))
+        throw Error("invalid detach keys (" + std::string(spec) + "): Unknown character: '" +
+                    std::string(key) + "'");
+      bytes += static_cast<char>(found - std::begin(kControl));
+    }
+    if (comma == std::string_view::npos) return bytes;
+    start = comma + 1;
+  }
+}
+
+std::string DetachSequence::filter(std::string_view input, bool& detached) {
+  std::string out;
+  detached = false;
+  for (char c : input) {
+    if (keys_.empty()) {
+      out += c;
+      continue;
+    }
+    if (c != keys_[matched_] && matched_ > 0) {
+      // Not the sequence after all: the held keys go on, and this one may start it anew.
+      out.append(keys_, 0, matched_);
+      matched_ = 0;
+    }
+    if (c != keys_[matched_]) {
+      out += c;
+      continue;
+    }
+    if (++matched_ == keys_.size()) {
+      matched_ = 0;
+      detached = true;
+      return out;
+    }
+  }
+  return out;
+}
+
+AttachEnd relay_attach(int socket, const AttachClientOptions& options) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGWINCH})
+    sigaddset(&signals, signal);
+  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) < 0) throw_errno("cannot block signals");
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!signal_fd) throw_errno("cannot create a signalfd");
+  auto send = [&](AttachFrame kind, std::string_view payload) {
+    std::string frame = attach_frame(static_cast<uint8_t>(kind), payload);
+    try {
+      write_all(socket, frame.data(), frame.size(), "attach socket");
+    } catch (const Error&) {
+      // The other side is going away; its EOF ends the loop below.
+    }
+  };
+  auto send_size = [&] {
+    auto size = own_terminal_size();
+    if (!options.tty || !size || !size->rows) return;
+    const char bytes[] = {char(size->rows >> 8), char(size->rows & 0xff), char(size->columns >> 8),
+                          char(size->columns & 0xff)};
+    send(AttachFrame::resize, std::string_view(bytes, 4));
+  };
+  send_size();
+  std::optional<RawTerminal> raw;
+  if (options.tty && options.send_input) raw.emplace(STDIN_FILENO);
+  // docker watches for the detach keys only on a terminal.
+  DetachSequence detach(options.tty ? options.detach_keys : "");
+  bool reading_stdin = options.send_input;
+  std::string received;
+  AttachEnd end;
+  std::vector<char> buffer(64 * 1024);
+  for (;;) {
+    std::vector<pollfd> watched = {{socket, POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
+    if (reading_stdin) watched.push_back({STDIN_FILENO, POLLIN, 0});
+    if (::poll(watched.data(), watched.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot poll the attach socket");
+    }
+    if (watched[1].revents) {
+      signalfd_siginfo info{};
+      if (::read(signal_fd.get(), &info, sizeof info) == sizeof info) {
+        int signal = static_cast<int>(info.ssi_signo);
+        if (signal == SIGWINCH) {
+          send_size();
+        } else if (signal != SIGPIPE && options.on_signal && !options.on_signal(signal)) {
+          end.signal = signal;
+          return end;
+        }
+      }
+    }
+    if (watched.size() > 2 && watched[2].revents) {
+      ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        reading_stdin = false;  // the other side's stdin stays open, as for docker's -di
+      } else {
+        std::string input =
+            detach.filter(std::string_view(buffer.data(), size_t(got)), end.detached);
+        if (!input.empty()) send(AttachFrame::stdin_data, input);
+        if (end.detached) return end;
+      }
+    }
+    if (watched[0].revents) {
+      ssize_t got = ::recv(socket, buffer.data(), buffer.size(), 0);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return end;
+      received.append(buffer.data(), size_t(got));
+      bool valid = take_attach_frames(received, [&](uint8_t stream, std::string_view data) {
+        if (stream == kExitFrame) {
+          end.exit_code = std::atoi(std::string(data).c_str());
+          return;
+        }
+        try {
+          write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data.data(), data.size(),
+                    "output");
+        } catch (const Error&) {
+          // Nobody reads our output any more; what runs there is not ours to stop.
+        }
+      });
+      if (!valid) throw Error("the other side of the attach socket sent a damaged frame");
+    }
+  }
 }
 
 fs::path attach_socket_path(const fs::path& container_dir) {
@@ -115,6 +263,12 @@ void AttachServer::wait_for_client(int timeout_ms) {
     ready = ::poll(&entry, 1, timeout_ms);
   } while (ready < 0 && errno == EINTR);
   if (ready > 0) handle({entry}, {});
+}
+
+void AttachServer::add_client(UniqueFd fd) {
+  timeval timeout{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  clients_.push_back({std::move(fd), {}});
 }
 
 void AttachServer::watch(std::vector<pollfd>& watched) const {

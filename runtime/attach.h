@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,46 @@ std::filesystem::path attach_socket_path(const std::filesystem::path& container_
 // Connects to a container's attach socket; throws Error when no supervisor listens on it.
 UniqueFd connect_attach_socket(const std::filesystem::path& container_dir);
 
+// docker's --detach-keys: comma-separated keys, each a single character or one of "ctrl-@",
+// "ctrl-a" ... "ctrl-z", "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^", "ctrl-_" and "DEL", into the
+// bytes a terminal sends for them. "" is docker's default, ctrl-p ctrl-q. Throws Error naming
+// the key it cannot read.
+std::string parse_detach_keys(std::string_view spec);
+
+// Watches typed input for the detach sequence. The bytes that may start it are held back until
+// the next key shows whether they do (and then passed on, unless the sequence is complete).
+class DetachSequence {
+ public:
+  explicit DetachSequence(std::string keys) : keys_(std::move(keys)) {}
+  // The part of `input` to pass on. Sets `detached` when the sequence is complete; what follows
+  // it in `input` is dropped.
+  std::string filter(std::string_view input, bool& detached);
+
+ private:
+  std::string keys_;
+  size_t matched_ = 0;
+};
+
+// The client's side of an attach socket (attach, run -it, exec -it).
+struct AttachClientOptions {
+  bool tty = false;         // a pty on the other side: window sizes, raw mode, detach keys
+  bool send_input = false;  // this process's stdin to the other side
+  std::string detach_keys = parse_detach_keys("");  // bytes, as parse_detach_keys gives them
+  // Called with each signal this process gets (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1,
+  // SIGUSR2); returning false ends the relay. Unset: they are ignored.
+  std::function<bool(int)> on_signal;
+};
+
+struct AttachEnd {
+  bool detached = false;         // the detach keys were typed
+  std::optional<int> exit_code;  // the exit frame's code, when one came
+  int signal = 0;                // the signal on_signal ended the relay for
+};
+
+// Relays this process's stdout/stderr (and stdin, raw when options.tty) to and from `socket`
+// until the other side closes it, the detach keys are typed, or on_signal says to stop.
+AttachEnd relay_attach(int socket, const AttachClientOptions& options);
+
 // The supervisor's side: listens, keeps its clients, sends them output.
 class AttachServer {
  public:
@@ -58,6 +99,9 @@ class AttachServer {
   // Waits up to `timeout_ms` for a first client (run -it connects before the command runs, so
   // that it sees all of its output) and keeps it.
   void wait_for_client(int timeout_ms);
+  // Keeps a client that is already connected (one end of a socketpair).
+  void add_client(UniqueFd fd);
+  bool has_clients() const { return !clients_.empty(); }
   // Adds the listener and the clients to `watched`; handle() takes their events after poll.
   void watch(std::vector<pollfd>& watched) const;
   void handle(const std::vector<pollfd>& watched, const Handlers& handlers);

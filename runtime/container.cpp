@@ -734,7 +734,7 @@ void remove_created_mount_points(const ContainerSpec& spec) {
 
 }  // namespace
 
-int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
+ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid) {
   if (spec.argv.empty()) throw StartError("no command specified", 126);
   ChildPlan plan;
   plan.working_dir = spec.working_dir.empty() ? "/" : spec.working_dir;
@@ -787,27 +787,44 @@ int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
           plan.working_dir.c_str());
     exec_command(plan);
   }
-  std::optional<StartError> failure = channels.wait_for_exec();
-  if (!failure && spec.tty) {
-    try {
-      UniqueFd master = channels.receive_terminal();
-      relay_terminal(master.get(), spec.inherit_stdin);
-    } catch (const Error&) {
-      ::kill(pid, SIGKILL);  // never leave a command behind that nobody relays for
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-      throw;
-    }
+  ExecProcess process(pid, {});
+  if (std::optional<StartError> failure = channels.wait_for_exec()) {
+    process.wait();
+    throw StartError(failure->what(), failure->exit_code() == 125 ? 126 : failure->exit_code());
   }
+  if (spec.tty) process.terminal_ = channels.receive_terminal();
+  return process;
+}
+
+ExecProcess::ExecProcess(ExecProcess&& other) noexcept
+    : pid_(std::exchange(other.pid_, 0)), terminal_(std::move(other.terminal_)) {}
+
+ExecProcess::~ExecProcess() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);  // never leave a command behind that nobody waits for
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+int ExecProcess::wait() {
+  if (pid_ <= 0) throw Error("exec'd process already waited for");
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
+  while (::waitpid(pid_, &status, 0) < 0) {
     if (errno != EINTR) throw_errno("waitpid");
   }
-  if (failure)
-    throw StartError(failure->what(), failure->exit_code() == 125 ? 126 : failure->exit_code());
+  pid_ = 0;
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 126;
+}
+
+int exec_in_container(const ContainerSpec& spec, pid_t init_pid) {
+  ExecProcess process = start_exec(spec, init_pid);
+  if (spec.tty) {
+    UniqueFd master = process.take_terminal();
+    relay_terminal(master.get(), spec.inherit_stdin);
+  }
+  return process.wait();
 }
 
 ContainerProcess start_container(const ContainerSpec& spec) {

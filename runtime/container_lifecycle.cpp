@@ -511,10 +511,10 @@ UniqueFd start_supervisor(const ContainerStore& containers, const std::string& i
 }
 
 // Relays between this process's stdio and a supervisor's attach socket until the container
-// exits (its exit code) or ctrl-p ctrl-q detaches from a tty container (0). With `sig_proxy`,
+// exits (its exit code) or the detach keys detach from a tty container (0). With `sig_proxy`,
 // signals this process gets go to the container, as docker's --sig-proxy does.
 int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
-                bool send_input, bool sig_proxy);
+                bool send_input, bool sig_proxy, const std::string& detach_keys);
 
 }  // namespace
 
@@ -522,10 +522,11 @@ void start_detached(const ContainerStore& containers, const std::string& id) {
   start_supervisor(containers, id, false, {});
 }
 
-int start_and_attach(const ContainerStore& containers, const std::string& id) {
+int start_and_attach(const ContainerStore& containers, const std::string& id,
+                     const std::string& detach_keys) {
   UniqueFd socket = start_supervisor(containers, id, true, caller_terminal_size());
   ContainerRecord record = containers.load(id);
-  return attach_loop(containers, record, std::move(socket), true, true);
+  return attach_loop(containers, record, std::move(socket), true, true, detach_keys);
 }
 
 void stop_container(const ContainerStore& containers, const std::string& id, int timeout_seconds,
@@ -570,7 +571,7 @@ int wait_container(const ContainerStore& containers, const std::string& id) {
 namespace slipway::runtime {
 
 int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin,
-                     bool sig_proxy) {
+                     bool sig_proxy, const std::string& detach_keys) {
   ContainerRecord record = containers.load(id);
   containers.refresh(record);
   const std::string stopped = "You cannot attach to a stopped container, start it first";
@@ -588,119 +589,38 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
     if (now.status != ContainerStatus::running) throw Error(stopped);
     throw;
   }
-  return attach_loop(containers, record, std::move(socket), send_input, sig_proxy);
+  return attach_loop(containers, record, std::move(socket), send_input, sig_proxy, detach_keys);
 }
 
 namespace {
 
 int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
-                bool send_input, bool sig_proxy) {
+                bool send_input, bool sig_proxy, const std::string& detach_keys) {
   const std::string& id = record.id;
-  sigset_t signals = supervisor_signals();  // SIGWINCH and SIGPIPE among them
-  if (::sigprocmask(SIG_BLOCK, &signals, nullptr) < 0) throw_errno("cannot block signals");
-  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  if (!signal_fd) throw_errno("cannot create a signalfd");
-  auto send = [&](AttachFrame kind, std::string_view payload) {
-    std::string frame = attach_frame(static_cast<uint8_t>(kind), payload);
-    try {
-      write_all(socket.get(), frame.data(), frame.size(), "attach socket");
-    } catch (const Error&) {
-      // The supervisor is going away; its EOF ends the loop below.
-    }
-  };
-  auto send_size = [&] {
-    WindowSize size = caller_terminal_size();
-    if (!record.tty || !size.rows) return;
-    const char bytes[] = {char(size.rows >> 8), char(size.rows & 0xff), char(size.columns >> 8),
-                          char(size.columns & 0xff)};
-    send(AttachFrame::resize, std::string_view(bytes, 4));
-  };
-  send_size();
-  std::optional<RawTerminal> raw;
-  if (record.tty && send_input) raw.emplace(STDIN_FILENO);
-  // docker's default detach keys, ctrl-p ctrl-q, for containers with a terminal. A ctrl-p is held
-  // back until the next key shows whether it starts the sequence.
-  constexpr char kCtrlP = 0x10, kCtrlQ = 0x11;
-  bool held_ctrl_p = false;
-  bool reading_stdin = send_input;
-  std::string received;
-  std::optional<int> exit_code;
-  std::vector<char> buffer(64 * 1024);
-  for (;;) {
-    std::vector<pollfd> watched = {{socket.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
-    if (reading_stdin) watched.push_back({STDIN_FILENO, POLLIN, 0});
-    if (::poll(watched.data(), watched.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("cannot poll the attach socket");
-    }
-    if (watched[1].revents) {
-      signalfd_siginfo info{};
-      if (::read(signal_fd.get(), &info, sizeof info) == sizeof info) {
-        int signal = static_cast<int>(info.ssi_signo);
-        if (signal == SIGWINCH) {
-          send_size();
-        } else if (signal != SIGPIPE && sig_proxy) {
-          try {
-            kill_container(containers, id, signal);
-          } catch (const Error&) {
-            // It is ending anyway; its supervisor's EOF ends this loop.
-          }
-        }
+  AttachClientOptions options;
+  options.tty = record.tty;
+  options.send_input = send_input;
+  options.detach_keys = detach_keys;
+  options.on_signal = [&](int signal) {
+    if (sig_proxy) {
+      try {
+        kill_container(containers, id, signal);
+      } catch (const Error&) {
+        // It is ending anyway; its supervisor's EOF ends the relay.
       }
     }
-    if (watched.size() > 2 && watched[2].revents) {
-      ssize_t got = ::read(STDIN_FILENO, buffer.data(), buffer.size());
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        reading_stdin = false;  // the container's stdin stays open, as for docker's -di
-      } else if (!record.tty) {
-        send(AttachFrame::stdin_data, std::string_view(buffer.data(), size_t(got)));
-      } else {
-        std::string input;
-        for (ssize_t i = 0; i < got; ++i) {
-          char c = buffer[size_t(i)];
-          if (held_ctrl_p) {
-            held_ctrl_p = false;
-            if (c == kCtrlQ) return 0;  // detached; the container keeps running
-            input += kCtrlP;
-          }
-          if (c == kCtrlP)
-            held_ctrl_p = true;
-          else
-            input += c;
-        }
-        if (!input.empty()) send(AttachFrame::stdin_data, input);
-      }
-    }
-    if (watched[0].revents) {
-      ssize_t got = ::recv(socket.get(), buffer.data(), buffer.size(), 0);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) break;
-      received.append(buffer.data(), size_t(got));
-      bool valid = take_attach_frames(received, [&](uint8_t stream, std::string_view data) {
-        if (stream == kExitFrame) {
-          exit_code = std::atoi(std::string(data).c_str());
-          return;
-        }
-        try {
-          write_all(stream == 2 ? STDERR_FILENO : STDOUT_FILENO, data.data(), data.size(),
-                    "output");
-        } catch (const Error&) {
-          // Nobody reads our output any more; the container is not ours to stop.
-        }
-      });
-      if (!valid) throw Error("the container's supervisor sent a damaged frame");
-    }
-  }
-  raw.reset();
+    return true;
+  };
+  AttachEnd end = relay_attach(socket.get(), options);
+  if (end.detached) return 0;  // the container keeps running
   // The record says exited too before this returns, so that a script's next command sees it;
   // a --rm container's record may already be gone, and then the frame's code is all there is.
   try {
     int recorded = wait_container(containers, id);
-    return exit_code.value_or(recorded);
+    return end.exit_code.value_or(recorded);
   } catch (const NoSuchContainer&) {
-    if (!exit_code) throw;
-    return *exit_code;
+    if (!end.exit_code) throw;
+    return *end.exit_code;
   }
 }
 

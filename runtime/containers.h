@@ -188,16 +188,18 @@ void start_detached(const ContainerStore& containers, const std::string& id);
 
 // Attaches this process's stdout and stderr (and stdin, when `forward_stdin` and the container
 // was created with -i) to a running container through its supervisor's attach socket, until the
-// container exits: returns its exit code. For a container with a terminal, ctrl-p ctrl-q
-// detaches and returns 0, the container running on. Throws Error when it is not running.
-// With `sig_proxy`, signals this process gets are sent to the container (docker's --sig-proxy).
+// container exits: returns its exit code. For a container with a terminal, typing `detach_keys`
+// (bytes, runtime/attach.h parse_detach_keys) detaches and returns 0, the container running on.
+// Throws Error when it is not running. With `sig_proxy`, signals this process gets are sent to
+// the container (docker's --sig-proxy).
 int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin,
-                     bool sig_proxy = true);
+                     bool sig_proxy, const std::string& detach_keys);
 
 // docker run -it: starts the container under a detached supervisor, attached (the caller's
 // terminal raw, its size the pty's) from before the command runs, so that no output is missed.
-// Returns the exit code, or 0 when ctrl-p ctrl-q detached (the container runs on).
-int start_and_attach(const ContainerStore& containers, const std::string& id);
+// Returns the exit code, or 0 when `detach_keys` detached (the container runs on).
+int start_and_attach(const ContainerStore& containers, const std::string& id,
+                     const std::string& detach_keys);
 
 // Sends `signal` (0: the image's StopSignal, else SIGTERM), waits up to `timeout_seconds` for the
 // container to exit, then SIGKILLs it; returns once the exit is recorded. No-op when not running.

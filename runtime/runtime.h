@@ -125,15 +125,53 @@ class ContainerProcess {
 // the process could not be started, Error for failures around it.
 ContainerProcess start_container(const ContainerSpec& spec);
 
-// Runs another command in a running container (docker exec): in the namespaces of its init
-// process `init_pid`, with spec.argv, env, working_dir and user (looked up through the spec's
-// layers); stdout/stderr inherited, or with spec.tty a pty of the container's relayed to this
-// process's stdio (stdin too with spec.inherit_stdin, in raw mode when it is a terminal). Returns
-// the command's exit code (128+N for signal N); throws
-// StartError when it could not be started. This process joins the container's PID namespace for
-// its later children (it has to, for the command's sake): meant for a command-line process that
-// exits afterwards.
+// Another command in a running container (docker exec), started by start_exec: a child of this
+// process, killed (SIGKILL) and reaped when destroyed without wait().
+class ExecProcess {
+ public:
+  ExecProcess(ExecProcess&& other) noexcept;
+  ExecProcess& operator=(ExecProcess&&) = delete;
+  ExecProcess(const ExecProcess&) = delete;
+  ~ExecProcess();
+
+  pid_t pid() const { return pid_; }
+  // Waits for the command to exit: its exit code, or 128+N when signal N killed it.
+  int wait();
+  // The pty master of a spec.tty command (once).
+  UniqueFd take_terminal() { return std::move(terminal_); }
+
+ private:
+  friend ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid);
+  ExecProcess(pid_t pid, UniqueFd terminal) : pid_(pid), terminal_(std::move(terminal)) {}
+
+  pid_t pid_;
+  UniqueFd terminal_;
+};
+
+// Starts spec.argv in the namespaces and devices cgroup of the running container whose init
+// process is `init_pid`, with spec.env, working_dir and user (looked up through the spec's
+// layers); stdin from spec (inherited, stdin_fd or /dev/null), stdout/stderr inherited, or with
+// spec.tty a pty of the container's (the caller gets the master). The command dies with the
+// process that started it. Returns once it has been executed; throws StartError (126, or 127
+// for a command not found) when it could not be. This process joins the container's PID
+// namespace for its later children (it has to, for the command's sake): meant for a process
+// that makes no other children afterwards.
+ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid);
+
+// docker exec in the foreground: start_exec, then with spec.tty the pty relayed to this
+// process's stdio (stdin too with spec.inherit_stdin, in raw mode when it is a terminal), and
+// the command's exit code.
 int exec_in_container(const ContainerSpec& spec, pid_t init_pid);
+
+// docker exec -d: start_exec under a detached process of its own (runtime/exec.cpp), which
+// waits for the command (and drains a spec.tty command's pty); stdio is /dev/null. Returns once
+// the command runs. The command ends with the container, or on its own.
+void exec_detached(const ContainerSpec& spec, pid_t init_pid);
+
+// docker exec -it: the command (spec.tty) under a detached process that holds its pty, this
+// process's terminal relayed to it (raw; stdin with spec.inherit_stdin). Returns the command's
+// exit code, or 0 when `detach_keys` (bytes, runtime/attach.h) were typed: the command runs on.
+int exec_attached(const ContainerSpec& spec, pid_t init_pid, const std::string& detach_keys);
 
 // Runs the container in the foreground (stdout/stderr inherited unless the spec says otherwise)
 // and returns start_container(spec).wait().

@@ -468,6 +468,71 @@ TEST_F(ContainerCliTest, ExecRunsInTheRunningContainersNamespacesAndFiles) {
   EXPECT_EQ(slipway({"exec", "nope", "true"}).err, "Error: No such container: nope\n");
 }
 
+// How many host processes have `needle` (NUL-separated arguments) in their command line.
+int processes_with_cmdline(const std::string& needle) {
+  int count = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) ++count;
+  }
+  return count;
+}
+
+// Asks until `probe` returns `wanted`, for up to 10 s; returns the last answer.
+template <typename Probe>
+auto eventually(Probe probe, const decltype(probe())& wanted) {
+  auto got = probe();
+  for (int attempt = 0; attempt < 100 && got != wanted; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    got = probe();
+  }
+  return got;
+}
+
+TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "bg", "busybox", "sleep", "1000"}).exit_code, 0);
+  // The command waits for a file that only a later exec makes: exec -d has returned meanwhile,
+  // printing nothing, as docker's does.
+  auto detached = slipway({"exec", "-d", "bg", "sh", "-c",
+                           "echo to-nowhere; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                           "echo went > /tmp/went; exec sleep 4711"});
+  EXPECT_EQ(detached.exit_code, 0) << detached.err;
+  EXPECT_EQ(detached.out, "");
+  EXPECT_EQ(detached.err, "");
+  ASSERT_EQ(slipway({"exec", "bg", "touch", "/tmp/go"}).exit_code, 0);
+  EXPECT_EQ(eventually(
+                [&] {
+                  return slipway({"exec", "bg", "cat", "/tmp/went"}).out;
+                },
+                "went\n"),
+            "went\n");
+  // It runs on in the container, as a process of its namespaces.
+  const std::string sleeper = std::string("sleep") + '\0' + "4711" + '\0';
+  EXPECT_EQ(eventually([&] { return processes_with_cmdline(sleeper); }, 1), 1);
+  auto inside = slipway({"exec", "bg", "ps"});
+  EXPECT_EQ(count_lines_containing(inside.out, "sleep 4711"), 1) << inside.out;
+  // Its output is nobody's: not the container's log either.
+  EXPECT_EQ(slipway({"logs", "bg"}).out, "");
+
+  // A command that cannot start is reported as exec reports it, before anything runs.
+  auto missing = slipway({"exec", "-d", "bg", "no-such-command"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.err.find("executable file not found"), std::string::npos) << missing.err;
+
+  // Stopping the container ends it, and the process that waited for it.
+  ASSERT_EQ(slipway({"stop", "-t", "0", "bg"}).exit_code, 0);
+  EXPECT_EQ(eventually([&] { return processes_with_cmdline(sleeper); }, 0), 0);
+  const std::string daemon = "--root" + std::string(1, '\0') + root().string() + '\0' + "exec";
+  EXPECT_EQ(eventually([&] { return processes_with_cmdline(daemon); }, 0), 0);
+  auto stopped = slipway({"exec", "-d", "bg", "true"});
+  EXPECT_EQ(stopped.exit_code, 1);
+  EXPECT_NE(stopped.err.find("is not running"), std::string::npos) << stopped.err;
+}
+
 TEST_F(ContainerCliTest, ContainerGroupListsLikePs) {
   ASSERT_EQ(slipway({"container", "create", "--name", "grouped", "busybox", "true"}).exit_code, 0);
   auto listed = slipway({"container", "ls", "-a"});
