@@ -145,11 +145,12 @@ int for_each_container(const std::vector<std::string>& references, Action action
 struct StartOptions {
   bool attach = false;
   bool interactive = false;
+  std::string detach_keys;
   std::vector<std::string> containers;
 };
 
 int start_containers(store::Store& store, const StartOptions& options) {
-  std::string detach_keys = runtime::parse_detach_keys("");
+  std::string detach_keys = runtime::parse_detach_keys(options.detach_keys);
   ContainerStore containers(store);
   if (options.attach || options.interactive) {
     if (options.containers.size() > 1)
@@ -293,7 +294,7 @@ int show_logs(store::Store& store, const LogsOptions& options) {
 struct ExecOptions {
   bool interactive = false, tty = false, detach = false;
   std::vector<std::string> env;
-  std::string workdir, user;
+  std::string workdir, user, detach_keys;
 };
 
 int exec_command(store::Store& store, const ExecOptions& options, std::vector<std::string> args) {
@@ -301,7 +302,12 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   if (args.size() < 2)
     throw runtime::StartError(
         "\"slipway exec\" requires at least 2 arguments: CONTAINER COMMAND...", 126);
-  std::string detach_keys = runtime::parse_detach_keys("");
+  std::string detach_keys;
+  try {
+    detach_keys = runtime::parse_detach_keys(options.detach_keys);
+  } catch (const Error& e) {
+    throw runtime::StartError(e.what(), 1);
+  }
   if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw runtime::StartError("the input device is not a TTY", 1);
   ContainerStore containers(store);
@@ -438,6 +444,8 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     start->add_flag("-a,--attach", start_options->attach,
                     "Attach STDOUT/STDERR and exit with the container's exit code");
     start->add_flag("-i,--interactive", start_options->interactive, "Attach STDIN too");
+    start->add_option("--detach-keys", start_options->detach_keys,
+                      "Override the key sequence for detaching (default: ctrl-p,ctrl-q)");
     start->add_option("CONTAINER", start_options->containers)->required();
     start->callback([&context, start_options] {
       context.action = [&context, start_options] {
@@ -504,6 +512,8 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     exec->add_flag("-t,--tty", exec_options->tty, "Allocate a pseudo-TTY");
     exec->add_flag("-d,--detach", exec_options->detach,
                    "Detached mode: run command in the background");
+    exec->add_option("--detach-keys", exec_options->detach_keys,
+                     "Override the key sequence for detaching (default: ctrl-p,ctrl-q)");
     // One value per -e: a vector option would otherwise swallow the container and command.
     exec->add_option("-e,--env", exec_options->env, "Set environment variables")
         ->allow_extra_args(false);
@@ -529,6 +539,7 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     struct AttachOptions {
       bool no_stdin = false;
       bool sig_proxy = true;
+      std::string detach_keys;
       std::string container;
     };
     auto attach_options = std::make_shared<AttachOptions>();
@@ -537,10 +548,12 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
     attach->add_flag("--no-stdin", attach_options->no_stdin, "Do not attach STDIN");
     attach->add_flag("--sig-proxy,!--no-sig-proxy", attach_options->sig_proxy,
                      "Proxy received signals to the container (default true)");
+    attach->add_option("--detach-keys", attach_options->detach_keys,
+                       "Override the key sequence for detaching (default: ctrl-p,ctrl-q)");
     attach->add_option("CONTAINER", attach_options->container)->required();
     attach->callback([&context, attach_options] {
       context.action = [&context, attach_options] {
-        std::string detach_keys = runtime::parse_detach_keys("");
+        std::string detach_keys = runtime::parse_detach_keys(attach_options->detach_keys);
         ContainerStore containers(context.store());
         ContainerRecord record = containers.find(attach_options->container);
         std::cout.flush();

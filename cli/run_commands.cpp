@@ -22,6 +22,7 @@ struct RunOptions {
   std::string name;
   std::vector<std::string> publish;
   bool publish_all = false;
+  std::string detach_keys;
 };
 
 // `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
@@ -62,7 +63,12 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
-  std::string detach_keys = runtime::parse_detach_keys("");
+  std::string detach_keys;
+  try {
+    detach_keys = runtime::parse_detach_keys(options.detach_keys);
+  } catch (const Error& e) {
+    throw runtime::StartError(e.what(), 125);
+  }
   // docker checks this before it creates anything: raw mode needs a terminal to put in it.
   if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw Error("the input device is not a TTY");
@@ -124,6 +130,8 @@ void add_run_commands(CLI::App& app, CommandContext& context) {
     add_container_options(run, *run_options);
     run->add_flag("-d,--detach", run_options->detach,
                   "Run in the background and print the container ID");
+    run->add_option("--detach-keys", run_options->detach_keys,
+                    "Override the key sequence for detaching (default: ctrl-p,ctrl-q)");
     run->callback([&context, run_options, run] {
       context.action = [&context, run_options, run] {
         return run_image(context.store(), *run_options, run->remaining());

@@ -317,5 +317,86 @@ TEST_F(ContainerTtyTest, AttachGetsTheExitCodeOfARemovedContainerAndProxiesSigna
   EXPECT_EQ(attach.finish(), 9);
 }
 
+TEST_F(ContainerTtyTest, DetachKeysOfRunItAndAttachAreDockersKeyNames) {
+  // The command reads four raw bytes: ctrl-p ctrl-q are keys like any other now, and a ctrl-a
+  // that does not start "ctrl-a,x" after all reaches the container with the key after it.
+  PtySession run(
+      root(), {"run", "-it", "--name", "keys", "--detach-keys", "ctrl-a,x", "busybox", "sh", "-c",
+               "stty raw -echo; echo ready; dd bs=1 count=4 2>/dev/null | od -An -tx1; "
+               "stty sane; echo second; exec sleep 1000"});
+  ASSERT_TRUE(run.expect("ready")) << run.output();
+  run.type("\x10\x11\x01y");
+  EXPECT_TRUE(run.expect("10 11 01 79\nsecond\r\n")) << run.output();
+  run.type("\x01x");
+  EXPECT_EQ(run.finish(), 0);
+  EXPECT_EQ(run.attributes().c_lflag & ICANON, static_cast<tcflag_t>(ICANON));
+  EXPECT_NE(slipway({"ps"}).out.find("keys"), std::string::npos) << "detaching stopped it";
+
+  PtySession attach(root(), {"attach", "--detach-keys", "ctrl-@,ctrl-[", "keys"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  attach.type(std::string("\0\x1b", 2));
+  EXPECT_EQ(attach.finish(), 0);
+  EXPECT_NE(slipway({"ps"}).out.find("keys"), std::string::npos) << "detaching stopped it";
+}
+
+TEST_F(ContainerTtyTest, StartAiTakesDetachKeys) {
+  ASSERT_EQ(slipway({"create", "-it", "--name", "later", "busybox", "sh"}).exit_code, 0);
+  PtySession start(root(), {"start", "-ai", "--detach-keys", "q,w", "later"});
+  ASSERT_TRUE(start.expect("# ")) << start.output();
+  start.type("echo up-$((3*3))\r");
+  EXPECT_TRUE(start.expect("up-9\r\n")) << start.output();
+  start.type("qw");
+  EXPECT_EQ(start.finish(), 0);
+  EXPECT_NE(slipway({"ps"}).out.find("later"), std::string::npos) << "detaching stopped it";
+}
+
+TEST_F(ContainerTtyTest, DetachingFromExecItLeavesTheCommandRunning) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "box", "busybox", "sleep", "1000"}).exit_code, 0);
+  {
+    PtySession exec(root(), {"exec", "-it", "box", "sh"});
+    ASSERT_TRUE(exec.expect("# ")) << exec.output();
+    exec.type("echo $$ > /tmp/first; echo saved\r");
+    ASSERT_TRUE(exec.expect("saved\r\n")) << exec.output();
+    exec.type("\x10\x11");
+    EXPECT_EQ(exec.finish(), 0);
+    EXPECT_EQ(exec.attributes().c_lflag & ICANON, static_cast<tcflag_t>(ICANON));
+  }
+  {
+    PtySession exec(root(), {"exec", "-it", "--detach-keys", "ctrl-e,e", "box", "sh"});
+    ASSERT_TRUE(exec.expect("# ")) << exec.output();
+    exec.type("echo $$ > /tmp/second; echo saved\r");
+    ASSERT_TRUE(exec.expect("saved\r\n")) << exec.output();
+    exec.type(
+        "\x05"
+        "e");
+    EXPECT_EQ(exec.finish(), 0);
+  }
+  // Both shells run on in the container, waiting for keys on their terminals.
+  auto alive = slipway({"exec", "box", "sh", "-c",
+                        "kill -0 $(cat /tmp/first) && kill -0 $(cat /tmp/second) && echo alive"});
+  EXPECT_EQ(alive.out, "alive\n") << alive.err;
+  EXPECT_EQ(count_lines_containing(slipway({"exec", "box", "ps"}).out, " sh"), 2);
+  // Without detaching, exec -it still ends with the command's exit code.
+  PtySession last(root(), {"exec", "-it", "box", "sh", "-c", "exit 3"});
+  EXPECT_EQ(last.finish(), 3);
+}
+
+TEST_F(ContainerTtyTest, BadDetachKeysAreOneLineErrorsNamingTheKey) {
+  auto run = slipway({"run", "--rm", "--detach-keys", "ctrl-p,shift-a", "busybox", "true"});
+  EXPECT_EQ(run.exit_code, 125);
+  EXPECT_EQ(run.err, "Error: invalid detach keys (ctrl-p,shift-a): Unknown character: 'shift-a'\n");
+  EXPECT_EQ(slipway({"ps", "-aq"}).out, "");  // refused before anything was created
+  ASSERT_EQ(slipway({"run", "-d", "--name", "box", "busybox", "sleep", "1000"}).exit_code, 0);
+  auto attach = slipway({"attach", "--detach-keys", "ctrl-", "box"});
+  EXPECT_EQ(attach.exit_code, 1);
+  EXPECT_EQ(attach.err, "Error: invalid detach keys (ctrl-): Unknown character: 'ctrl-'\n");
+  auto start = slipway({"start", "-a", "--detach-keys", "ctrl-p,,ctrl-q", "box"});
+  EXPECT_EQ(start.exit_code, 1);
+  EXPECT_EQ(start.err, "Error: invalid detach keys (ctrl-p,,ctrl-q): Unknown character: ''\n");
+  auto exec = slipway({"exec", "--detach-keys", "alt-x", "box", "true"});
+  EXPECT_EQ(exec.exit_code, 1);
+  EXPECT_EQ(exec.err, "Error: invalid detach keys (alt-x): Unknown character: 'alt-x'\n");
+}
+
 }  // namespace
 }  // namespace slipway::testing

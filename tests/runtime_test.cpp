@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "common/fs.h"
+#include "runtime/attach.h"
 #include "store/layer.h"
 #include "tests/test_support.h"
 
@@ -121,6 +122,50 @@ TEST_F(RuntimeTest, NothingStaysMountedOnTheHost) {
   std::string line;
   while (std::getline(mounts, line))
     EXPECT_EQ(line.find(scratch_.path().string()), std::string::npos) << line;
+}
+
+TEST(DetachKeysTest, DockersKeyNamesBecomeTheBytesATerminalSends) {
+  EXPECT_EQ(parse_detach_keys(""), "\x10\x11");  // docker's default: ctrl-p, ctrl-q
+  EXPECT_EQ(parse_detach_keys("ctrl-p,ctrl-q"), "\x10\x11");
+  EXPECT_EQ(parse_detach_keys("ctrl-a,x"), "\x01x");
+  EXPECT_EQ(parse_detach_keys("a"), "a");
+  EXPECT_EQ(parse_detach_keys("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_,DEL"),
+            std::string("\0\x1b\x1c\x1d\x1e\x1f\x7f", 7));
+  EXPECT_EQ(parse_detach_keys("ctrl-z,q,Q"), "\x1aqQ");
+}
+
+TEST(DetachKeysTest, ABadKeyIsNamedInTheError) {
+  auto message = [](const std::string& spec) {
+    try {
+      parse_detach_keys(spec);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(message("ctrl-p,shift-a"),
+            "invalid detach keys (ctrl-p,shift-a): Unknown character: 'shift-a'");
+  EXPECT_EQ(message("ctrl-p,"), "invalid detach keys (ctrl-p,): Unknown character: ''");
+  EXPECT_EQ(message("CTRL-P"), "invalid detach keys (CTRL-P): Unknown character: 'CTRL-P'");
+  EXPECT_EQ(message("ab"), "invalid detach keys (ab): Unknown character: 'ab'");
+}
+
+TEST(DetachKeysTest, TheSequenceIsHeldBackAndPassedOnWhenItIsNotCompleted) {
+  DetachSequence keys(parse_detach_keys("ctrl-a,x"));
+  bool detached = true;
+  EXPECT_EQ(keys.filter("ab", detached), "ab");
+  EXPECT_FALSE(detached);
+  EXPECT_EQ(keys.filter("c\x01", detached), "c");        // held: it may start the sequence
+  EXPECT_EQ(keys.filter("y", detached), "\x01y");        // it did not
+  EXPECT_EQ(keys.filter("\x01\x01", detached), "\x01");  // the second may start it again
+  EXPECT_EQ(keys.filter("xafter", detached), "");
+  EXPECT_TRUE(detached);
+  // Across reads, a key at a time as typed.
+  DetachSequence typed(parse_detach_keys(""));
+  EXPECT_EQ(typed.filter("\x10", detached), "");
+  EXPECT_FALSE(detached);
+  EXPECT_EQ(typed.filter("\x11", detached), "");
+  EXPECT_TRUE(detached);
 }
 
 }  // namespace
