@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/io_block.h"
 #include "store/digest.h"
 #include "store/store.h"
 
@@ -179,10 +180,10 @@ class ReadAheadSource : public ByteSource {
   }
 
  private:
-  static constexpr size_t kBlockSize = 1 << 20;
+  static constexpr size_t kBlockSize = IoBlock::kSize;
   static constexpr size_t kBlocks = 4;
   struct Block {
-    std::vector<char> data = std::vector<char>(kBlockSize);
+    IoBlock data;
     size_t size = 0;
   };
 

@@ -21,6 +21,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/io_block.h"
 #include "store/layer.h"
 #include "store/layer_archive.h"
 
@@ -29,9 +30,6 @@ namespace fs = std::filesystem;
 using namespace layer_detail;
 
 namespace {
-
-// libarchive pulls the tar from the source in blocks of this size.
-constexpr size_t kReadBlock = 1024 * 1024;
 
 // The character devices of a root filesystem's /dev that give no access to hardware or kernel
 // memory (Linux's devices.txt): what debootstrap and mmdebstrap leave in /dev. The runtime mounts
@@ -205,7 +203,7 @@ class DirResolver {
 // because they cannot unwind through libarchive's C frames.
 struct SourceContext {
   ByteSource* source = nullptr;
-  std::vector<char> buffer;
+  IoBlock buffer;  // libarchive pulls the tar from the source in blocks of this size
   bool at_end = false;
   std::exception_ptr error;
 };
@@ -235,7 +233,6 @@ class LayerApplier {
     if (!root_) throw_errno("cannot open layer target " + target.string());
     if (!archive_) throw Error("cannot create tar reader");
     context_.source = &source;
-    context_.buffer.resize(kReadBlock);
     archive* a = archive_.get();
     // Plain tar only (ustar, pax, GNU); decompression happened before. "empty" accepts a
     // zero-byte stream as an empty layer.

@@ -25,6 +25,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/io_block.h"
 #include "store/digest.h"
 #include "store/layer.h"
 #include "store/layer_archive.h"
@@ -731,8 +732,7 @@ class ExpansionLimit {
 // A read buffer over another source; the decoders consume from it in place.
 class InputBuffer {
  public:
-  explicit InputBuffer(std::unique_ptr<ByteSource> source)
-      : source_(std::move(source)), data_(kIoBlock) {}
+  explicit InputBuffer(std::unique_ptr<ByteSource> source) : source_(std::move(source)) {}
 
   // Buffers at least `size` bytes unless the source ends first; returns what is buffered.
   std::span<const uint8_t> peek(size_t size) {
@@ -754,7 +754,7 @@ class InputBuffer {
     return available();
   }
 
-  std::span<const uint8_t> available() const { return {data_.data() + begin_, end_ - begin_}; }
+  std::span<const uint8_t> available() const { return {data_.bytes() + begin_, end_ - begin_}; }
   void consume(size_t size) { begin_ += size; }
   bool at_end() const { return eof_ && begin_ == end_; }
   ByteSource& source() { return *source_; }
@@ -770,7 +770,7 @@ class InputBuffer {
   }
 
   std::unique_ptr<ByteSource> source_;
-  std::vector<uint8_t> data_;
+  IoBlock data_;
   size_t begin_ = 0;
   size_t end_ = 0;
   uint64_t bytes_read_ = 0;
