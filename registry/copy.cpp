@@ -1,24 +1,21 @@
 // slipway copy and slipway manifest inspect: registry to registry without the store. Each blob
-// streams from the source's GET through an OS pipe into the destination's PUT (or is mounted
+// streams from the source's GET through a BlobPipe into the destination's PUT (or is mounted
 // when both repositories are on one registry); the manifest bytes go up unchanged, so the
 // digest is the same on both sides.
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <thread>
 
-#include "common/fs.h"
+#include "registry/blob_pipe.h"
 #include "registry/registry.h"
 #include "registry/session.h"
 #include "store/digest.h"
 
 namespace slipway::registry {
 namespace {
+using detail::BlobPipe;
 using detail::HttpConnection;
 using detail::HttpRequest;
 using detail::HttpResponse;
@@ -54,38 +51,12 @@ std::vector<BlobRef> blobs_of(const Manifest& manifest, const std::string& name)
   return blobs;
 }
 
-// Both ends of a local stream socket pair (a pipe that cannot raise SIGPIPE: send() with
-// MSG_NOSIGNAL), closed with the object.
-struct Pipe {
-  UniqueFd read_end, write_end;
-  Pipe() {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-      throw SystemError("socketpair", errno);
-    read_end = UniqueFd(fds[0]);
-    write_end = UniqueFd(fds[1]);
-    // Room for a few curl buffers in flight between the two transfers.
-    int size = 1 << 20;
-    ::setsockopt(fds[0], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    ::setsockopt(fds[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  }
-  // False when the reading side has gone.
-  bool send(const char* data, size_t size) {
-    while (size > 0) {
-      ssize_t n = ::send(write_end.get(), data, size, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      data += n;
-      size -= static_cast<size_t>(n);
-    }
-    return true;
-  }
-};
-
 enum class BlobResult { kExists, kMounted, kCopied };
 
 // One attempt: POST (with a mount when both repositories share a registry), then on 202 the GET
-// from the source on another thread feeding the PUT to the destination through a pipe.
+// from the source on another thread feeding the PUT to the destination through a BlobPipe (in
+// memory: an OS pipe between the two cost a send() and a read() per 16 KiB the GET received,
+// and handed the PUT as little).
 BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& connection,
                           const BlobRef& blob, bool same_registry) {
   const std::string what = "copying blob " + blob.digest + " to " + target.reference().name();
@@ -102,7 +73,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
   auto location = started.header("location");
   if (!location) throw Error(what + ": the registry gave no upload Location");
 
-  Pipe pipe;
+  BlobPipe pipe;
   std::exception_ptr get_error;
   std::string got_digest;
   bool put_gone = false;  // the PUT stopped reading: the GET's failure is not the cause
@@ -118,7 +89,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
         received += size;
         if (received > blob.size) return false;
         hash.update(data, size);
-        if (pipe.send(data, size)) return true;
+        if (pipe.push(data, size)) return true;
         put_gone = true;
         return false;
       };
@@ -135,7 +106,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
     } catch (...) {
       get_error = std::current_exception();
     }
-    pipe.write_end.reset();  // EOF (or a short body) for the PUT
+    pipe.close();  // the end (or a short body) for the PUT
   });
 
   HttpRequest put;
@@ -143,14 +114,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
   put.url = detail::add_query(detail::resolve_url(start.url, *location), "digest", blob.digest);
   put.headers.push_back("Content-Type: application/octet-stream");
   put.body_size = blob.size;
-  int read_fd = pipe.read_end.get();
-  put.body_reader = [read_fd](char* buffer, size_t size) -> size_t {
-    while (true) {
-      ssize_t n = ::read(read_fd, buffer, size);
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return 0;
-    }
-  };
+  put.body_reader = [&pipe](char* buffer, size_t size) { return pipe.read(buffer, size); };
   HttpResponse done;
   std::exception_ptr put_error;
   try {
@@ -158,7 +122,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
   } catch (...) {
     put_error = std::current_exception();
   }
-  pipe.read_end.reset();  // a PUT that stopped early unblocks the writer
+  pipe.abort();  // a PUT that stopped early unblocks the writer
   reader.join();
   if (get_error && !put_gone) std::rethrow_exception(get_error);
   if (put_error) std::rethrow_exception(put_error);

@@ -6,14 +6,13 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
-#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <thread>
 
+#include "registry/blob_pipe.h"
 #include "registry/progress.h"
 #include "registry/registry.h"
 #include "registry/session.h"
@@ -22,6 +21,7 @@
 
 namespace slipway::registry {
 namespace {
+using detail::BlobPipe;
 using detail::get_manifest;
 using detail::HttpConnection;
 using detail::HttpRequest;
@@ -37,102 +37,10 @@ constexpr std::string_view kDockerList =
     "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr std::string_view kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
 constexpr size_t kMaxConfigBytes = 16u << 20;
-constexpr size_t kPipeBytes = 4u << 20;
-constexpr size_t kPipeBlock = 1u << 20;
 constexpr int kMaxAttemptsWithoutProgress = 5;
 // How often a pull flushes the files written so far (EarlyWriteback). A pull shorter than this
 // (a small image) never flushes early.
 constexpr std::chrono::milliseconds kWritebackInterval{100};
-
-// A bounded single-producer single-consumer byte pipe: curl's write callback pushes, the
-// unpacker pulls. The producer blocks when kPipeBytes are waiting. curl hands over what one
-// recv() gave (16-64 KiB on loopback), so pushes are packed into blocks of up to kPipeBlock and
-// a read takes as much as is waiting: the store's reader asks for 1 MiB at a time and hashes,
-// writes the partial blob and inflates per read, so small reads meant a write() and a
-// decompressor round per 16 KiB.
-class BlobPipe : public store::ByteSource {
- public:
-  // False when the consumer gave up: the producer should stop.
-  bool push(const char* data, size_t size) {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return aborted_ || buffered_ < kPipeBytes; });
-    if (aborted_) return false;
-    while (size > 0) {
-      if (blocks_.empty() || blocks_.back().size() == kPipeBlock) {
-        blocks_.emplace_back();
-        blocks_.back().reserve(kPipeBlock);
-      }
-      std::string& back = blocks_.back();
-      size_t n = std::min(size, kPipeBlock - back.size());
-      back.append(data, n);
-      data += n;
-      size -= n;
-      buffered_ += n;
-    }
-    if (reader_waiting_) changed_.notify_all();
-    return true;
-  }
-  // End of stream; `error` makes the consumer's next read throw it instead.
-  void close(std::exception_ptr error = nullptr) {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-    error_ = error;
-    changed_.notify_all();
-  }
-  void abort() {
-    std::lock_guard lock(mutex_);
-    aborted_ = true;
-    changed_.notify_all();
-  }
-  bool aborted() {
-    std::lock_guard lock(mutex_);
-    return aborted_;
-  }
-
-  size_t read(void* buffer, size_t size) override {
-    std::unique_lock lock(mutex_);
-    reader_waiting_ = true;
-    changed_.wait(lock, [&] { return buffered_ > 0 || closed_; });
-    reader_waiting_ = false;
-    if (buffered_ == 0) {
-      if (error_) std::rethrow_exception(error_);
-      return 0;
-    }
-    auto* out = static_cast<char*>(buffer);
-    size_t copied = 0;
-    while (copied < size && copied < buffered_) {
-      std::string& front = blocks_.front();
-      size_t n = std::min(size - copied, front.size() - offset_);
-      std::memcpy(out + copied, front.data() + offset_, n);
-      copied += n;
-      offset_ += n;
-      if (offset_ == front.size()) {
-        // The producer may be appending to the last block: only a full or earlier one goes.
-        if (blocks_.size() == 1 && front.size() < kPipeBlock) {
-          front.clear();
-        } else {
-          blocks_.pop_front();
-        }
-        offset_ = 0;
-      }
-    }
-    const bool was_full = buffered_ >= kPipeBytes;
-    buffered_ -= copied;
-    if (was_full && buffered_ < kPipeBytes) changed_.notify_all();
-    return copied;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<std::string> blocks_;
-  size_t offset_ = 0;  // into blocks_.front()
-  size_t buffered_ = 0;
-  bool reader_waiting_ = false;
-  bool closed_ = false;
-  bool aborted_ = false;
-  std::exception_ptr error_;
-};
 
 // Calls Store::sync() every `interval` on a thread of its own until destroyed. Store::tag makes
 // everything the image needs durable (one syncfs) before the name points at it; left alone, the

@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <thread>
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/io_block.h"
+#include "registry/blob_pipe.h"
 #include "registry/http.h"
 #include "registry/registry.h"
 #include "registry/session.h"
@@ -456,6 +460,73 @@ TEST(IngestTest, BlobsMustMatchTheirDigest) {
   EXPECT_THROW(store.ingest_blob("{ }", store::sha256_digest("[]")), Error);
   EXPECT_FALSE(store.has_blob(store::sha256_digest("[]")));
   EXPECT_FALSE(store.has_blob(store::sha256_digest("{ }")));
+}
+
+// The pipe between a download and its consumer: every byte arrives once and in order whatever
+// the push and read sizes (pushes far smaller and far larger than a block, reads of odd sizes).
+TEST(BlobPipeTest, CarriesEveryByteInOrder) {
+  std::string bytes(5 * IoBlock::kSize + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) ^ (i >> 13));
+  detail::BlobPipe pipe;
+  std::thread producer([&] {
+    const size_t sizes[] = {1, 7, 16384, IoBlock::kSize + 3, 65536, 3 * IoBlock::kSize};
+    size_t offset = 0;
+    for (size_t k = 0; offset < bytes.size(); ++k) {
+      size_t n = std::min(sizes[k % std::size(sizes)], bytes.size() - offset);
+      ASSERT_TRUE(pipe.push(bytes.data() + offset, n));
+      offset += n;
+    }
+    pipe.close();
+  });
+  std::string received;
+  std::vector<char> buffer(777777);
+  while (size_t n = pipe.read(buffer.data(), buffer.size())) received.append(buffer.data(), n);
+  producer.join();
+  EXPECT_EQ(received.size(), bytes.size());
+  EXPECT_TRUE(received == bytes);
+}
+
+TEST(BlobPipeTest, AnErrorAtCloseReachesTheReaderAfterTheBytes) {
+  detail::BlobPipe pipe;
+  ASSERT_TRUE(pipe.push("abc", 3));
+  pipe.close(std::make_exception_ptr(Error("connection dropped")));
+  char buffer[8];
+  EXPECT_EQ(pipe.read(buffer, sizeof buffer), 3u);
+  EXPECT_THROW(pipe.read(buffer, sizeof buffer), Error);
+}
+
+// A consumer that gives up wakes a producer blocked on a full pipe, and later pushes fail, so
+// the download stops instead of hanging.
+TEST(BlobPipeTest, AbortReleasesABlockedProducer) {
+  detail::BlobPipe pipe;
+  std::string block(detail::BlobPipe::kMaxBuffered, 'x');
+  ASSERT_TRUE(pipe.push(block.data(), block.size()));  // now full
+  std::atomic<int> result = -1;
+  std::thread producer([&] { result = pipe.push("y", 1) ? 1 : 0; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(result.load(), -1);  // still waiting for room
+  pipe.abort();
+  producer.join();
+  EXPECT_EQ(result.load(), 0);
+  EXPECT_FALSE(pipe.push("z", 1));
+  EXPECT_TRUE(pipe.aborted());
+}
+
+// Blocks given back are handed out again (the point of IoBlock: no fresh pages per layer).
+TEST(IoBlockTest, AReturnedBlockIsReused) {
+  const char* first = nullptr;
+  {
+    IoBlock block;
+    first = block.data();
+    block.data()[0] = 'a';
+    block.data()[IoBlock::kSize - 1] = 'z';
+  }
+  IoBlock again;
+  EXPECT_EQ(again.data(), first);
+  IoBlock other;
+  EXPECT_NE(other.data(), again.data());
+  IoBlock moved = std::move(other);
+  EXPECT_NE(moved.data(), nullptr);
 }
 
 }  // namespace
