@@ -4,8 +4,10 @@
 // instructions_meta.cpp, args.cpp and instructions_copy.cpp.
 #include "builder/builder.h"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -810,17 +812,34 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
         {runtime::ContainerMount::Type::bind, file, "/dev/pipes/" + script->name, true, ""});
   }
 
+  // Quiet: the step's output is kept in a file of the store's tmp/ and shown only on failure.
+  std::optional<TempDir> output_dir;
+  UniqueFd output;
+  if (options_.quiet) {
+    output_dir.emplace(store_.make_temp_dir("run-output"));
+    output = open_or_throw(output_dir->path() / "output", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    spec.stdout_fd = spec.stderr_fd = output.get();
+  }
+  auto show_output = [&] {
+    if (!output) return;
+    std::string text = read_file(output_dir->path() / "output");
+    write_all(STDERR_FILENO, text.data(), text.size(), "RUN output");
+  };
+
   std::string container_id = random_container_id();
   out_ << " ---> Running in " << container_id.substr(0, 12) << "\n" << std::flush;
   int exit_code;
   try {
     exit_code = runtime::run_container(spec);
   } catch (const runtime::StartError& e) {
+    show_output();
     fail_at(instruction, std::string("RUN failed to start: ") + e.what());
   }
-  if (exit_code != 0)
+  if (exit_code != 0) {
+    show_output();
     throw BuildError("The command '" + join(argv, " ") +
                      "' returned a non-zero code: " + std::to_string(exit_code));
+  }
   store::Image image =
       commit_step(spec.upper_dir, run_history(*stage_, scope_variables(), argv) + " # buildkit",
                   /*keep_empty_layer=*/true);

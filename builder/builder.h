@@ -39,6 +39,9 @@ struct BuildOptions {
   // default, so the keys of earlier builds stay valid): a cache hit never hands back layers of
   // another compression.
   store::Compression compression = store::Compression::kGzip;
+  // docker build -q: no progress lines; a RUN step's output is kept and written to stderr only
+  // when the step fails. The caller prints the image ID.
+  bool quiet = false;
 };
 
 struct BuildResult {
@@ -61,7 +64,7 @@ class BuildError : public Error {
 };
 
 // Builds and tags the image. Progress goes to `out`; RUN steps write straight to the process's
-// stdout/stderr. Nothing is tagged unless every step succeeded.
+// stdout/stderr (unless options.quiet). Nothing is tagged unless every step succeeded.
 BuildResult build(store::Store& store, const BuildOptions& options, std::ostream& out);
 
 // The current time in the RFC 3339 form image configs use ("2026-11-23T10:00:00.123456789Z").

@@ -95,6 +95,8 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
   build
       ->add_option("--compression", *compression, "Layer compression: gzip (default), zstd or none")
       ->check(CLI::IsMember({"gzip", "zstd", "none"}));
+  build->add_flag("-q,--quiet", options->quiet,
+                  "Suppress the build output and print image ID on success");
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
   build->callback([&context, options, build_args, pull, secrets, compression] {
     options->compression = store::parse_compression(*compression);
@@ -106,7 +108,13 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
     context.action = [&context, options, secrets] {
       options->secrets.clear();
       for (const auto& secret : *secrets) options->secrets.push_back(parse_secret(secret));
-      builder::build(context.store(), *options, std::cout);
+      if (!options->quiet) {
+        builder::build(context.store(), *options, std::cout);
+        return 0;
+      }
+      std::ostream discard(nullptr);
+      builder::BuildResult result = builder::build(context.store(), *options, discard);
+      std::cout << result.image.id << "\n";
       return 0;
     };
   });

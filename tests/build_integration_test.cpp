@@ -185,6 +185,29 @@ TEST_F(BuildTest, NoCacheRunsEveryStepAgain) {
   EXPECT_EQ(count_lines_equal(again.out, "ran-again"), 1);
 }
 
+// docker build -q: stdout is the image ID alone (so `id=$(slipway build -q .)` works), the
+// steps' output is hidden, and a failing step's output still reaches stderr with the error.
+TEST_F(BuildTest, QuietPrintsOnlyTheImageIdAndShowsOutputOnlyOnFailure) {
+  auto built =
+      build("FROM busybox\nRUN echo step-output && echo step-stderr >&2\n", "quiet:1", {"-q"});
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
+  auto inspected = run_slipway(root(), {"images", "-q", "--no-trunc", "quiet:1"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(built.out, inspected.out);
+  EXPECT_TRUE(built.out.starts_with("sha256:")) << built.out;
+  EXPECT_EQ(built.err.find("step-output"), std::string::npos) << built.err;
+  EXPECT_EQ(built.err.find("step-stderr"), std::string::npos) << built.err;
+
+  auto failed = build("FROM busybox\nRUN echo before-the-failure && false\n", "quiet:2", {"-q"});
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_EQ(failed.out, "");
+  EXPECT_NE(failed.err.find("before-the-failure"), std::string::npos) << failed.err;
+  EXPECT_NE(failed.err.find("returned a non-zero code: 1"), std::string::npos) << failed.err;
+  EXPECT_FALSE(run_slipway(root(), {"images", "-q", "quiet:2"}).out.starts_with("sha256"));
+  // Nothing of the kept output is left in the store's tmp/.
+  EXPECT_TRUE(fs::is_empty(root() / "tmp")) << "tmp/ not empty";
+}
+
 TEST_F(BuildTest, DeletingALowerFileMakesAWhiteout) {
   auto built = build(
       "FROM busybox\n"
