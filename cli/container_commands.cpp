@@ -65,11 +65,49 @@ std::string image_column(store::Store& store, const ContainerRecord& record, boo
   return no_trunc ? record.image_id : short_id(record.image_id);
 }
 
-// docker's PORTS column: "0.0.0.0:8080->80/tcp, 127.0.0.1:32768->443/tcp".
+// docker's PORTS column (its DisplayablePorts): "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp".
+// Mappings to the same port number on the host run together into ranges per address and
+// protocol ("0.0.0.0:80-82->80-82/tcp", docker writes "::" as ":::80->80/tcp" there); the
+// others are listed one by one after them.
 std::string ports_column(const ContainerRecord& record) {
+  std::vector<runtime::PortMapping> ports = record.ports;
+  std::sort(ports.begin(), ports.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.container_port, a.host_port, a.protocol, a.host_ip) <
+           std::tie(b.container_port, b.host_port, b.protocol, b.host_ip);
+  });
+  struct Group {
+    std::string ip, protocol;
+    int first, last;
+  };
+  std::vector<Group> groups;  // in the order docker keeps them: by first appearance
+  std::vector<std::string> done, others;
+  auto form = [](const Group& g) {
+    std::string range = std::to_string(g.first);
+    if (g.last != g.first) range += "-" + std::to_string(g.last);
+    return g.ip + ":" + range + "->" + range + "/" + g.protocol;
+  };
+  for (const auto& port : ports) {
+    std::string ip = port.host_ip.empty() ? "0.0.0.0" : port.host_ip;
+    if (port.host_port != port.container_port) {
+      others.push_back(port.host_address() + "->" + port.container_key());
+      continue;
+    }
+    auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) {
+      return g.ip == ip && g.protocol == port.protocol;
+    });
+    if (group == groups.end()) {
+      groups.push_back({ip, port.protocol, port.container_port, port.container_port});
+    } else if (port.container_port == group->last + 1) {
+      group->last = port.container_port;
+    } else {
+      done.push_back(form(*group));
+      group->first = group->last = port.container_port;
+    }
+  }
+  for (const auto& group : groups) done.push_back(form(group));
+  done.insert(done.end(), others.begin(), others.end());
   std::string column;
-  for (const auto& port : record.ports)
-    column += (column.empty() ? "" : ", ") + port.host_address() + "->" + port.container_key();
+  for (const auto& part : done) column += (column.empty() ? "" : ", ") + part;
   return column;
 }
 

@@ -52,7 +52,8 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   container.tty = options.tty;
   container.auto_remove = options.remove;
   for (const auto& spec : options.publish)
-    container.ports.push_back(runtime::parse_port_mapping(spec));
+    for (const auto& mapping : runtime::parse_port_mappings(spec))
+      container.ports.push_back(mapping);
   container.publish_all = options.publish_all;
   if ((!container.ports.empty() || container.publish_all) && options.network == "host") {
     std::cerr << "WARNING: Published ports are discarded when using host network mode\n";
@@ -112,7 +113,7 @@ void add_container_options(CLI::App* command, RunOptions& options) {
   // One value per -p: a vector option would otherwise swallow the image and command after it.
   command
       ->add_option("-p,--publish", options.publish,
-                   "Publish a container's TCP port to the host: [IP:][HOSTPORT:]PORT[/tcp]")
+                   "Publish a container's port(s) to the host: [IP:][HOSTPORT:]PORT[/tcp|udp]")
       ->allow_extra_args(false);
   command->add_flag("-P,--publish-all", options.publish_all,
                     "Publish all exposed ports to random host ports");

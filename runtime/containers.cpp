@@ -79,7 +79,11 @@ json ports_json(const std::vector<PortMapping>& mappings) {
   json out = json::object();
   for (const auto& m : mappings)
     out[m.container_key()].push_back(
-        {{"HostIp", m.host_ip}, {"HostPort", m.host_port ? std::to_string(m.host_port) : ""}});
+        {{"HostIp", m.host_ip},
+         {"HostPort", !m.host_port ? ""
+                      : m.host_port_end > m.host_port
+                          ? std::to_string(m.host_port) + "-" + std::to_string(m.host_port_end)
+                          : std::to_string(m.host_port)}});
   return out;
 }
 
@@ -93,6 +97,8 @@ std::vector<PortMapping> ports_from(const json& value) {
       m.host_ip = binding.value("HostIp", "");
       std::string port = binding.value("HostPort", "");
       m.host_port = port.empty() ? 0 : std::atoi(port.c_str());
+      if (size_t dash = port.find('-'); dash != std::string::npos)
+        m.host_port_end = std::atoi(port.c_str() + dash + 1);
       mappings.push_back(m);
     }
   }
@@ -191,16 +197,22 @@ constexpr const char* kPeople[] = {
     "maxwell", "meitner", "noether",  "pascal",  "planck",     "poincare", "ramanujan", "riemann",
     "ritchie", "shannon", "thompson", "turing",  "volta",      "wiles",    "wirth",     "zuse"};
 
-// A port number; `allow_zero` for a host port, where 0 asks for a random one.
-int parse_port_number(std::string_view text, bool allow_zero, const char* what) {
-  if (text.find('-') != std::string_view::npos)
-    throw Error("port ranges are not supported yet: " + std::string(text));
-  bool digits = !text.empty() && text.size() <= 5 &&
-                text.find_first_not_of("0123456789") == std::string_view::npos;
-  int port = digits ? std::atoi(std::string(text).c_str()) : -1;
-  if (port < (allow_zero ? 0 : 1) || port > 65535)
+// "8000" or "8000-8002" as docker reads a port or a range of them (go-connections'
+// ParsePortRange): {first, last}. `allow_zero` for a host port, where 0 asks for a random one.
+// Throws Error("Invalid <what>: <text>").
+std::pair<int, int> parse_port_range(std::string_view text, bool allow_zero, const char* what) {
+  auto number = [](std::string_view digits) {
+    bool ok = !digits.empty() && digits.size() <= 5 &&
+              digits.find_first_not_of("0123456789") == std::string_view::npos;
+    return ok ? std::atoi(std::string(digits).c_str()) : -1;
+  };
+  size_t dash = text.find('-');
+  int first = number(text.substr(0, dash));
+  int last = dash == std::string_view::npos ? first : number(text.substr(dash + 1));
+  int lowest = allow_zero && dash == std::string_view::npos ? 0 : 1;
+  if (first < lowest || last < lowest || first > 65535 || last > 65535 || last < first)
     throw Error(std::string("Invalid ") + what + ": " + std::string(text));
-  return port;
+  return {first, last};
 }
 
 }  // namespace
@@ -208,53 +220,83 @@ int parse_port_number(std::string_view text, bool allow_zero, const char* what) 
 std::string PortMapping::host_address() const {
   std::string ip = host_ip.empty() ? "0.0.0.0" : host_ip;
   if (ip.find(':') != std::string::npos) ip = "[" + ip + "]";
-  return ip + ":" + std::to_string(host_port);
+  std::string port = std::to_string(host_port);
+  if (host_port_end > host_port) port += "-" + std::to_string(host_port_end);
+  return ip + ":" + port;
 }
 
-PortMapping parse_port_mapping(std::string_view text) {
-  PortMapping mapping;
+std::vector<PortMapping> parse_port_mappings(std::string_view text) {
+  std::string protocol = "tcp";
   std::string_view rest = text;
   if (size_t slash = rest.rfind('/'); slash != std::string_view::npos) {
-    mapping.protocol = std::string(rest.substr(slash + 1));
+    protocol = std::string(rest.substr(slash + 1));
     rest = rest.substr(0, slash);
-    std::transform(mapping.protocol.begin(), mapping.protocol.end(), mapping.protocol.begin(),
+    std::transform(protocol.begin(), protocol.end(), protocol.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (mapping.protocol == "udp" || mapping.protocol == "sctp")
-      throw Error("publishing " + mapping.protocol +
-                  " ports is not supported yet: " + std::string(text));
-    if (mapping.protocol != "tcp") throw Error("Invalid proto: " + mapping.protocol);
+    if (protocol == "sctp")
+      throw Error("publishing sctp ports is not supported yet: " + std::string(text));
+    if (protocol != "tcp" && protocol != "udp") throw Error("Invalid proto: " + protocol);
   }
+  std::string host_ip;
+  std::string_view host_ports, container_ports;
   // An IPv6 host address is written in brackets: [::1]:8080:80.
   if (!rest.empty() && rest.front() == '[') {
     size_t close = rest.find(']');
     if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
       throw Error("Invalid ip address: " + std::string(text));
-    mapping.host_ip = std::string(rest.substr(1, close - 1));
+    host_ip = std::string(rest.substr(1, close - 1));
     rest = rest.substr(close + 2);
     size_t colon = rest.find(':');
     if (colon == std::string_view::npos) throw Error("Invalid port mapping: " + std::string(text));
-    mapping.host_port = rest.substr(0, colon).empty()
-                            ? 0
-                            : parse_port_number(rest.substr(0, colon), true, "hostPort");
-    mapping.container_port = parse_port_number(rest.substr(colon + 1), false, "containerPort");
-    return mapping;
+    host_ports = rest.substr(0, colon);
+    container_ports = rest.substr(colon + 1);
+  } else {
+    std::vector<std::string_view> parts;
+    for (size_t start = 0;;) {
+      size_t colon = rest.find(':', start);
+      parts.push_back(rest.substr(start, colon == std::string_view::npos ? colon : colon - start));
+      if (colon == std::string_view::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() > 3) throw Error("Invalid port mapping: " + std::string(text));
+    container_ports = parts.back();
+    if (parts.size() >= 2) host_ports = parts[parts.size() - 2];
+    if (parts.size() == 3) {
+      host_ip = std::string(parts[0]);
+      if (host_ip.empty()) throw Error("Invalid ip address: " + std::string(text));
+    }
   }
-  std::vector<std::string_view> parts;
-  for (size_t start = 0;;) {
-    size_t colon = rest.find(':', start);
-    parts.push_back(rest.substr(start, colon == std::string_view::npos ? colon : colon - start));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
+  auto [first, last] = parse_port_range(container_ports, false, "containerPort");
+  int host_first = 0, host_last = 0;
+  if (!host_ports.empty())
+    std::tie(host_first, host_last) = parse_port_range(host_ports, true, "hostPort");
+  bool host_range = host_last > host_first;
+  // As docker: ranges of the same size map port to port; one container port may take any free
+  // port of a host range; any other pair of sizes is an error.
+  if (!host_ports.empty() && last - first != host_last - host_first && last != first)
+    throw Error("Invalid ranges specified for container and host Ports: " +
+                std::string(container_ports) + " and " + std::string(host_ports));
+  std::vector<PortMapping> mappings;
+  for (int port = first; port <= last; ++port) {
+    PortMapping mapping;
+    mapping.host_ip = host_ip;
+    mapping.protocol = protocol;
+    mapping.container_port = port;
+    if (first == last && host_range) {
+      mapping.host_port = host_first;
+      mapping.host_port_end = host_last;
+    } else if (!host_ports.empty()) {
+      mapping.host_port = host_first == 0 ? 0 : host_first + (port - first);
+    }
+    mappings.push_back(mapping);
   }
-  if (parts.size() > 3) throw Error("Invalid port mapping: " + std::string(text));
-  mapping.container_port = parse_port_number(parts.back(), false, "containerPort");
-  if (parts.size() >= 2 && !parts[parts.size() - 2].empty())
-    mapping.host_port = parse_port_number(parts[parts.size() - 2], true, "hostPort");
-  if (parts.size() == 3) {
-    mapping.host_ip = std::string(parts[0]);
-    if (mapping.host_ip.empty()) throw Error("Invalid ip address: " + std::string(text));
-  }
-  return mapping;
+  return mappings;
+}
+
+PortMapping parse_port_mapping(std::string_view text) {
+  std::vector<PortMapping> mappings = parse_port_mappings(text);
+  if (mappings.size() != 1) throw Error("Invalid port: " + std::string(text));
+  return mappings.front();
 }
 
 std::string_view status_name(ContainerStatus status) {
@@ -497,10 +539,10 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   record.auto_remove = options.auto_remove;
   record.port_bindings = options.ports;
   if (options.publish_all) {
-    // -P: every EXPOSEd TCP port on a random host port (UDP ones are not forwarded yet).
+    // -P: every EXPOSEd TCP and UDP port on a random host port (SCTP is not forwarded).
     const json exposed_ports = config.value("ExposedPorts", json::object());
     for (const auto& [key, ignored] : exposed_ports.items()) {
-      if (key.find("/udp") != std::string::npos || key.find("/sctp") != std::string::npos) continue;
+      if (key.find("/sctp") != std::string::npos) continue;
       PortMapping exposed = parse_port_mapping(key);
       bool asked = std::any_of(
           record.port_bindings.begin(), record.port_bindings.end(),

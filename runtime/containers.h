@@ -60,20 +60,26 @@ struct ProcessIdentity {
   bool alive() const;
 };
 
-// A published port (-p): TCP `container_port` on the container's loopback, reached from
+// A published port (-p): TCP or UDP `container_port` on the container's loopback, reached from
 // host_ip:host_port on the host.
 struct PortMapping {
   std::string host_ip;  // "" (as asked): every IPv4 address, shown as 0.0.0.0
   int host_port = 0;    // 0 (as asked): one the kernel picks, like docker's random ports
+  // As asked, when above host_port: the first free port of host_port..host_port_end
+  // (docker's -p 8000-8010:80).
+  int host_port_end = 0;
   int container_port = 0;
-  std::string protocol = "tcp";
+  std::string protocol = "tcp";  // or "udp"
 
   std::string container_key() const { return std::to_string(container_port) + "/" + protocol; }
-  std::string host_address() const;  // "0.0.0.0:32768", "[::1]:8080"
+  std::string host_address() const;  // "0.0.0.0:32768", "[::1]:8080", "0.0.0.0:8000-8010"
 };
 
-// "[IP:][HOSTPORT:]CONTAINERPORT[/tcp]" as docker run -p takes it; throws Error naming the part
-// it cannot use.
+// "[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]" as docker run -p takes it, where either port may be a
+// range ("8000-8002:80-82", "80-81"); one mapping a container port. Throws Error in docker's
+// words naming the part it cannot use.
+std::vector<PortMapping> parse_port_mappings(std::string_view text);
+// The same for a text that names one container port ("80/udp", a key of ExposedPorts).
 PortMapping parse_port_mapping(std::string_view text);
 
 struct ContainerRecord {

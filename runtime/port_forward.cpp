@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <list>
 
@@ -92,26 +94,73 @@ int bound_port(int fd) {
 
 namespace {
 
-// A listening socket on the mapping's host address, or an empty fd with `error` set.
+bool is_udp(const PortMapping& mapping) {
+  return mapping.protocol == "udp";
+}
+
+// A listening TCP socket, or a bound UDP one, on the mapping's host address; or an empty fd with
+// `error` set.
 UniqueFd listen_on(const PortMapping& mapping, int& error) {
   socklen_t length = 0;
   sockaddr_storage address = host_address(mapping, length);
-  UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  bool udp = is_udp(mapping);
+  UniqueFd fd(::socket(address.ss_family,
+                       (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) {
     error = errno;
     return fd;
   }
   int on = 1;
   // Like docker-proxy: a port whose last connections linger in TIME_WAIT is free to bind again.
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  // Not for UDP, where it would let two sockets share a port.
+  if (!udp) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   if (address.ss_family == AF_INET6)
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0 ||
-      ::listen(fd.get(), 128) < 0) {
+      (!udp && ::listen(fd.get(), 128) < 0)) {
     error = errno;
     return {};
   }
   return fd;
+}
+
+// Binds one host port (0: the kernel's pick) of `mapping`: on its address, or with none on
+// every IPv4 and every IPv6 address on one port, 0.0.0.0 and [::], as docker publishes it (IPv4
+// only on a host without IPv6). False, with the errno and the address that failed, when the port
+// cannot be had.
+bool bind_mapping(const PortMapping& mapping, std::vector<std::pair<PortMapping, UniqueFd>>& bound,
+                  int& error, PortMapping& failed) {
+  if (!mapping.host_ip.empty()) {
+    UniqueFd fd = listen_on(mapping, error);
+    failed = mapping;
+    if (!fd) return false;
+    PortMapping published = mapping;
+    published.host_port = bound_port(fd.get());
+    bound.emplace_back(published, std::move(fd));
+    return true;
+  }
+  for (int attempt = 0;; ++attempt) {
+    PortMapping v4 = mapping;
+    v4.host_ip = "0.0.0.0";
+    UniqueFd fd4 = listen_on(v4, error);
+    if (!fd4) {
+      failed = v4;
+      return false;
+    }
+    v4.host_port = bound_port(fd4.get());
+    PortMapping v6 = v4;
+    v6.host_ip = "::";
+    UniqueFd fd6 = listen_on(v6, error);
+    // The kernel's random pick for IPv4 is taken on IPv6: pick another.
+    if (!fd6 && error == EADDRINUSE && mapping.host_port == 0 && attempt < 16) continue;
+    if (!fd6 && error != EAFNOSUPPORT && error != EADDRNOTAVAIL) {
+      failed = v6;
+      return false;
+    }
+    bound.emplace_back(v4, std::move(fd4));
+    if (fd6) bound.emplace_back(v6, std::move(fd6));
+    return true;
+  }
 }
 
 StartError bind_error(const std::string& container_name, const PortMapping& mapping, int error) {
@@ -126,37 +175,30 @@ StartError bind_error(const std::string& container_name, const PortMapping& mapp
 
 PortForwarder::PortForwarder(const std::vector<PortMapping>& mappings,
                              const std::string& container_name) {
-  auto add = [&](PortMapping published, UniqueFd fd) {
-    published.host_port = bound_port(fd.get());
-    published_.push_back(published);
-    listeners_.push_back(std::move(fd));
-  };
-  for (const auto& mapping : mappings) {
-    int error = 0;
-    if (!mapping.host_ip.empty()) {
-      UniqueFd fd = listen_on(mapping, error);
-      if (!fd) throw bind_error(container_name, mapping, error);
-      add(mapping, std::move(fd));
-      continue;
-    }
-    // No address: every IPv4 and every IPv6 address on one port, 0.0.0.0 and [::], as docker
-    // publishes it; IPv4 only on a host without IPv6.
-    for (int attempt = 0;; ++attempt) {
-      PortMapping v4 = mapping;
-      v4.host_ip = "0.0.0.0";
-      UniqueFd fd4 = listen_on(v4, error);
-      if (!fd4) throw bind_error(container_name, v4, error);
-      v4.host_port = bound_port(fd4.get());
-      PortMapping v6 = v4;
-      v6.host_ip = "::";
-      UniqueFd fd6 = listen_on(v6, error);
-      // The kernel's random pick for IPv4 is taken on IPv6: pick another.
-      if (!fd6 && error == EADDRINUSE && mapping.host_port == 0 && attempt < 16) continue;
-      if (!fd6 && error != EAFNOSUPPORT && error != EADDRNOTAVAIL)
-        throw bind_error(container_name, v6, error);
-      add(v4, std::move(fd4));
-      if (fd6) add(v6, std::move(fd6));
-      break;
+  for (const auto& asked : mappings) {
+    // A host range for one container port: its first port that is free (docker's -p
+    // 8000-8010:80). Any other mapping has one port to try, or 0 for the kernel's pick.
+    int first = asked.host_port, last = std::max(asked.host_port, asked.host_port_end);
+    for (int port = first;; ++port) {
+      PortMapping mapping = asked;
+      mapping.host_port = port;
+      mapping.host_port_end = 0;
+      std::vector<std::pair<PortMapping, UniqueFd>> bound;
+      int error = 0;
+      PortMapping failed;
+      if (bind_mapping(mapping, bound, error, failed)) {
+        for (auto& [published, fd] : bound) {
+          published_.push_back(published);
+          listeners_.push_back(std::move(fd));
+        }
+        break;
+      }
+      if (error == EADDRINUSE && port < last) continue;
+      if (last > first) {
+        failed.host_port = first;
+        failed.host_port_end = last;
+      }
+      throw bind_error(container_name, failed, error);
     }
   }
 }
@@ -180,13 +222,46 @@ void PortForwarder::start(pid_t pid) {
       std::thread([this, fd = std::make_shared<UniqueFd>(std::move(netns))] { run(fd->get()); });
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// UDP has no connections: the forwarder keeps a flow a client address (the host socket it wrote
+// to and where from), with a socket of its own in the container, so that replies find their way
+// back. A flow nobody used for a while is dropped, as docker-proxy drops its UDP "connections".
+struct UdpFlow {
+  size_t listener = 0;
+  sockaddr_storage client{};
+  socklen_t client_length = 0;
+  UniqueFd upstream;
+  Clock::time_point last_used;
+};
+constexpr auto kUdpIdle = std::chrono::seconds(60);
+constexpr size_t kMaxUdpFlows = 1024;
+constexpr int kDatagramsAWake = 64;  // then the other sockets get their turn
+
+}  // namespace
+
 void PortForwarder::run(int netns_fd) {
   // From here on this thread's new sockets are the container's; the listeners stay the host's.
   if (::setns(netns_fd, CLONE_NEWNET) < 0) return;
   std::list<Connection> connections;
+  std::list<UdpFlow> flows;
+  std::vector<char> datagram(64 * 1024);
   for (;;) {
+    Clock::time_point now = Clock::now();
+    flows.remove_if([&](const UdpFlow& flow) { return flow.last_used + kUdpIdle <= now; });
+    int timeout_ms = -1;
+    for (const auto& flow : flows) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(flow.last_used + kUdpIdle - now);
+      int ms = static_cast<int>(left.count()) + 1;
+      if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = ms;
+    }
     std::vector<pollfd> watched = {{stop_.get(), POLLIN, 0}};
     for (const auto& listener : listeners_) watched.push_back({listener.get(), POLLIN, 0});
+    size_t first_flow = watched.size();
+    for (const auto& flow : flows) watched.push_back({flow.upstream.get(), POLLIN, 0});
     size_t first_connection = watched.size();
     for (const auto& c : connections) {
       auto events = [](const Direction& in, const Direction& out) {
@@ -198,11 +273,12 @@ void PortForwarder::run(int netns_fd) {
       watched.push_back({c.client.get(), events(c.up, c.down), 0});
       watched.push_back({c.upstream.get(), events(c.down, c.up), 0});
     }
-    if (::poll(watched.data(), watched.size(), -1) < 0) {
+    if (::poll(watched.data(), watched.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       return;
     }
     if (watched[0].revents) return;
+    now = Clock::now();
     auto entry = watched.begin() + long(first_connection);
     for (auto c = connections.begin(); c != connections.end();) {
       short client_events = (entry++)->revents, upstream_events = (entry++)->revents;
@@ -213,16 +289,61 @@ void PortForwarder::run(int netns_fd) {
       bool done = c->up.failed || c->down.failed || (c->up.shut && c->down.shut);
       c = done ? connections.erase(c) : std::next(c);
     }
+    // Replies from the container go back to the client the flow is for.
+    auto flow = flows.begin();
+    for (size_t i = first_flow; i < first_connection; ++i, ++flow) {
+      if (!watched[i].revents) continue;
+      for (int n = 0; n < kDatagramsAWake; ++n) {
+        ssize_t got = ::recv(flow->upstream.get(), datagram.data(), datagram.size(), MSG_DONTWAIT);
+        // ECONNREFUSED: an earlier datagram found nothing listening; this one may.
+        if (got < 0 && errno == ECONNREFUSED) continue;
+        if (got < 0) break;
+        ::sendto(listeners_[flow->listener].get(), datagram.data(), size_t(got),
+                 MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&flow->client),
+                 flow->client_length);
+        flow->last_used = now;
+      }
+    }
     for (size_t i = 0; i < listeners_.size(); ++i) {
       if (!watched[1 + i].revents) continue;
-      UniqueFd client(::accept4(listeners_[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (!client) continue;
-      UniqueFd upstream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!upstream) continue;
       sockaddr_in target{};
       target.sin_family = AF_INET;
       target.sin_port = htons(static_cast<uint16_t>(published_[i].container_port));
       target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (is_udp(published_[i])) {
+        for (int n = 0; n < kDatagramsAWake; ++n) {
+          sockaddr_storage from{};
+          socklen_t from_length = sizeof from;
+          ssize_t got = ::recvfrom(listeners_[i].get(), datagram.data(), datagram.size(),
+                                   MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&from), &from_length);
+          if (got < 0) break;
+          auto found = std::find_if(flows.begin(), flows.end(), [&](const UdpFlow& f) {
+            return f.listener == i && f.client_length == from_length &&
+                   std::memcmp(&f.client, &from, from_length) == 0;
+          });
+          if (found == flows.end()) {
+            UniqueFd upstream(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+            if (!upstream || ::connect(upstream.get(), reinterpret_cast<const sockaddr*>(&target),
+                                       sizeof target) < 0)
+              continue;
+            if (flows.size() >= kMaxUdpFlows) flows.pop_front();  // the longest-lived one
+            UdpFlow added;
+            added.listener = i;
+            added.client = from;
+            added.client_length = from_length;
+            added.upstream = std::move(upstream);
+            found = flows.insert(flows.end(), std::move(added));
+          }
+          found->last_used = now;
+          // Nothing listening in the container: the datagram is lost, as UDP's are.
+          ::send(found->upstream.get(), datagram.data(), size_t(got), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        continue;
+      }
+      UniqueFd client(::accept4(listeners_[i].get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      UniqueFd upstream(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!upstream) continue;
       // A loopback connect completes or is refused at once; the timeout bounds a full backlog.
       timeval timeout{2, 0};
       ::setsockopt(upstream.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);

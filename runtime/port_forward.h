@@ -1,8 +1,9 @@
-// Published ports (-p): a userspace TCP forwarder, like docker-proxy, that needs no veth, bridge
-// or NAT rule. The host side is bound in the supervisor's (the host's) network namespace before
-// the container starts; a thread of the supervisor then moves itself into the container's
-// network namespace (setns on one thread changes only that thread's), so every socket it opens
-// to reach 127.0.0.1:CONTAINERPORT lives inside the container.
+// Published ports (-p): a userspace TCP and UDP forwarder, like docker-proxy, that needs no
+// veth, bridge or NAT rule. UDP keeps a flow a client address (replies go back to it), dropped
+// after a minute without datagrams. The host side is bound in the supervisor's (the host's) network
+// namespace before the container starts; a thread of the supervisor then moves itself into the
+// container's network namespace (setns on one thread changes only that thread's), so every socket
+// it opens to reach 127.0.0.1:CONTAINERPORT lives inside the container.
 #pragma once
 
 #include <sys/types.h>
