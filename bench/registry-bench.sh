@@ -12,6 +12,13 @@
 #         (both end with the image unpacked; checked by running it)
 #   push: slipway push to an empty registry  vs  skopeo copy oci:<slipway's layout> docker://...
 #   copy: slipway copy registry -> registry  vs  skopeo copy docker:// -> docker://
+#   floor: the registry alone taking the image's largest blob from curl (POST + one PUT), no
+#         client logic: the part of a push or copy that no client can make faster
+#
+# Every timed command starts after an untimed `sync`, as in layer-bench.sh: a tool that leaves its
+# files dirty (buildah does not sync what it unpacks) would otherwise hand that writeback to the
+# next command, and slipway's pull, which makes what it stored durable with syncfs, would wait
+# for the previous buildah pull's files too.
 #
 # Each measurement runs RUNS times (default 3), the tools taking turns; the median wall time and
 # the ratio slipway/other are printed with the issue's targets (pull <= 0.33, push and copy
@@ -88,6 +95,7 @@ buildah_action() {
   local t0 t1 ctr out
   case $action in
     pull)
+      sync
       t0=$(now)
       "${bh[@]}" pull -q --tls-verify=false "docker://$image" > /dev/null
       t1=$(now)
@@ -263,6 +271,7 @@ buildah_do() { unshare -m --propagation private -- "$self" --buildah "$work" "$@
 
 timed() { # runs "$@" quietly, prints the seconds
   local t0 t1
+  sync
   t0=$(now)
   "$@" > "$work/cmd.out" 2>&1 || { cat "$work/cmd.out" >&2; die "failed: $*"; }
   t1=$(now)
@@ -285,6 +294,22 @@ for image in "${images[@]}"; do
   log "$image: $n layers, $bytes B of layer blobs"
 done
 
+# largest_layer IMAGE: the digest and size of the image's largest layer blob in the source
+# registry.
+largest_layer() {
+  curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$src/v2/bench/$1/manifests/1" |
+    python3 -c 'import json, sys; l = max(json.load(sys.stdin)["layers"], key=lambda l: l["size"]); print(l["digest"], l["size"])'
+}
+# upload_with_curl FILE DIGEST: POST an upload session to the target registry, PUT the file.
+upload_with_curl() {
+  local location
+  location=$(curl -fsS -D - -o /dev/null -X POST "http://$dst/v2/bench/floor/blobs/uploads/" |
+    awk 'tolower($1) == "location:" { sub(/\r$/, "", $2); print $2 }')
+  case $location in http*) ;; *) location=http://$dst$location ;; esac
+  case $location in *\?*) location=$location\&digest=$2 ;; *) location=$location\?digest=$2 ;; esac
+  curl -fsS -o /dev/null -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' \
+    --upload-file "$1" "$location"
+}
 echo "registry-bench: $(date -u +%FT%TZ); $(nproc) cores; load before $load0; scheduler group $(cat /proc/self/autogroup 2> /dev/null || echo none); median of $RUNS runs, tools taking turns"
 printf '%-8s %-5s %10s %10s %8s %8s\n' image op slipway other ratio target
 samples=()
@@ -322,6 +347,20 @@ for image in "${images[@]}"; do
       "oci:$work/setup-store/oci:$image:latest" "docker://$dst/bench/$image:1")")
   done
   row "$image" push "$TARGET_PUSH" "skopeo copy oci: -> docker://"
+
+  # floor: the registry alone taking the image's largest blob from curl (POST, then one PUT
+  # streamed from the file), no client logic: what no push or copy of the image can beat.
+  read -r floor_digest floor_bytes < <(largest_layer "$image")
+  floor_file=$work/setup-store/oci/blobs/sha256/${floor_digest#sha256:}
+  sw_times=() other_times=()
+  for ((run = 1; run <= RUNS; run++)); do
+    fresh_target
+    sw_times+=("$(timed upload_with_curl "$floor_file" "$floor_digest")")
+  done
+  s=$(median "${sw_times[@]}")
+  printf '%-8s %-5s %9ss %10s %8s %8s   (the registry alone taking the %s B blob: curl POST + PUT)\n' \
+    "$image" floor "$s" - - - "$floor_bytes"
+  samples+=("samples $image floor: curl ${sw_times[*]}")
 
   # copy: source registry -> empty registry, no local storage
   sw_times=() other_times=()
