@@ -11,6 +11,7 @@
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "runtime/containers.h"
 #include "store/digest.h"
 
 namespace slipway::cli {
@@ -169,6 +170,13 @@ int prune_images(store::Store& store, bool all, bool force) {
   return 0;
 }
 
+// docker's RECLAIMABLE column: "1.2MB (40%)", without the share when there is nothing at all.
+std::string with_percentage(uint64_t reclaimable, uint64_t total) {
+  std::string text = human_size4(reclaimable);
+  if (total > 0) text += " (" + std::to_string(reclaimable * 100 / total) + "%)";
+  return text;
+}
+
 int disk_usage(store::Store& store) {
   store::DiskUsage usage = store.disk_usage();
   // Images a container uses are active: only the layers no container needs can be reclaimed.
@@ -181,14 +189,28 @@ int disk_usage(store::Store& store) {
   uint64_t active_size = 0;
   for (const auto& chain : active_chains) active_size += store.layer_size(chain);
   uint64_t reclaimable = usage.images_size > active_size ? usage.images_size - active_size : 0;
-  std::string images_reclaimable = human_size4(reclaimable);
-  if (usage.images_size > 0)
-    images_reclaimable += " (" + std::to_string(reclaimable * 100 / usage.images_size) + "%)";
-  print_table({{"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"},
-               {"Images", std::to_string(usage.images), std::to_string(active_ids.size()),
-                human_size4(usage.images_size), images_reclaimable},
-               {"Build Cache", std::to_string(usage.cache_entries), "0",
-                human_size4(usage.cache_size), human_size4(usage.cache_size)}});
+  std::string images_reclaimable = with_percentage(reclaimable, usage.images_size);
+  // Containers: their writable layers; those of the ones not running can be reclaimed (rm).
+  runtime::ContainerStore containers(store);
+  size_t running = 0;
+  uint64_t containers_size = 0, containers_reclaimable = 0;
+  std::vector<runtime::ContainerRecord> records = containers.list();
+  for (const auto& record : records) {
+    uint64_t size = containers.writable_size(record.id);
+    containers_size += size;
+    if (record.status == runtime::ContainerStatus::running)
+      ++running;
+    else
+      containers_reclaimable += size;
+  }
+  print_table(
+      {{"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"},
+       {"Images", std::to_string(usage.images), std::to_string(active_ids.size()),
+        human_size4(usage.images_size), images_reclaimable},
+       {"Containers", std::to_string(records.size()), std::to_string(running),
+        human_size4(containers_size), with_percentage(containers_reclaimable, containers_size)},
+       {"Build Cache", std::to_string(usage.cache_entries), "0", human_size4(usage.cache_size),
+        human_size4(usage.cache_size)}});
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -473,6 +475,22 @@ ContainerRecord ContainerStore::find(std::string_view reference) const {
   if (!found) throw NoSuchContainer(reference);
   refresh(*found);
   return *found;
+}
+
+uint64_t ContainerStore::writable_size(std::string_view id) const {
+  uint64_t size = 0;
+  std::set<std::pair<dev_t, ino_t>> counted;
+  std::error_code ec;
+  fs::path upper = dir(id) / "upper";
+  for (fs::recursive_directory_iterator
+           it(upper, fs::directory_options::skip_permission_denied, ec),
+       end;
+       !ec && it != end; it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) < 0 || S_ISDIR(st.st_mode) || st.st_size == 0) continue;
+    if (counted.insert({st.st_dev, st.st_ino}).second) size += static_cast<uint64_t>(st.st_size);
+  }
+  return size;
 }
 
 std::vector<ContainerRecord> ContainerStore::list() const {

@@ -153,6 +153,10 @@ class ContainerStore {
   // reboot), is marked exited with 255, as docker shows containers it lost.
   void refresh(ContainerRecord& record) const;
 
+  // The size of the container's writable layer (its upper dir), as docker's SizeRw counts it:
+  // the apparent sizes of everything but directories, a hard-linked file once.
+  uint64_t writable_size(std::string_view id) const;
+
   // Removes a container that is not running: its directory, then the hold on its image.
   void remove(const ContainerRecord& record) const;
 

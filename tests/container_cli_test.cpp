@@ -533,6 +533,38 @@ TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) 
   EXPECT_NE(stopped.err.find("is not running"), std::string::npos) << stopped.err;
 }
 
+TEST_F(ContainerCliTest, SystemDfCountsContainersByTheirWritableLayers) {
+  auto none = slipway({"system", "df"});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_TRUE(std::regex_search(none.out, std::regex("\nContainers +0 +0 +0B +0B\nBuild Cache ")))
+      << none.out;
+
+  ASSERT_EQ(slipway({"run", "-d", "--name", "up", "busybox", "sh", "-c",
+                     "head -c 3000 /dev/zero > /big; echo ready; sleep 1000"})
+                .exit_code,
+            0);
+  ASSERT_EQ(logs_when_ready("up", "ready"), "ready\n");
+  // Exited: 1000 bytes, a hard link to them (counted once), a symlink (its 6-byte target) and a
+  // whiteout of an image file (nothing).
+  ASSERT_EQ(slipway({"run", "--name", "down", "busybox", "sh", "-c",
+                     "head -c 1000 /dev/zero > /small; ln /small /again; ln -s /small /link; "
+                     "rm /etc/group"})
+                .exit_code,
+            0);
+  ASSERT_EQ(slipway({"create", "--name", "new", "busybox", "true"}).exit_code, 0);
+  // As docker: TOTAL every container, ACTIVE the running ones, SIZE their writable layers, and
+  // RECLAIMABLE those of the ones not running, with their share.
+  auto df = slipway({"system", "df"});
+  EXPECT_TRUE(
+      std::regex_search(df.out, std::regex("\nContainers +3 +1 +4\\.006kB +1\\.006kB \\(25%\\)\n")))
+      << df.out;
+
+  ASSERT_EQ(slipway({"rm", "down", "new"}).exit_code, 0);
+  df = slipway({"system", "df"});
+  EXPECT_TRUE(std::regex_search(df.out, std::regex("\nContainers +1 +1 +3kB +0B \\(0%\\)\n")))
+      << df.out;
+}
+
 TEST_F(ContainerCliTest, ContainerGroupListsLikePs) {
   ASSERT_EQ(slipway({"container", "create", "--name", "grouped", "busybox", "true"}).exit_code, 0);
   auto listed = slipway({"container", "ls", "-a"});
