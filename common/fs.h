@@ -51,7 +51,8 @@ class TempDir {
 };
 
 // Writes `content` to `path` so that readers see either the old file or the whole new one:
-// write to a sibling temp file, fsync, rename over. The directory is fsynced when `durable`.
+// write to a sibling temp file, rename over. `durable` fsyncs the file before the rename and the
+// directory after it; without it a crash may leave the old file, or an empty or torn one.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content,
                        bool durable = true);
 

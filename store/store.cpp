@@ -684,7 +684,10 @@ void Store::record_repo_digest(std::string_view image_id, std::string_view repos
       ++it;
   }
   list.push_back(entry);
-  write_file_atomic(root_ / "repo-digests.json", digests.dump());
+  // Not fsynced: the record is a hint (docker's RepoDigests, where a push can mount blobs
+  // from), read_repo_digests() takes a lost or torn file for "nothing known", and after a pull
+  // the tag's syncfs follows anyway. The two fsyncs were 2-4 ms of every push.
+  write_file_atomic(root_ / "repo-digests.json", digests.dump(), /*durable=*/false);
 }
 
 }  // namespace slipway::store
