@@ -78,9 +78,9 @@ struct ChildPlan {
   unsigned short tty_rows = 0, tty_columns = 0;
   int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
   int error_fd = -1;
-  // The devices cgroup's cgroup.procs (detail::DeviceCgroup), joined first; -1 when there is
+  // The devices cgroup's tasks file (detail::DeviceCgroup), joined first; -1 when there is
   // none, and then the command runs without CAP_MKNOD instead.
-  int device_cgroup_procs_fd = -1;
+  int device_cgroup_tasks_fd = -1;
 };
 
 // Docker's default capability set (moby daemon/pkg/oci/caps/defaults.go).
@@ -208,10 +208,10 @@ void protect_kernel_interfaces(const ChildPlan& plan) {
 // Into the devices cgroup before anything of the image runs, so no process of the container is
 // ever outside it.
 void join_device_cgroup(const ChildPlan& plan) {
-  if (plan.device_cgroup_procs_fd < 0) return;
+  if (plan.device_cgroup_tasks_fd < 0) return;
   ssize_t written;
   do {
-    written = ::write(plan.device_cgroup_procs_fd, "0", 1);
+    written = ::write(plan.device_cgroup_tasks_fd, "0", 1);
   } while (written < 0 && errno == EINTR);
   if (written != 1) child_fail(plan, 125, "cannot join the devices cgroup", nullptr, errno);
 }
@@ -220,7 +220,7 @@ void drop_privileges(const ChildPlan& plan) {
   uint64_t keep = 0;
   for (int cap : kDefaultCapabilities) keep |= uint64_t{1} << cap;
   // Without a devices cgroup a node made with mknod would open any host device.
-  if (plan.device_cgroup_procs_fd < 0) keep &= ~(uint64_t{1} << CAP_MKNOD);
+  if (plan.device_cgroup_tasks_fd < 0) keep &= ~(uint64_t{1} << CAP_MKNOD);
   for (int cap = 0; cap < 64; ++cap) {
     if (keep & (uint64_t{1} << cap)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -760,7 +760,7 @@ ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid) {
 
   // The command joins the container's devices cgroup (none for a container started without).
   std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::of_process(init_pid);
-  if (device_cgroup) plan.device_cgroup_procs_fd = device_cgroup->procs_fd();
+  if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
 
   ChildChannels channels(spec, plan);
 
@@ -869,7 +869,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.kill_with_parent = spec.kill_with_parent;
   plan.loopback_up = spec.isolate_network;
   std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::create();
-  if (device_cgroup) plan.device_cgroup_procs_fd = device_cgroup->procs_fd();
+  if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
 
   ChildChannels channels(spec, plan);
 

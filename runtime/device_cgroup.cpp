@@ -68,9 +68,9 @@ std::unique_ptr<DeviceCgroup> DeviceCgroup::create() {
   try {
     write_control(dir / "devices.deny", "a");
     for (const char* rule : kAllowed) write_control(dir / "devices.allow", rule);
-    UniqueFd procs(::open((dir / "cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
-    if (!procs) throw_errno("cannot open " + (dir / "cgroup.procs").string());
-    return std::make_unique<DeviceCgroup>(Key{}, dir, std::move(procs), true);
+    UniqueFd tasks(::open((dir / "tasks").c_str(), O_WRONLY | O_CLOEXEC));
+    if (!tasks) throw_errno("cannot open " + (dir / "tasks").string());
+    return std::make_unique<DeviceCgroup>(Key{}, dir, std::move(tasks), true);
   } catch (...) {
     ::rmdir(dir.c_str());
     throw;
@@ -88,16 +88,16 @@ std::unique_ptr<DeviceCgroup> DeviceCgroup::of_process(pid_t pid) {
     if (line.substr(first + 1, second - first - 1) != "devices") continue;
     const std::string path = line.substr(second + 1);
     if (path == "/" || path.empty()) return nullptr;
-    const fs::path procs_file = kHierarchy / fs::path(path).relative_path() / "cgroup.procs";
-    UniqueFd procs(::open(procs_file.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!procs) throw_errno("cannot open " + procs_file.string());
-    return std::make_unique<DeviceCgroup>(Key{}, procs_file.parent_path(), std::move(procs), false);
+    const fs::path tasks_file = kHierarchy / fs::path(path).relative_path() / "tasks";
+    UniqueFd tasks(::open(tasks_file.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!tasks) throw_errno("cannot open " + tasks_file.string());
+    return std::make_unique<DeviceCgroup>(Key{}, tasks_file.parent_path(), std::move(tasks), false);
   }
   return nullptr;
 }
 
 DeviceCgroup::~DeviceCgroup() {
-  procs_.reset();
+  tasks_.reset();
   if (!owned_) return;
   // The container's init is gone, but the processes `exec` added die with its PID namespace a
   // moment later: until then the cgroup is busy.
