@@ -425,12 +425,22 @@ void mount_extras(const ChildPlan& plan, bool under_dev) {
   ::close(root_fd);
 }
 
-[[noreturn]] void child_main(const ChildPlan& plan) {
-  // A supervisor blocks the signals it forwards (to read them from a signalfd); the command must
-  // start with none blocked, as it would from a shell.
+// The command starts as from a shell: no signal blocked (a supervisor blocks the ones it
+// forwards, to read them from a signalfd) and none ignored. exec keeps an ignored disposition,
+// so one slipway or its exec daemon ignored (SIGPIPE, say) would reach the command: a producer
+// in a pipeline would then get EPIPE instead of dying quietly.
+void reset_signals(const ChildPlan& plan) {
   sigset_t none;
   sigemptyset(&none);
   check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int signal = 1; signal < NSIG; ++signal)
+    ::sigaction(signal, &default_action, nullptr);  // fails for SIGKILL, SIGSTOP: already so
+}
+
+[[noreturn]] void child_main(const ChildPlan& plan) {
+  reset_signals(plan);
   join_device_cgroup(plan);
   if (plan.kill_with_parent)
     check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
@@ -771,9 +781,7 @@ ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid) {
   pid_t pid = ::fork();
   if (pid < 0) throw_errno("cannot fork");
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    check(plan, ::sigprocmask(SIG_SETMASK, &none, nullptr), "cannot reset the signal mask");
+    reset_signals(plan);
     join_device_cgroup(plan);
     check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
     if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");

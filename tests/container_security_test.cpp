@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/test_support.h"
 
@@ -63,6 +64,43 @@ TEST_F(ContainerSecurityTest, HostDevicesCannotBeOpenedEvenAfterMknod) {
   EXPECT_NE(result.err.find("Operation not permitted"), std::string::npos) << result.err;
   // Gone with the container.
   EXPECT_FALSE(fs::exists("/sys/fs/cgroup/devices" + cgroup)) << cgroup;
+}
+
+// Commands start as from a shell: no signal ignored or blocked, whatever slipway, its supervisor
+// or the exec daemon do with signals themselves (an ignored SIGPIPE would survive exec).
+TEST_F(ContainerSecurityTest, CommandsStartWithNoSignalIgnoredOrBlocked) {
+  const std::string expected = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+  const std::vector<std::string> grep = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"};
+  std::vector<std::string> args = {"run", "--rm", "busybox"};
+  args.insert(args.end(), grep.begin(), grep.end());
+  auto ran = run_slipway(root(), args);
+  EXPECT_EQ(ran.out, expected) << ran.err;
+
+  ASSERT_EQ(
+      run_slipway(root(), {"run", "-d", "--name", "signals", "busybox", "sleep", "30"}).exit_code,
+      0);
+  args = {"exec", "signals"};
+  args.insert(args.end(), grep.begin(), grep.end());
+  auto execed = run_slipway(root(), args);
+  EXPECT_EQ(execed.out, expected) << execed.err;
+  // No shell in between: busybox sh leaves SIGQUIT ignored for the command it runs last.
+  auto detached =
+      run_slipway(root(), {"exec", "-d", "signals", "cp", "/proc/self/status", "/tmp/status"});
+  ASSERT_EQ(detached.exit_code, 0) << detached.err;
+  std::string from_detached;
+  for (int attempt = 0; attempt < 100 && from_detached != expected; ++attempt) {
+    args = {"exec", "signals"};
+    args.insert(args.end(), grep.begin(), grep.end());
+    args.back() = "/tmp/status";
+    from_detached = run_slipway(root(), args).out;
+  }
+  EXPECT_EQ(from_detached, expected);
+  EXPECT_EQ(run_slipway(root(), {"rm", "-f", "signals"}).exit_code, 0);
+
+  auto built =
+      build("FROM busybox\nRUN [\"grep\", \"-E\", \"^SigIgn:.0+$\", \"/proc/self/status\"]\n",
+            "signals-build:1");
+  EXPECT_EQ(built.exit_code, 0) << built.out << built.err;
 }
 
 TEST_F(ContainerSecurityTest, ExecAndBuildStepsAreConfinedToo) {
