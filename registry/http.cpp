@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -53,11 +54,13 @@ struct Transfer {
   HttpResponse& response;
   uint64_t sent = 0;
   bool aborted = false;
+  // An exception from a callback (on_body, or a failed allocation): it must not unwind through
+  // libcurl's C frames, so the callback parks it here, stops the transfer, and perform()
+  // rethrows it.
+  std::exception_ptr callback_error;
 };
 
-size_t on_header(char* data, size_t size, size_t count, void* user) {
-  auto& transfer = *static_cast<Transfer*>(user);
-  std::string_view line(data, size * count);
+size_t read_header(Transfer& transfer, std::string_view line) {
   if (line.starts_with("HTTP/")) {
     // A new response (after a redirect or a 100 Continue): start over.
     transfer.response.headers.clear();
@@ -79,9 +82,17 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   return line.size();
 }
 
-size_t on_write(char* data, size_t size, size_t count, void* user) {
+size_t on_header(char* data, size_t size, size_t count, void* user) {
   auto& transfer = *static_cast<Transfer*>(user);
-  size_t n = size * count;
+  try {
+    return read_header(transfer, std::string_view(data, size * count));
+  } catch (...) {
+    transfer.callback_error = std::current_exception();
+    return 0;  // a size other than the header's aborts the transfer
+  }
+}
+
+size_t write_body(Transfer& transfer, char* data, size_t n) {
   long status = transfer.response.status;
   if (status >= 300 && status < 400) return n;  // a redirect's body: curl follows it
   if (status >= 200 && status < 300 && transfer.request.on_body) {
@@ -97,6 +108,17 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
   }
   transfer.response.body.append(data, n);
   return n;
+}
+
+size_t on_write(char* data, size_t size, size_t count, void* user) {
+  auto& transfer = *static_cast<Transfer*>(user);
+  try {
+    return write_body(transfer, data, size * count);
+  } catch (...) {
+    transfer.callback_error = std::current_exception();
+    transfer.aborted = true;
+    return 0;
+  }
 }
 
 size_t on_read(char* buffer, size_t size, size_t count, void* user) {
@@ -223,7 +245,7 @@ HttpResponse HttpConnection::perform(const HttpRequest& request) {
   // reset() keeps the connection cache, so the next request reuses the open connection.
   curl_easy_reset(easy);
   HttpResponse response;
-  Transfer transfer{request, response};
+  Transfer transfer{request, response, 0, false, nullptr};
   char error_buffer[CURL_ERROR_SIZE] = {};
 
   check(curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str()), "URL");
@@ -293,6 +315,7 @@ HttpResponse HttpConnection::perform(const HttpRequest& request) {
   check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list.get()), "headers");
 
   CURLcode code = curl_easy_perform(easy);
+  if (transfer.callback_error) std::rethrow_exception(transfer.callback_error);
   char* effective = nullptr;
   if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective)
     response.effective_url = effective;
