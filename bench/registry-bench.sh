@@ -304,7 +304,8 @@ largest_layer() {
 upload_with_curl() {
   local location
   location=$(curl -fsS -D - -o /dev/null -X POST "http://$dst/v2/bench/floor/blobs/uploads/" |
-    awk 'tolower($1) == "location:" { sub(/\r$/, "", $2); print $2 }')
+    awk 'tolower($1) == "location:" { sub(/\r$/, "", $2); print $2 }') || return 1
+  [ -n "$location" ] || { echo "floor: the registry's POST gave no Location" >&2; return 1; }
   case $location in http*) ;; *) location=http://$dst$location ;; esac
   case $location in *\?*) location=$location\&digest=$2 ;; *) location=$location\?digest=$2 ;; esac
   curl -fsS -o /dev/null -X PUT -H 'Expect:' -H 'Content-Type: application/octet-stream' \
@@ -350,7 +351,8 @@ for image in "${images[@]}"; do
 
   # floor: the registry alone taking the image's largest blob from curl (POST, then one PUT
   # streamed from the file), no client logic: what no push or copy of the image can beat.
-  read -r floor_digest floor_bytes < <(largest_layer "$image")
+  floor_layer=$(largest_layer "$image") || die "cannot read the manifest of bench/$image"
+  read -r floor_digest floor_bytes <<< "$floor_layer"
   floor_file=$work/setup-store/oci/blobs/sha256/${floor_digest#sha256:}
   sw_times=() other_times=()
   for ((run = 1; run <= RUNS; run++)); do

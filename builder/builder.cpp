@@ -822,8 +822,12 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
   }
   auto show_output = [&] {
     if (!output) return;
-    std::string text = read_file(output_dir->path() / "output");
-    write_all(STDERR_FILENO, text.data(), text.size(), "RUN output");
+    try {
+      std::string text = read_file(output_dir->path() / "output");
+      write_all(STDERR_FILENO, text.data(), text.size(), "RUN output");
+    } catch (const std::exception&) {
+      // The step's error, thrown next, matters more than its lost output.
+    }
   };
 
   std::string container_id = random_container_id();

@@ -686,7 +686,9 @@ void Store::record_repo_digest(std::string_view image_id, std::string_view repos
   list.push_back(entry);
   // Not fsynced: the record is a hint (docker's RepoDigests, where a push can mount blobs
   // from), read_repo_digests() takes a lost or torn file for "nothing known", and after a pull
-  // the tag's syncfs follows anyway. The two fsyncs were 2-4 ms of every push.
+  // the tag's syncfs follows anyway. The two fsyncs were 2-4 ms of every push. The price: a
+  // crash within the kernel's writeback delay can leave the file torn, and then the next record
+  // starts a new one, so every image's RepoDigests are gone, not only the newest.
   write_file_atomic(root_ / "repo-digests.json", digests.dump(), /*durable=*/false);
 }
 
