@@ -16,6 +16,7 @@
 
 #include "runtime/attach.h"
 #include "runtime/containers.h"
+#include "runtime/daemon.h"
 #include "runtime/port_forward.h"
 #include "runtime/terminal.h"
 
@@ -351,18 +352,6 @@ UniqueFd block_supervisor_signals() {
   return fd;
 }
 
-// Reads everything from `fd` until EOF.
-std::string read_all(int fd) {
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return text;
-    text.append(buffer, size_t(got));
-  }
-}
-
 // Waits until the record no longer shows the run that `record` describes as running: the
 // supervisor records the exit once the container is gone.
 ContainerRecord wait_recorded(const ContainerStore& containers, const ContainerRecord& record) {
@@ -441,52 +430,13 @@ UniqueFd start_supervisor(const ContainerStore& containers, const std::string& i
                           WindowSize size) {
   ContainerStore::Lock lock(containers, id);
   ContainerRecord record = load_startable(containers, id);
-  int report_fds[2];
-  if (::pipe2(report_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
-  UniqueFd report_read(report_fds[0]), report_write(report_fds[1]);
-  std::fflush(nullptr);  // nothing buffered may be written twice by the children
-
-  // Double fork: the supervisor is an orphan in its own session, so it outlives this command and
-  // no terminal's signals reach it.
-  pid_t middle = ::fork();
-  if (middle < 0) throw_errno("cannot fork the container's supervisor");
-  if (middle == 0) {
-    ::setsid();
-    pid_t supervisor = ::fork();
-    if (supervisor != 0) _exit(supervisor < 0 ? 1 : 0);
-    // The supervisor never returns into the command that forked it: it ends with _exit, so no
-    // destructor of the parent's objects (temp dirs, pins) runs twice.
-    report_read.reset();
-    int null_fd = ::open("/dev/null", O_RDWR);
-    if (null_fd >= 0) {
-      for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
-      if (null_fd > 2) ::close(null_fd);
-    }
-    if (::chdir("/") < 0) _exit(1);
-    try {
-      UniqueFd signal_fd = block_supervisor_signals();
-      std::optional<Launched> launched;
-      try {
-        launched.emplace(launch(containers, record, false, size, attach));
-      } catch (const StartError& e) {
-        std::string report = std::to_string(e.exit_code()) + " " + e.what();
-        write_all(report_write.get(), report.data(), report.size(), "report pipe");
-        _exit(1);
-      }
-      report_write.reset();  // "started": EOF without a message
-      lock.release();        // this process's copy of the parent's lock
-      supervise(containers, id, *launched, signal_fd.get());
-      _exit(0);
-    } catch (const std::exception& e) {
-      std::string report = std::string("125 ") + e.what();
-      if (report_write) ::write(report_write.get(), report.data(), report.size());
-      _exit(1);
-    }
-  }
-  report_write.reset();
-  int status = 0;
-  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
+  UniqueFd report_read = fork_daemon("the container's supervisor", 125, [&](StartReport& report) {
+    UniqueFd signal_fd = block_supervisor_signals();
+    Launched launched = launch(containers, record, false, size, attach);
+    report.started();
+    lock.release();  // this process's copy of the parent's lock
+    supervise(containers, id, launched, signal_fd.get());
+  });
   UniqueFd socket;
   // Until the supervisor listens (or reports that it failed before it could).
   for (pollfd report_ready{report_read.get(), POLLIN, 0}; attach && !socket;) {
@@ -496,18 +446,12 @@ UniqueFd start_supervisor(const ContainerStore& containers, const std::string& i
       if (::poll(&report_ready, 1, 10) > 0) break;
     }
   }
-  std::string report = read_all(report_read.get());
-  if (report.empty()) {
-    ContainerRecord started = containers.load(id);
-    if (started.status != ContainerStatus::running)
-      throw StartError("the container's supervisor ended before starting it", 125);
-    if (attach && !socket) socket = connect_attach_socket(containers.dir(id));
-    return socket;
-  }
-  size_t space = report.find(' ');
-  int code = std::atoi(report.substr(0, space).c_str());
-  throw StartError(space == std::string::npos ? report : report.substr(space + 1),
-                   code > 0 ? code : 125);
+  read_start_report(report_read.get(), 125);
+  ContainerRecord started = containers.load(id);
+  if (started.status != ContainerStatus::running)
+    throw StartError("the container's supervisor ended before starting it", 125);
+  if (attach && !socket) socket = connect_attach_socket(containers.dir(id));
+  return socket;
 }
 
 // Relays between this process's stdio and a supervisor's attach socket until the container

@@ -3,22 +3,18 @@
 // command's parent: it waits for it, and for a -t command holds the pty master, relays it to the
 // client over a socketpair (runtime/attach.h frames) and, once the client detached, drains it.
 // The container's exit still ends the command: it dies with the container's PID namespace.
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <cstdlib>
-#include <optional>
 
 #include "common/error.h"
 #include "common/fs.h"
 #include "runtime/attach.h"
+#include "runtime/daemon.h"
 #include "runtime/runtime.h"
 #include "runtime/terminal.h"
 
@@ -82,23 +78,9 @@ int serve_terminal(ExecProcess& process, UniqueFd master, UniqueFd client) {
   return exit_code;
 }
 
-std::string read_all(int fd) {
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return text;
-    text.append(buffer, size_t(got));
-  }
-}
-
 // Starts the command under an exec daemon and returns once it runs (throwing its StartError when
 // it could not start). With `attach`, the client's end of the socket the daemon relays on.
 UniqueFd start_exec_daemon(const ContainerSpec& spec, pid_t init_pid, bool attach) {
-  int report_fds[2];
-  if (::pipe2(report_fds, O_CLOEXEC) < 0) throw_errno("cannot create a pipe");
-  UniqueFd report_read(report_fds[0]), report_write(report_fds[1]);
   UniqueFd client, daemon_end;
   if (attach) {
     int socket_fds[2];
@@ -107,61 +89,19 @@ UniqueFd start_exec_daemon(const ContainerSpec& spec, pid_t init_pid, bool attac
     client.reset(socket_fds[0]);
     daemon_end.reset(socket_fds[1]);
   }
-  std::fflush(nullptr);  // nothing buffered may be written twice by the children
-
-  // Double fork: the daemon is an orphan in its own session, so it outlives this command and no
-  // terminal's signals reach it.
-  pid_t middle = ::fork();
-  if (middle < 0) throw_errno("cannot fork the exec's daemon");
-  if (middle == 0) {
-    ::setsid();
-    pid_t daemon = ::fork();
-    if (daemon != 0) _exit(daemon < 0 ? 1 : 0);
-    // The daemon never returns into the command that forked it: it ends with _exit, so no
-    // destructor of the parent's objects runs twice.
-    report_read.reset();
-    client.reset();
-    int null_fd = ::open("/dev/null", O_RDWR);
-    if (null_fd >= 0) {
-      for (int fd = 0; fd < 3; ++fd) ::dup2(null_fd, fd);
-      if (null_fd > 2) ::close(null_fd);
-    }
-    if (::chdir("/") < 0) _exit(1);
+  UniqueFd report = fork_daemon("the exec's daemon", 126, [&](StartReport& started) {
+    client.reset();  // the daemon's copy of this command's end
     ::signal(SIGPIPE, SIG_IGN);
-    try {
-      std::optional<ExecProcess> process;
-      try {
-        process.emplace(start_exec(spec, init_pid));
-      } catch (const StartError& e) {
-        std::string report = std::to_string(e.exit_code()) + " " + e.what();
-        write_all(report_write.get(), report.data(), report.size(), "report pipe");
-        _exit(1);
-      }
-      report_write.reset();  // "started": EOF without a message
-      UniqueFd master = process->take_terminal();
-      if (master)
-        serve_terminal(*process, std::move(master), std::move(daemon_end));
-      else
-        process->wait();
-      _exit(0);
-    } catch (const std::exception& e) {
-      std::string report = std::string("126 ") + e.what();
-      if (report_write) ::write(report_write.get(), report.data(), report.size());
-      _exit(1);
-    }
-  }
-  report_write.reset();
+    ExecProcess process = start_exec(spec, init_pid);
+    started.started();
+    UniqueFd master = process.take_terminal();
+    if (master)
+      serve_terminal(process, std::move(master), std::move(daemon_end));
+    else
+      process.wait();
+  });
   daemon_end.reset();
-  int status = 0;
-  while (::waitpid(middle, &status, 0) < 0 && errno == EINTR) {
-  }
-  std::string report = read_all(report_read.get());
-  if (!report.empty()) {
-    size_t space = report.find(' ');
-    int code = std::atoi(report.substr(0, space).c_str());
-    throw StartError(space == std::string::npos ? report : report.substr(space + 1),
-                     code > 0 ? code : 126);
-  }
+  read_start_report(report.get(), 126);
   return client;
 }
 
