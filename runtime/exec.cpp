@@ -4,7 +4,6 @@
 // client over a socketpair (runtime/attach.h frames) and, once the client detached, drains it.
 // The container's exit still ends the command: it dies with the container's PID namespace.
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -89,9 +88,11 @@ UniqueFd start_exec_daemon(const ContainerSpec& spec, pid_t init_pid, bool attac
     client.reset(socket_fds[0]);
     daemon_end.reset(socket_fds[1]);
   }
+  // The daemon leaves SIGPIPE at its default, as docker's exec gives it to the command (which
+  // would inherit an ignored one): its own writes do not raise it, as sends use MSG_NOSIGNAL
+  // and writes to a pty master fail with EIO.
   UniqueFd report = fork_daemon("the exec's daemon", 126, [&](StartReport& started) {
     client.reset();  // the daemon's copy of this command's end
-    ::signal(SIGPIPE, SIG_IGN);
     ExecProcess process = start_exec(spec, init_pid);
     started.started();
     UniqueFd master = process.take_terminal();

@@ -468,18 +468,30 @@ TEST_F(ContainerCliTest, ExecRunsInTheRunningContainersNamespacesAndFiles) {
   EXPECT_EQ(slipway({"exec", "nope", "true"}).err, "Error: No such container: nope\n");
 }
 
-// How many host processes have `needle` (NUL-separated arguments) in their command line.
-int processes_with_cmdline(const std::string& needle) {
-  int count = 0;
+// The host processes whose command line has `needle` (NUL-separated arguments) in it.
+std::vector<pid_t> pids_with_cmdline(const std::string& needle) {
+  std::vector<pid_t> pids;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     std::ifstream in(entry.path() / "cmdline", std::ios::binary);
     std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find(needle) != std::string::npos) ++count;
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
   }
-  return count;
+  return pids;
+}
+
+int processes_with_cmdline(const std::string& needle) {
+  return static_cast<int>(pids_with_cmdline(needle).size());
+}
+
+// The line of /proc/PID/status that starts with `field` ("SigIgn:"), "" if none.
+std::string status_line(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(field, 0) == 0) return line;
+  return "";
 }
 
 // Asks until `probe` returns `wanted`, for up to 10 s; returns the last answer.
@@ -517,6 +529,13 @@ TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) 
   EXPECT_EQ(count_lines_containing(inside.out, "sleep 4711"), 1) << inside.out;
   // Its output is nobody's: not the container's log either.
   EXPECT_EQ(slipway({"logs", "bg"}).out, "");
+  // Its daemon (its parent) ignores no SIGPIPE, which the commands it starts would inherit.
+  const std::string daemon = "--root" + std::string(1, '\0') + root().string() + '\0' + "exec";
+  std::vector<pid_t> daemons = pids_with_cmdline(daemon);
+  ASSERT_EQ(daemons.size(), 1u);
+  std::string ignored = status_line(daemons[0], "SigIgn:");
+  ASSERT_EQ(ignored.rfind("SigIgn:\t", 0), 0u) << ignored;
+  EXPECT_EQ(std::stoull(ignored.substr(8), nullptr, 16) & (1ull << (SIGPIPE - 1)), 0u) << ignored;
 
   // A command that cannot start is reported as exec reports it, before anything runs.
   auto missing = slipway({"exec", "-d", "bg", "no-such-command"});
@@ -526,7 +545,6 @@ TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) 
   // Stopping the container ends it, and the process that waited for it.
   ASSERT_EQ(slipway({"stop", "-t", "0", "bg"}).exit_code, 0);
   EXPECT_EQ(eventually([&] { return processes_with_cmdline(sleeper); }, 0), 0);
-  const std::string daemon = "--root" + std::string(1, '\0') + root().string() + '\0' + "exec";
   EXPECT_EQ(eventually([&] { return processes_with_cmdline(daemon); }, 0), 0);
   auto stopped = slipway({"exec", "-d", "bg", "true"});
   EXPECT_EQ(stopped.exit_code, 1);

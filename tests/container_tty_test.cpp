@@ -383,6 +383,15 @@ TEST_F(ContainerTtyTest, DetachingFromExecItLeavesTheCommandRunning) {
   EXPECT_EQ(last.finish(), 3);
 }
 
+TEST_F(ContainerTtyTest, ExecItCommandsStartWithNoSignalIgnored) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "box", "busybox", "sleep", "1000"}).exit_code, 0);
+  // As under docker exec: SIGPIPE (and every other signal) at its default, not ignored as its
+  // daemon might have left it.
+  PtySession signals(root(), {"exec", "-it", "box", "grep", "SigIgn", "/proc/self/status"});
+  EXPECT_EQ(signals.finish(), 0);
+  EXPECT_EQ(signals.output(), "SigIgn:\t0000000000000000\r\n");
+}
+
 TEST_F(ContainerTtyTest, BadDetachKeysAreOneLineErrorsNamingTheKey) {
   auto run = slipway({"run", "--rm", "--detach-keys", "ctrl-p,shift-a", "busybox", "true"});
   EXPECT_EQ(run.exit_code, 125);
