@@ -20,6 +20,11 @@
 namespace slipway::runtime {
 namespace {
 
+// Many times what a pty holds for its master: about 12 KiB (the slave's 8 KiB of flip buffers
+// and the master's 4 KiB line discipline buffer), so that no output written before the exit is
+// cut off.
+constexpr size_t kExitDrainBytes = 256 * 1024;
+
 // Relays a -t command's pty to the attach client (if any) until the command exits, then sends
 // the exit frame. Output nobody is attached for is read and dropped, so the command never
 // blocks on a full pty.
@@ -35,15 +40,16 @@ int serve_terminal(ExecProcess& process, UniqueFd master, UniqueFd client) {
       [&](WindowSize size) { resize_terminal(master.get(), size); }};
   bool master_open = true;
   std::string buffer(64 * 1024, '\0');
-  auto read_master = [&]() -> bool {
+  // How much it read: 0 when nothing was there (or the pty closed).
+  auto read_master = [&]() -> size_t {
     ssize_t got = ::read(master.get(), buffer.data(), buffer.size());
-    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return false;
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
     if (got <= 0) {
       master_open = false;  // EIO: every process closed its side
-      return false;
+      return 0;
     }
     server.broadcast(1, std::string_view(buffer.data(), size_t(got)));
-    return true;
+    return size_t(got);
   };
   for (;;) {
     std::vector<pollfd> watched = {{pidfd.get(), POLLIN, 0}};
@@ -68,8 +74,12 @@ int serve_terminal(ExecProcess& process, UniqueFd master, UniqueFd client) {
     server.handle(std::vector<pollfd>(watched.begin() + long(clients_first), watched.end()),
                   handlers);
   }
-  // What the command wrote before it exited is still in the pty.
-  while (master_open && read_master()) {
+  // What the command wrote before it exited is still in the pty, in no more than its buffers
+  // hold. Reading that much, not until the pty is empty, ends the drain even while a process
+  // the command left behind (`yes &`) keeps writing: the exit frame is not held back.
+  for (size_t drained = 0, got = 1; master_open && got > 0 && drained < kExitDrainBytes;
+       drained += got) {
+    got = read_master();
   }
   int exit_code = process.wait();
   server.broadcast(kExitFrame, std::to_string(exit_code));

@@ -392,6 +392,19 @@ TEST_F(ContainerTtyTest, ExecItCommandsStartWithNoSignalIgnored) {
   EXPECT_EQ(signals.output(), "SigIgn:\t0000000000000000\r\n");
 }
 
+TEST_F(ContainerTtyTest, ExecItReturnsWhileAProcessTheCommandLeftKeepsWriting) {
+  ASSERT_EQ(slipway({"run", "-d", "--name", "box", "busybox", "sleep", "1000"}).exit_code, 0);
+  // A process the command leaves behind writing to the terminal (ignoring the SIGHUP its
+  // session leader's exit sends it) does not hold the exit back: exec -it returns with the
+  // command's code while the writer is still at it. The command exits once the writer has begun.
+  PtySession writer(root(),
+                    {"exec", "-it", "box", "sh", "-c",
+                     "(trap '' HUP; echo writing; touch /tmp/writing; exec cat /dev/zero) "
+                     "> /dev/tty & while [ ! -e /tmp/writing ]; do sleep 0.01; done; exit 3"});
+  EXPECT_EQ(writer.finish(), 3);
+  EXPECT_EQ(writer.output().rfind("writing\r\n", 0), 0u) << writer.output().substr(0, 200);
+}
+
 TEST_F(ContainerTtyTest, BadDetachKeysAreOneLineErrorsNamingTheKey) {
   auto run = slipway({"run", "--rm", "--detach-keys", "ctrl-p,shift-a", "busybox", "true"});
   EXPECT_EQ(run.exit_code, 125);
