@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -507,11 +508,15 @@ auto eventually(Probe probe, const decltype(probe())& wanted) {
 
 TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) {
   ASSERT_EQ(slipway({"run", "-d", "--name", "bg", "busybox", "sleep", "1000"}).exit_code, 0);
+  // The sleep is counted among the host's processes: its argument is this test run's own, so
+  // that another run of the tests on the machine cannot be counted too.
+  const std::string seconds = std::to_string(1000000 + ::getpid());
   // The command waits for a file that only a later exec makes: exec -d has returned meanwhile,
   // printing nothing, as docker's does.
   auto detached = slipway({"exec", "-d", "bg", "sh", "-c",
                            "echo to-nowhere; while [ ! -e /tmp/go ]; do sleep 0.05; done; "
-                           "echo went > /tmp/went; exec sleep 4711"});
+                           "echo went > /tmp/went; exec sleep " +
+                               seconds});
   EXPECT_EQ(detached.exit_code, 0) << detached.err;
   EXPECT_EQ(detached.out, "");
   EXPECT_EQ(detached.err, "");
@@ -523,10 +528,10 @@ TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) 
                 "went\n"),
             "went\n");
   // It runs on in the container, as a process of its namespaces.
-  const std::string sleeper = std::string("sleep") + '\0' + "4711" + '\0';
+  const std::string sleeper = std::string("sleep") + '\0' + seconds + '\0';
   EXPECT_EQ(eventually([&] { return processes_with_cmdline(sleeper); }, 1), 1);
   auto inside = slipway({"exec", "bg", "ps"});
-  EXPECT_EQ(count_lines_containing(inside.out, "sleep 4711"), 1) << inside.out;
+  EXPECT_EQ(count_lines_containing(inside.out, "sleep " + seconds), 1) << inside.out;
   // Its output is nobody's: not the container's log either.
   EXPECT_EQ(slipway({"logs", "bg"}).out, "");
   // Its daemon (its parent) ignores no SIGPIPE, which the commands it starts would inherit.
