@@ -229,6 +229,8 @@ using Clock = std::chrono::steady_clock;
 // UDP has no connections: the forwarder keeps a flow a client address (the host socket it wrote
 // to and where from), with a socket of its own in the container, so that replies find their way
 // back. A flow nobody used for a while is dropped, as docker-proxy drops its UDP "connections".
+// The flows are kept least recently used first: when there are too many, the one dropped is the
+// one idle longest, never one in use.
 struct UdpFlow {
   size_t listener = 0;
   sockaddr_storage client{};
@@ -237,7 +239,9 @@ struct UdpFlow {
   Clock::time_point last_used;
 };
 constexpr auto kUdpIdle = std::chrono::seconds(60);
-constexpr size_t kMaxUdpFlows = 1024;
+// Each flow is an fd of the forwarder's, which shares its process's fd limit (often 1024) with
+// the listeners and TCP connections of every published port: a cap well below it.
+constexpr size_t kMaxUdpFlows = 256;
 constexpr int kDatagramsAWake = 64;  // then the other sockets get their turn
 
 }  // namespace
@@ -289,20 +293,31 @@ void PortForwarder::run(int netns_fd) {
       bool done = c->up.failed || c->down.failed || (c->up.shut && c->down.shut);
       c = done ? connections.erase(c) : std::next(c);
     }
-    // Replies from the container go back to the client the flow is for.
+    // Replies from the container go back to the client the flow is for. A flow that carries one
+    // moves to the back; splice keeps `next` valid, and the flows still to visit in the order
+    // they were polled in.
     auto flow = flows.begin();
-    for (size_t i = first_flow; i < first_connection; ++i, ++flow) {
-      if (!watched[i].revents) continue;
-      for (int n = 0; n < kDatagramsAWake; ++n) {
-        ssize_t got = ::recv(flow->upstream.get(), datagram.data(), datagram.size(), MSG_DONTWAIT);
-        // ECONNREFUSED: an earlier datagram found nothing listening; this one may.
-        if (got < 0 && errno == ECONNREFUSED) continue;
-        if (got < 0) break;
-        ::sendto(listeners_[flow->listener].get(), datagram.data(), size_t(got),
-                 MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&flow->client),
-                 flow->client_length);
-        flow->last_used = now;
+    for (size_t i = first_flow; i < first_connection; ++i) {
+      auto next = std::next(flow);
+      if (watched[i].revents) {
+        bool used = false;
+        for (int n = 0; n < kDatagramsAWake; ++n) {
+          ssize_t got =
+              ::recv(flow->upstream.get(), datagram.data(), datagram.size(), MSG_DONTWAIT);
+          // ECONNREFUSED: an earlier datagram found nothing listening; this one may.
+          if (got < 0 && errno == ECONNREFUSED) continue;
+          if (got < 0) break;
+          ::sendto(listeners_[flow->listener].get(), datagram.data(), size_t(got),
+                   MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&flow->client),
+                   flow->client_length);
+          used = true;
+        }
+        if (used) {
+          flow->last_used = now;
+          flows.splice(flows.end(), flows, flow);
+        }
       }
+      flow = next;
     }
     for (size_t i = 0; i < listeners_.size(); ++i) {
       if (!watched[1 + i].revents) continue;
@@ -326,7 +341,7 @@ void PortForwarder::run(int netns_fd) {
             if (!upstream || ::connect(upstream.get(), reinterpret_cast<const sockaddr*>(&target),
                                        sizeof target) < 0)
               continue;
-            if (flows.size() >= kMaxUdpFlows) flows.pop_front();  // the longest-lived one
+            if (flows.size() >= kMaxUdpFlows) flows.pop_front();  // the one idle longest
             UdpFlow added;
             added.listener = i;
             added.client = from;
@@ -335,6 +350,7 @@ void PortForwarder::run(int netns_fd) {
             found = flows.insert(flows.end(), std::move(added));
           }
           found->last_used = now;
+          flows.splice(flows.end(), flows, found);
           // Nothing listening in the container: the datagram is lost, as UDP's are.
           ::send(found->upstream.get(), datagram.data(), size_t(got), MSG_DONTWAIT | MSG_NOSIGNAL);
         }
