@@ -71,9 +71,15 @@ std::string image_column(store::Store& store, const ContainerRecord& record, boo
 // others are listed one by one after them.
 std::string ports_column(const ContainerRecord& record) {
   std::vector<runtime::PortMapping> ports = record.ports;
-  std::sort(ports.begin(), ports.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.container_port, a.host_port, a.protocol, a.host_ip) <
-           std::tie(b.container_port, b.host_port, b.protocol, b.host_ip);
+  // In docker's order (its comparePorts): by container port, host address (as shown), host
+  // port, protocol.
+  auto shown_ip = [](const runtime::PortMapping& p) {
+    return p.host_ip.empty() ? std::string("0.0.0.0") : p.host_ip;
+  };
+  std::sort(ports.begin(), ports.end(), [&](const auto& a, const auto& b) {
+    std::string a_ip = shown_ip(a), b_ip = shown_ip(b);
+    return std::tie(a.container_port, a_ip, a.host_port, a.protocol) <
+           std::tie(b.container_port, b_ip, b.host_port, b.protocol);
   });
   struct Group {
     std::string ip, protocol;
@@ -87,7 +93,7 @@ std::string ports_column(const ContainerRecord& record) {
     return g.ip + ":" + range + "->" + range + "/" + g.protocol;
   };
   for (const auto& port : ports) {
-    std::string ip = port.host_ip.empty() ? "0.0.0.0" : port.host_ip;
+    std::string ip = shown_ip(port);
     if (port.host_port != port.container_port) {
       others.push_back(port.host_address() + "->" + port.container_key());
       continue;

@@ -315,6 +315,25 @@ TEST_F(ContainerPortsTest, PortRangesMapPortToPort) {
       << slipway({"ps"}).out;
 }
 
+TEST_F(ContainerPortsTest, PsListsPortsInDockersOrder) {
+  int port = two_free_ports();
+  ASSERT_GT(port, 0);
+  std::string first = std::to_string(port), second = std::to_string(port + 1);
+  // docker sorts by container port, then host address, then host port, then protocol: for
+  // container port 80, 127.0.0.1 before 127.0.0.2 although its host port is the higher one.
+  auto started =
+      run_detached({"--name", "order", "-p", "127.0.0.2:" + first + ":80", "-p",
+                    "127.0.0.1:" + second + ":80", "-p", "127.0.0.1:" + first + ":" + first},
+                   {"sleep", "1000"}, "busybox");
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  std::string listed = slipway({"ps"}).out;
+  // The same port on both sides runs into a group, listed before the one-by-one mappings.
+  EXPECT_NE(listed.find("   127.0.0.1:" + first + "->" + first + "/tcp, 127.0.0.1:" + second +
+                        "->80/tcp, 127.0.0.2:" + first + "->80/tcp   order"),
+            std::string::npos)
+      << listed;
+}
+
 TEST_F(ContainerPortsTest, AHostRangeForOnePortTakesItsFirstFreePort) {
   int port = two_free_ports();
   ASSERT_GT(port, 0);
