@@ -49,6 +49,10 @@ CLI::App* container_group(CLI::App& app);
 // message when `reference` may not be removed with this `force` (cli/container_commands.cpp).
 void check_image_not_in_use(store::Store& store, const std::string& reference, bool force);
 
+// runtime::parse_detach_keys for a command's --detach-keys: an invalid one is a StartError with
+// the `exit_code` the command gives errors before anything runs (run: 125, exec: 1).
+std::string parse_detach_keys_option(const std::string& spec, int exit_code);
+
 // IDs of the images containers (in any state) were created from.
 std::set<std::string> images_used_by_containers(store::Store& store);
 

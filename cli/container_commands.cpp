@@ -346,12 +346,7 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   if (args.size() < 2)
     throw runtime::StartError(
         "\"slipway exec\" requires at least 2 arguments: CONTAINER COMMAND...", 126);
-  std::string detach_keys;
-  try {
-    detach_keys = runtime::parse_detach_keys(options.detach_keys);
-  } catch (const Error& e) {
-    throw runtime::StartError(e.what(), 1);
-  }
+  std::string detach_keys = parse_detach_keys_option(options.detach_keys, 1);
   if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw runtime::StartError("the input device is not a TTY", 1);
   ContainerStore containers(store);
@@ -419,6 +414,14 @@ CLI::App* container_group(CLI::App& app) {
   auto* group = app.add_subcommand("container", "Manage containers");
   group->require_subcommand(1);
   return group;
+}
+
+std::string parse_detach_keys_option(const std::string& spec, int exit_code) {
+  try {
+    return runtime::parse_detach_keys(spec);
+  } catch (const Error& e) {
+    throw runtime::StartError(e.what(), exit_code);
+  }
 }
 
 std::set<std::string> images_used_by_containers(store::Store& store) {

@@ -64,12 +64,7 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
-  std::string detach_keys;
-  try {
-    detach_keys = runtime::parse_detach_keys(options.detach_keys);
-  } catch (const Error& e) {
-    throw runtime::StartError(e.what(), 125);
-  }
+  std::string detach_keys = parse_detach_keys_option(options.detach_keys, 125);
   // docker checks this before it creates anything: raw mode needs a terminal to put in it.
   if (options.tty && options.interactive && !options.detach && !::isatty(STDIN_FILENO))
     throw Error("the input device is not a TTY");
