@@ -115,9 +115,25 @@ UniqueFd udp_client() {
   return hold_port(0, SOCK_DGRAM);
 }
 
-// Sends `message` from `client` to 127.0.0.1:port and returns the reply, "" when none came
-// within a second.
+// The datagrams queued for `client` within `wait_ms`.
+std::vector<std::string> udp_queued(int client, int wait_ms) {
+  std::vector<std::string> queued;
+  for (pollfd entry{client, POLLIN, 0}; ::poll(&entry, 1, wait_ms) > 0;) {
+    char buffer[4096];
+    ssize_t got = ::recv(client, buffer, sizeof buffer, 0);
+    if (got < 0) break;
+    queued.emplace_back(buffer, size_t(got));
+  }
+  return queued;
+}
+
+// Sends `message` from `client` to 127.0.0.1:port and returns the echo server's reply to it
+// ("echo:" and the message), "" when nothing came within a second. Other datagrams are passed
+// over: the answer to an earlier exchange may come after it gave up, or twice when
+// udp_exchange_when_ready asked again. When only others came, the last of them is returned,
+// for the test to show.
 std::string udp_exchange(int client, int port, const std::string& message) {
+  udp_queued(client, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
@@ -125,11 +141,14 @@ std::string udp_exchange(int client, int port, const std::string& message) {
   if (::sendto(client, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&address),
                sizeof address) < 0)
     return "";
-  pollfd entry{client, POLLIN, 0};
-  if (::poll(&entry, 1, 1000) <= 0) return "";
-  char buffer[4096];
-  ssize_t got = ::recv(client, buffer, sizeof buffer, 0);
-  return got > 0 ? std::string(buffer, size_t(got)) : "";
+  std::string other;
+  for (int wait = 0; wait < 10; ++wait) {
+    for (const auto& reply : udp_queued(client, 100)) {
+      if (reply == "echo:" + message) return reply;
+      other = reply;
+    }
+  }
+  return other;
 }
 
 // Datagrams are lost while nothing listens yet: asks again for up to 10 s.
@@ -375,9 +394,10 @@ TEST_F(ContainerPortsTest, UdpPortsForwardDatagramsBackToEachClient) {
   EXPECT_EQ(udp_exchange_when_ready(one.get(), port, "one"), "echo:one");
   EXPECT_EQ(udp_exchange(two.get(), port, "two"), "echo:two");
   EXPECT_EQ(udp_exchange(one.get(), port, "again"), "echo:again");
-  // Nothing left over for either: one reply a datagram.
-  pollfd left[] = {{one.get(), POLLIN, 0}, {two.get(), POLLIN, 0}};
-  EXPECT_EQ(::poll(left, 2, 200), 0);
+  // Nothing left over for either: one reply a datagram (but for the first, asked again until
+  // the server answered, a late answer to an earlier try).
+  EXPECT_EQ(udp_queued(two.get(), 200), std::vector<std::string>{});
+  for (const auto& late : udp_queued(one.get(), 0)) EXPECT_EQ(late, "echo:one");
 
   EXPECT_EQ(slipway({"port", "dns"}).out, "53/udp -> 127.0.0.1:" + std::to_string(port) + "\n");
   EXPECT_EQ(slipway({"port", "dns", "53/udp"}).out, "127.0.0.1:" + std::to_string(port) + "\n");
