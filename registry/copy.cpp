@@ -1,5 +1,5 @@
 // slipway copy and slipway manifest inspect: registry to registry without the store. Each blob
-// streams from the source's GET through a BlobPipe into the destination's PUT (or is mounted
+// streams from the source's GET through a BytePipe into the destination's PUT (or is mounted
 // when both repositories are on one registry); the manifest bytes go up unchanged, so the
 // digest is the same on both sides.
 #include <algorithm>
@@ -8,14 +8,13 @@
 #include <ostream>
 #include <thread>
 
-#include "registry/blob_pipe.h"
 #include "registry/registry.h"
 #include "registry/session.h"
+#include "store/byte_pipe.h"
 #include "store/digest.h"
 
 namespace slipway::registry {
 namespace {
-using detail::BlobPipe;
 using detail::HttpConnection;
 using detail::HttpRequest;
 using detail::HttpResponse;
@@ -54,7 +53,7 @@ std::vector<BlobRef> blobs_of(const Manifest& manifest, const std::string& name)
 enum class BlobResult { kExists, kMounted, kCopied };
 
 // One attempt: POST (with a mount when both repositories share a registry), then on 202 the GET
-// from the source on another thread feeding the PUT to the destination through a BlobPipe (in
+// from the source on another thread feeding the PUT to the destination through a BytePipe (in
 // memory: an OS pipe between the two cost a send() and a read() per 16 KiB the GET received,
 // and handed the PUT as little).
 BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& connection,
@@ -73,7 +72,7 @@ BlobResult copy_blob_once(Session& source, Session& target, HttpConnection& conn
   auto location = started.header("location");
   if (!location) throw Error(what + ": the registry gave no upload Location");
 
-  BlobPipe pipe;
+  store::BytePipe pipe;
   std::exception_ptr get_error;
   std::string got_digest;
   bool put_gone = false;  // the PUT stopped reading: the GET's failure is not the cause

@@ -12,16 +12,15 @@
 #include <ostream>
 #include <thread>
 
-#include "registry/blob_pipe.h"
 #include "registry/progress.h"
 #include "registry/registry.h"
 #include "registry/session.h"
+#include "store/byte_pipe.h"
 #include "store/digest.h"
 #include "store/store.h"
 
 namespace slipway::registry {
 namespace {
-using detail::BlobPipe;
 using detail::get_manifest;
 using detail::HttpConnection;
 using detail::HttpRequest;
@@ -172,7 +171,7 @@ void pull_layer(store::Store& store, Session& session, HttpConnection& connectio
   const uint64_t size = static_cast<uint64_t>(blob.size);
   const uint64_t start = partial.size();
   if (start > 0) progress.resuming(id, start, size);
-  BlobPipe pipe;
+  store::BytePipe pipe;
   std::exception_ptr consumer_error;
   std::thread consumer([&] {
     try {

@@ -8,18 +8,13 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <thread>
-#include <vector>
 
 #include "common/error.h"
 #include "common/io_block.h"
+#include "store/byte_pipe.h"
 #include "store/digest.h"
 #include "store/store.h"
 
@@ -134,106 +129,53 @@ class DiffIdTee : public ByteSource {
   Sha256 hash_;
 };
 
-// Reads `upstream` on a thread of its own, up to kBlocks blocks ahead of the reader. In a pull
+// Reads `upstream` on a thread of its own, up to four blocks ahead of the reader. In a pull
 // the upstream is the blob's digest, its write to the partial file and its decompression, and
 // the reader hashes the tar (the diff_id) and unpacks it: measured on a Debian layer the two
 // halves take about equal CPU, and on one thread they were the pull's whole wall time.
 class ReadAheadSource : public ByteSource {
  public:
-  explicit ReadAheadSource(ByteSource& upstream) : upstream_(upstream) {
-    for (auto& block : blocks_) free_.push_back(&block);
-    thread_ = std::thread([this] { produce(); });
-  }
+  explicit ReadAheadSource(ByteSource& upstream)
+      : upstream_(upstream), thread_([this] { produce(); }) {}
   ~ReadAheadSource() override { stop(); }
   ReadAheadSource(const ReadAheadSource&) = delete;
   ReadAheadSource& operator=(const ReadAheadSource&) = delete;
 
-  size_t read(void* buffer, size_t size) override {
-    std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return !full_.empty() || done_; });
-    if (full_.empty()) {
-      if (error_) std::rethrow_exception(error_);
-      return 0;
-    }
-    Block& front = *full_.front();
-    const size_t n = std::min(size, front.size - offset_);
-    std::memcpy(buffer, front.data.data() + offset_, n);
-    offset_ += n;
-    if (offset_ == front.size) {
-      free_.push_back(full_.front());
-      full_.pop_front();
-      offset_ = 0;
-      changed_.notify_all();
-    }
-    return n;
-  }
+  size_t read(void* buffer, size_t size) override { return pipe_.read(buffer, size); }
 
   // Ends the thread: after the reader saw the end of the stream, or to give up on it. The
   // upstream is the caller's again afterwards.
   void stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    changed_.notify_all();
+    pipe_.abort();
     if (thread_.joinable()) thread_.join();
   }
 
  private:
-  static constexpr size_t kBlockSize = IoBlock::kSize;
-  static constexpr size_t kBlocks = 4;
-  struct Block {
-    IoBlock data;
-    size_t size = 0;
-  };
-
+  // Fills blocks straight from the upstream and hands them over whole: no copy on this side.
   void produce() {
     try {
-      for (;;) {
-        Block* block = nullptr;
-        {
-          std::unique_lock lock(mutex_);
-          changed_.wait(lock, [&] { return !free_.empty() || stopping_; });
-          if (stopping_) return;
-          block = free_.back();
-          free_.pop_back();
-        }
-        block->size = 0;
-        bool at_end = false;
-        while (block->size < kBlockSize) {
-          const size_t n =
-              upstream_.read(block->data.data() + block->size, kBlockSize - block->size);
+      for (bool at_end = false; !at_end;) {
+        IoBlock block;
+        size_t size = 0;
+        while (size < IoBlock::kSize) {
+          const size_t n = upstream_.read(block.data() + size, IoBlock::kSize - size);
           if (n == 0) {
             at_end = true;
             break;
           }
-          block->size += n;
+          size += n;
         }
-        std::lock_guard lock(mutex_);
-        if (block->size > 0) full_.push_back(block);
-        if (at_end) done_ = true;
-        changed_.notify_all();
-        if (at_end) return;
+        if (!pipe_.push_block(std::move(block), size)) return;
       }
+      pipe_.close();
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      error_ = std::current_exception();
-      done_ = true;
-      changed_.notify_all();
+      pipe_.close(std::current_exception());
     }
   }
 
   ByteSource& upstream_;
-  std::array<Block, kBlocks> blocks_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::vector<Block*> free_;
-  std::deque<Block*> full_;
-  size_t offset_ = 0;  // into full_.front()
-  bool done_ = false;
-  bool stopping_ = false;
-  std::exception_ptr error_;
-  std::thread thread_;  // last: started once everything above exists
+  BytePipe pipe_{3 * IoBlock::kSize};  // three waiting, one being filled
+  std::thread thread_;                 // last: started once everything above exists
 };
 
 // Lends a source to an owner that wants a unique_ptr (decompressing_source).

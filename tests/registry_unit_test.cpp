@@ -12,10 +12,10 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/io_block.h"
-#include "registry/blob_pipe.h"
 #include "registry/http.h"
 #include "registry/registry.h"
 #include "registry/session.h"
+#include "store/byte_pipe.h"
 #include "store/digest.h"
 #include "store/store.h"
 #include "tests/test_support.h"
@@ -464,10 +464,10 @@ TEST(IngestTest, BlobsMustMatchTheirDigest) {
 
 // The pipe between a download and its consumer: every byte arrives once and in order whatever
 // the push and read sizes (pushes far smaller and far larger than a block, reads of odd sizes).
-TEST(BlobPipeTest, CarriesEveryByteInOrder) {
+TEST(BytePipeTest, CarriesEveryByteInOrder) {
   std::string bytes(5 * IoBlock::kSize + 12345, '\0');
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) ^ (i >> 13));
-  detail::BlobPipe pipe;
+  store::BytePipe pipe;
   bool pushed_all = true;
   std::thread producer([&] {
     const size_t sizes[] = {1, 7, 16384, IoBlock::kSize + 3, 65536, 3 * IoBlock::kSize};
@@ -488,8 +488,8 @@ TEST(BlobPipeTest, CarriesEveryByteInOrder) {
   EXPECT_TRUE(received == bytes);
 }
 
-TEST(BlobPipeTest, AnErrorAtCloseReachesTheReaderAfterTheBytes) {
-  detail::BlobPipe pipe;
+TEST(BytePipeTest, AnErrorAtCloseReachesTheReaderAfterTheBytes) {
+  store::BytePipe pipe;
   ASSERT_TRUE(pipe.push("abc", 3));
   pipe.close(std::make_exception_ptr(Error("connection dropped")));
   char buffer[8];
@@ -499,9 +499,9 @@ TEST(BlobPipeTest, AnErrorAtCloseReachesTheReaderAfterTheBytes) {
 
 // A consumer that gives up wakes a producer blocked on a full pipe, and later pushes fail, so
 // the download stops instead of hanging.
-TEST(BlobPipeTest, AbortReleasesABlockedProducer) {
-  detail::BlobPipe pipe;
-  std::string block(detail::BlobPipe::kMaxBuffered, 'x');
+TEST(BytePipeTest, AbortReleasesABlockedProducer) {
+  store::BytePipe pipe;
+  std::string block(store::BytePipe::kMaxBuffered, 'x');
   ASSERT_TRUE(pipe.push(block.data(), block.size()));  // now full
   std::atomic<int> result = -1;
   std::thread producer([&] { result = pipe.push("y", 1) ? 1 : 0; });

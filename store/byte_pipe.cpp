@@ -1,14 +1,18 @@
-#include "registry/blob_pipe.h"
+#include "store/byte_pipe.h"
 
 #include <algorithm>
 #include <cstring>
 
-namespace slipway::registry::detail {
+namespace slipway::store {
 
-bool BlobPipe::push(const char* data, size_t size) {
+bool BytePipe::wait_for_room(std::unique_lock<std::mutex>& lock) {
+  changed_.wait(lock, [&] { return aborted_ || buffered_ < max_buffered_; });
+  return !aborted_;
+}
+
+bool BytePipe::push(const char* data, size_t size) {
   std::unique_lock lock(mutex_);
-  changed_.wait(lock, [&] { return aborted_ || buffered_ < kMaxBuffered; });
-  if (aborted_) return false;
+  if (!wait_for_room(lock)) return false;
   while (size > 0) {
     if (blocks_.empty() || blocks_.back().size == IoBlock::kSize) blocks_.emplace_back();
     Block& back = blocks_.back();
@@ -23,25 +27,35 @@ bool BlobPipe::push(const char* data, size_t size) {
   return true;
 }
 
-void BlobPipe::close(std::exception_ptr error) {
+bool BytePipe::push_block(IoBlock block, size_t size) {
+  std::unique_lock lock(mutex_);
+  if (!wait_for_room(lock)) return false;
+  if (size == 0) return true;
+  blocks_.push_back(Block{std::move(block), size});
+  buffered_ += size;
+  if (reader_waiting_) changed_.notify_all();
+  return true;
+}
+
+void BytePipe::close(std::exception_ptr error) {
   std::lock_guard lock(mutex_);
   closed_ = true;
   error_ = error;
   changed_.notify_all();
 }
 
-void BlobPipe::abort() {
+void BytePipe::abort() {
   std::lock_guard lock(mutex_);
   aborted_ = true;
   changed_.notify_all();
 }
 
-bool BlobPipe::aborted() {
+bool BytePipe::aborted() {
   std::lock_guard lock(mutex_);
   return aborted_;
 }
 
-size_t BlobPipe::read(void* buffer, size_t size) {
+size_t BytePipe::read(void* buffer, size_t size) {
   std::unique_lock lock(mutex_);
   reader_waiting_ = true;
   changed_.wait(lock, [&] { return buffered_ > 0 || closed_; });
@@ -68,10 +82,10 @@ size_t BlobPipe::read(void* buffer, size_t size) {
       offset_ = 0;
     }
   }
-  const bool was_full = buffered_ >= kMaxBuffered;
+  const bool was_full = buffered_ >= max_buffered_;
   buffered_ -= copied;
-  if (was_full && buffered_ < kMaxBuffered) changed_.notify_all();
+  if (was_full && buffered_ < max_buffered_) changed_.notify_all();
   return copied;
 }
 
-}  // namespace slipway::registry::detail
+}  // namespace slipway::store

@@ -1,6 +1,6 @@
-// Internal to registry/: the bounded in-memory pipe that carries a blob from the thread that
-// downloads it to the one that consumes it (the store's unpacker in a pull, the destination's
-// PUT in a copy).
+// BytePipe: the bounded in-memory pipe of IoBlocks that carries bytes from one thread to another:
+// a download to the store's unpacker (pull), a download to an upload (copy), and a layer's
+// decompression to its unpacking (the ingest's read-ahead).
 #pragma once
 
 #include <condition_variable>
@@ -10,21 +10,24 @@
 #include <mutex>
 
 #include "common/io_block.h"
-#include "store/store.h"
+#include "store/layer.h"
 
-namespace slipway::registry::detail {
+namespace slipway::store {
 
-// Single producer, single consumer. The producer blocks while kMaxBuffered bytes are waiting.
+// Single producer, single consumer. The producer blocks while `max_buffered` bytes are waiting.
 // curl hands over what one recv() gave (16-64 KiB on loopback), so pushes are packed into
 // IoBlocks and a read takes as much as is waiting: the store's reader asks for 1 MiB at a time
 // and hashes, writes the partial blob and inflates per read, and a copy's PUT sends what curl's
 // upload buffer holds, so small reads meant a syscall or a decompressor round per 16 KiB.
-class BlobPipe : public store::ByteSource {
+class BytePipe : public ByteSource {
  public:
   static constexpr size_t kMaxBuffered = size_t{4} << 20;
+  explicit BytePipe(size_t max_buffered = kMaxBuffered) : max_buffered_(max_buffered) {}
 
   // Producer: false when the consumer gave up (abort()): the producer should stop.
   bool push(const char* data, size_t size);
+  // Producer: hands over a block whose first `size` bytes it filled, without copying them.
+  bool push_block(IoBlock block, size_t size);
   // Producer: end of stream; `error` makes the consumer's next read throw it instead.
   void close(std::exception_ptr error = nullptr);
 
@@ -40,6 +43,10 @@ class BlobPipe : public store::ByteSource {
     size_t size = 0;
   };
 
+  // With the lock held: waits for room; false once aborted.
+  bool wait_for_room(std::unique_lock<std::mutex>& lock);
+
+  const size_t max_buffered_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Block> blocks_;
@@ -51,4 +58,4 @@ class BlobPipe : public store::ByteSource {
   std::exception_ptr error_;
 };
 
-}  // namespace slipway::registry::detail
+}  // namespace slipway::store
