@@ -108,13 +108,10 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
     context.action = [&context, options, secrets] {
       options->secrets.clear();
       for (const auto& secret : *secrets) options->secrets.push_back(parse_secret(secret));
-      if (!options->quiet) {
-        builder::build(context.store(), *options, std::cout);
-        return 0;
-      }
       std::ostream discard(nullptr);
-      builder::BuildResult result = builder::build(context.store(), *options, discard);
-      std::cout << result.image.id << "\n";
+      builder::BuildResult result =
+          builder::build(context.store(), *options, options->quiet ? discard : std::cout);
+      if (options->quiet) std::cout << result.image.id << "\n";
       return 0;
     };
   });

@@ -372,13 +372,9 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
   spec.inherit_stdin = options.interactive;
   spec.tty = options.tty;
   if (options.tty) {
-    // As docker exec: TERM=xterm unless the command's environment sets it, the caller's size.
-    if (std::none_of(spec.env.begin(), spec.env.end(),
-                     [](const std::string& entry) { return entry.rfind("TERM=", 0) == 0; }))
-      spec.env.push_back("TERM=xterm");
-    auto size = runtime::terminal_size(STDIN_FILENO);
-    if (!size) size = runtime::terminal_size(STDOUT_FILENO);
-    if (size) std::tie(spec.tty_rows, spec.tty_columns) = std::tie(size->rows, size->columns);
+    // The caller's size, as docker exec (the runtime adds TERM=xterm).
+    if (auto size = runtime::own_terminal_size())
+      std::tie(spec.tty_rows, spec.tty_columns) = std::tie(size->rows, size->columns);
   }
   std::cout.flush();
   if (options.detach) {

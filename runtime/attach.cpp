@@ -34,12 +34,6 @@ ShortAddress short_address(const fs::path& container_dir) {
   return result;
 }
 
-// The size of this process's terminal (stdin's, else stdout's), if it has one.
-std::optional<WindowSize> own_terminal_size() {
-  if (auto size = terminal_size(STDIN_FILENO)) return size;
-  return terminal_size(STDOUT_FILENO);
-}
-
 uint32_t read_u32(std::string_view bytes) {
   uint32_t value = 0;
   for (int i = 0; i < 4; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[size_t(i)]);

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -292,6 +293,16 @@ void bring_up_loopback(const ChildPlan& plan) {
   request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
   check(plan, ::ioctl(fd, SIOCSIFFLAGS, &request), "cannot bring up the loopback interface");
   ::close(fd);
+}
+
+// The command's environment: the spec's, and as docker gives a command with a terminal (run -t,
+// exec -t), TERM=xterm unless it sets TERM itself.
+std::vector<std::string> command_env(const ContainerSpec& spec) {
+  std::vector<std::string> env = spec.env;
+  bool has_term = std::any_of(env.begin(), env.end(),
+                              [](const std::string& entry) { return entry.starts_with("TERM="); });
+  if (spec.tty && !has_term) env.push_back("TERM=xterm");
+  return env;
 }
 
 [[noreturn]] void exec_command(const ChildPlan& plan) {
@@ -752,7 +763,7 @@ ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid) {
   plan.exec_candidates = exec_candidates(spec.argv[0], spec.env);
   std::tie(plan.uid, plan.gid) = parse_user(spec);
   std::vector<std::string> argv_storage = spec.argv;
-  std::vector<std::string> env_storage = spec.env;
+  std::vector<std::string> env_storage = command_env(spec);
   for (auto& arg : argv_storage) plan.argv.push_back(arg.data());
   plan.argv.push_back(nullptr);
   for (auto& entry : env_storage) plan.envp.push_back(entry.data());
@@ -867,7 +878,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
     plan.mounts.push_back(std::move(child));
   }
   std::vector<std::string> argv_storage = spec.argv;
-  std::vector<std::string> env_storage = spec.env;
+  std::vector<std::string> env_storage = command_env(spec);
   for (auto& arg : argv_storage) plan.argv.push_back(arg.data());
   plan.argv.push_back(nullptr);
   for (auto& entry : env_storage) plan.envp.push_back(entry.data());

@@ -66,10 +66,8 @@ UniqueFd open_identity(const ProcessIdentity& identity) {
   return fd;
 }
 
-// The size of this process's terminal (stdin's, else stdout's); 0x0 when it has none.
-WindowSize caller_terminal_size() {
-  return terminal_size(STDIN_FILENO).value_or(terminal_size(STDOUT_FILENO).value_or(WindowSize{}));
-}
+// The size of this process's terminal; 0x0 when it has none.
+WindowSize caller_terminal_size() { return own_terminal_size().value_or(WindowSize{}); }
 
 void write_log_entry(int log_fd, const char* stream, std::string_view text) {
   json entry = {{"log", text}, {"stream", stream}, {"time", rfc3339_now()}};
@@ -458,7 +456,34 @@ UniqueFd start_supervisor(const ContainerStore& containers, const std::string& i
 // exits (its exit code) or the detach keys detach from a tty container (0). With `sig_proxy`,
 // signals this process gets go to the container, as docker's --sig-proxy does.
 int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
-                bool send_input, bool sig_proxy, const std::string& detach_keys);
+                bool send_input, bool sig_proxy, const std::string& detach_keys) {
+  const std::string& id = record.id;
+  AttachClientOptions options;
+  options.tty = record.tty;
+  options.send_input = send_input;
+  options.detach_keys = detach_keys;
+  options.on_signal = [&](int signal) {
+    if (sig_proxy) {
+      try {
+        kill_container(containers, id, signal);
+      } catch (const Error&) {
+        // It is ending anyway; its supervisor's EOF ends the relay.
+      }
+    }
+    return true;
+  };
+  AttachEnd end = relay_attach(socket.get(), options);
+  if (end.detached) return 0;  // the container keeps running
+  // The record says exited too before this returns, so that a script's next command sees it;
+  // a --rm container's record may already be gone, and then the frame's code is all there is.
+  try {
+    int recorded = wait_container(containers, id);
+    return end.exit_code.value_or(recorded);
+  } catch (const NoSuchContainer&) {
+    if (!end.exit_code) throw;
+    return *end.exit_code;
+  }
+}
 
 }  // namespace
 
@@ -510,10 +535,6 @@ int wait_container(const ContainerStore& containers, const std::string& id) {
   return wait_recorded(containers, record).exit_code;
 }
 
-}  // namespace slipway::runtime
-
-namespace slipway::runtime {
-
 int attach_container(const ContainerStore& containers, const std::string& id, bool forward_stdin,
                      bool sig_proxy, const std::string& detach_keys) {
   ContainerRecord record = containers.load(id);
@@ -535,39 +556,5 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
   }
   return attach_loop(containers, record, std::move(socket), send_input, sig_proxy, detach_keys);
 }
-
-namespace {
-
-int attach_loop(const ContainerStore& containers, const ContainerRecord& record, UniqueFd socket,
-                bool send_input, bool sig_proxy, const std::string& detach_keys) {
-  const std::string& id = record.id;
-  AttachClientOptions options;
-  options.tty = record.tty;
-  options.send_input = send_input;
-  options.detach_keys = detach_keys;
-  options.on_signal = [&](int signal) {
-    if (sig_proxy) {
-      try {
-        kill_container(containers, id, signal);
-      } catch (const Error&) {
-        // It is ending anyway; its supervisor's EOF ends the relay.
-      }
-    }
-    return true;
-  };
-  AttachEnd end = relay_attach(socket.get(), options);
-  if (end.detached) return 0;  // the container keeps running
-  // The record says exited too before this returns, so that a script's next command sees it;
-  // a --rm container's record may already be gone, and then the frame's code is all there is.
-  try {
-    int recorded = wait_container(containers, id);
-    return end.exit_code.value_or(recorded);
-  } catch (const NoSuchContainer&) {
-    if (!end.exit_code) throw;
-    return *end.exit_code;
-  }
-}
-
-}  // namespace
 
 }  // namespace slipway::runtime

@@ -629,12 +629,7 @@ ContainerSpec container_spec(const ContainerStore& containers, const ContainerRe
   spec.user = record.user;
   spec.hostname = record.id.substr(0, 12);
   spec.isolate_network = record.network != "host";
-  spec.tty = record.tty;
-  // Docker gives a container with a terminal TERM=xterm unless it sets TERM itself.
-  bool has_term = std::any_of(spec.env.begin(), spec.env.end(), [](const std::string& entry) {
-    return entry.rfind("TERM=", 0) == 0;
-  });
-  if (record.tty && !has_term) spec.env.push_back("TERM=xterm");
+  spec.tty = record.tty;  // the runtime adds TERM=xterm then
   return spec;
 }
 

@@ -38,8 +38,9 @@ struct Connection {
 
 constexpr size_t kBuffer = 64 * 1024;
 
-// Moves what it can without blocking; a direction whose fds fail is done.
-void pump(Direction& d, bool readable, bool writable) {
+// Moves what it can without blocking; a direction whose fds fail is done. The buffer is written
+// after every read, not only on POLLOUT: the socket usually takes it at once.
+void pump(Direction& d, bool readable) {
   if (readable && !d.eof && d.buffer.size() < kBuffer) {
     char chunk[16 * 1024];
     ssize_t got = ::recv(d.from, chunk, sizeof chunk, MSG_DONTWAIT);
@@ -47,8 +48,6 @@ void pump(Direction& d, bool readable, bool writable) {
     if (got == 0) d.eof = true;
     if (got < 0 && errno != EAGAIN && errno != EINTR) d.failed = true;
   }
-  // Written after every read, not only on POLLOUT: the socket usually takes it at once.
-  (void)writable;
   if (!d.buffer.empty()) {
     ssize_t sent = ::send(d.to, d.buffer.data(), d.buffer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (sent > 0) d.buffer.erase(0, size_t(sent));
@@ -89,10 +88,6 @@ int bound_port(int fd) {
   return ntohs(address.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&address)->sin6_port
                                              : reinterpret_cast<sockaddr_in*>(&address)->sin_port);
 }
-
-}  // namespace
-
-namespace {
 
 bool is_udp(const PortMapping& mapping) {
   return mapping.protocol == "udp";
@@ -288,8 +283,8 @@ void PortForwarder::run(int netns_fd) {
       short client_events = (entry++)->revents, upstream_events = (entry++)->revents;
       bool client_in = client_events & (POLLIN | POLLHUP | POLLERR);
       bool upstream_in = upstream_events & (POLLIN | POLLHUP | POLLERR);
-      pump(c->up, client_in, upstream_events & POLLOUT);
-      pump(c->down, upstream_in, client_events & POLLOUT);
+      pump(c->up, client_in);
+      pump(c->down, upstream_in);
       bool done = c->up.failed || c->down.failed || (c->up.shut && c->down.shut);
       c = done ? connections.erase(c) : std::next(c);
     }

@@ -61,6 +61,7 @@ struct ContainerSpec {
   // A pseudo-terminal (docker -t) as the command's stdin, stdout, stderr and controlling
   // terminal, made in the container's own devpts as runc does, so that `tty` shows /dev/pts/N
   // inside. stdin/stdout/stderr settings are then ignored; the caller gets the master side.
+  // The command also gets TERM=xterm unless `env` sets TERM, as with docker.
   bool tty = false;
   unsigned short tty_rows = 0, tty_columns = 0;  // its first window size; 0: the kernel's
   // Where the command's stdout and stderr go (the caller keeps its copies); -1: inherited.

@@ -21,6 +21,11 @@ std::optional<WindowSize> terminal_size(int fd) {
   return WindowSize{size.ws_row, size.ws_col};
 }
 
+std::optional<WindowSize> own_terminal_size() {
+  if (auto size = terminal_size(STDIN_FILENO)) return size;
+  return terminal_size(STDOUT_FILENO);
+}
+
 void resize_terminal(int master_fd, WindowSize size) {
   winsize wanted{};
   wanted.ws_row = size.rows;

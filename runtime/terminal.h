@@ -16,6 +16,8 @@ struct WindowSize {
 
 // The window size of the terminal on `fd`; nullopt when it is not a terminal.
 std::optional<WindowSize> terminal_size(int fd);
+// The size of this process's terminal (stdin's, else stdout's); nullopt when it has none.
+std::optional<WindowSize> own_terminal_size();
 
 // Sets a pty's window size; the kernel then sends SIGWINCH to its foreground process group.
 // Best effort: a pty whose other side is gone has no one left to tell.

@@ -352,9 +352,9 @@ class LayerTarWriter {
       }
     };
     auto write_zeros_to = [&](uint64_t end) {
-      std::fill(buffer_.begin(), buffer_.end(), '\0');
       while (position < end) {
         const size_t n = static_cast<size_t>(std::min<uint64_t>(buffer_.size(), end - position));
+        std::fill_n(buffer_.data(), n, '\0');  // only what goes out: holes are often a block
         write_data(buffer_.data(), n);
         position += n;
       }
