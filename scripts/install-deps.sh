@@ -16,8 +16,9 @@ packages=(
   skopeo umoci docker-registry apache2-utils
 )
 if [ "${1:-}" = "--with-peers" ]; then
-  # Peers for the side-by-side benchmarks and interop tests.
-  packages+=(buildah umoci runc mmdebstrap time)
+  # Peers for the side-by-side benchmarks and interop tests, and what the bench scripts call
+  # (igzip for layer-bench, python3 for registry-bench's helpers).
+  packages+=(buildah umoci runc mmdebstrap time isal python3)
 fi
 missing=()
 for package in "${packages[@]}"; do
