@@ -42,6 +42,9 @@ void add_store_commands(CLI::App& app, CommandContext& context);
 // ps start stop restart kill wait logs rm, and the `container` group
 void add_container_commands(CLI::App& app, CommandContext& context);
 
+// network create ls inspect rm connect disconnect prune
+void add_network_commands(CLI::App& app, CommandContext& context);
+
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);
 

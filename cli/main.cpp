@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   cli::add_parse_commands(app, context);
   cli::add_registry_commands(app, context);
   cli::add_store_commands(app, context);
+  cli::add_network_commands(app, context);
 
   try {
     app.parse(argc, argv);

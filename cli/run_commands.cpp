@@ -15,7 +15,8 @@ struct RunOptions {
   bool detach = false;
   bool interactive = false;
   bool tty = false;
-  std::string network = "private";
+  std::string network = "bridge";
+  runtime::NetworkOptions network_options;  // --network-alias --ip --link --add-host --dns...
   std::vector<std::string> env;
   std::string workdir;
   std::string user;
@@ -24,6 +25,23 @@ struct RunOptions {
   bool publish_all = false;
   std::string detach_keys;
 };
+
+// The network flags besides --network; one value each, so that none swallows the image after it.
+void add_network_run_options(CLI::App* command, runtime::NetworkOptions& options) {
+  command->add_option("--network-alias", options.aliases, "Add a network-scoped alias")
+      ->allow_extra_args(false);
+  command->add_option("--ip", options.ip, "IPv4 address (on a user network)");
+  command->add_option("--link", options.links, "Add link to another container (NAME[:ALIAS])")
+      ->allow_extra_args(false);
+  command
+      ->add_option("--add-host", options.extra_hosts, "Add a custom host-to-IP mapping (host:ip)")
+      ->allow_extra_args(false);
+  command->add_option("--dns", options.dns, "Set custom DNS servers")->allow_extra_args(false);
+  command->add_option("--dns-search", options.dns_search, "Set custom DNS search domains")
+      ->allow_extra_args(false);
+  command->add_option("--dns-option", options.dns_options, "Set DNS options")
+      ->allow_extra_args(false);
+}
 
 // `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
 std::string environment_entry(const std::string& option) {
@@ -48,6 +66,7 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   container.working_dir = options.workdir;
   container.user = options.user;
   container.network = options.network;
+  container.network_options = options.network_options;
   container.interactive = options.interactive;
   container.tty = options.tty;
   container.auto_remove = options.remove;
@@ -104,7 +123,10 @@ void add_container_options(CLI::App* command, RunOptions& options) {
   command->add_option("-w,--workdir", options.workdir, "Working directory inside the container");
   command->add_option("-u,--user", options.user, "UID[:GID] or a name from the image");
   command->add_option("--name", options.name, "Container name");
-  command->add_option("--network", options.network, "host or none (default: a private namespace)");
+  command->add_option("--network,--net", options.network,
+                      "Connect to a network: bridge (default), a user network, host, none, "
+                      "container:NAME");
+  add_network_run_options(command, options.network_options);
   // One value per -p: a vector option would otherwise swallow the image and command after it.
   command
       ->add_option("-p,--publish", options.publish,

@@ -74,7 +74,8 @@ struct ChildPlan {
   int stdout_fd = -1;  // dup2'd to 1 when >= 0
   int stderr_fd = -1;  // dup2'd to 2 when >= 0
   bool kill_with_parent = false;
-  bool loopback_up = false;  // a new network namespace: its lo starts down
+  bool loopback_up = false;       // a new network namespace: its lo starts down
+  int network_namespace_fd = -1;  // joined first when >= 0
   bool tty = false;
   unsigned short tty_rows = 0, tty_columns = 0;
   int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
@@ -453,6 +454,9 @@ void reset_signals(const ChildPlan& plan) {
 [[noreturn]] void child_main(const ChildPlan& plan) {
   reset_signals(plan);
   join_device_cgroup(plan);
+  if (plan.network_namespace_fd >= 0)
+    check(plan, ::setns(plan.network_namespace_fd, CLONE_NEWNET),
+          "cannot join the container's network namespace");
   if (plan.kill_with_parent)
     check(plan, ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "cannot set the parent death signal");
   if (plan.stdin_fd >= 0) check(plan, ::dup2(plan.stdin_fd, 0), "cannot set up stdin");
@@ -886,14 +890,15 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.stdout_fd = spec.stdout_fd;
   plan.stderr_fd = spec.stderr_fd;
   plan.kill_with_parent = spec.kill_with_parent;
-  plan.loopback_up = spec.isolate_network;
+  plan.network_namespace_fd = spec.network_namespace_fd;
+  plan.loopback_up = spec.isolate_network && spec.network_namespace_fd < 0;
   std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::create();
   if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
 
   ChildChannels channels(spec, plan);
 
   unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
-  if (spec.isolate_network) flags |= CLONE_NEWNET;
+  if (spec.isolate_network && spec.network_namespace_fd < 0) flags |= CLONE_NEWNET;
   // The raw system call with no new stack behaves like fork() with namespace flags.
   long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, 0);
   if (pid < 0) throw_errno("cannot create container namespaces");

@@ -67,7 +67,9 @@ UniqueFd open_identity(const ProcessIdentity& identity) {
 }
 
 // The size of this process's terminal; 0x0 when it has none.
-WindowSize caller_terminal_size() { return own_terminal_size().value_or(WindowSize{}); }
+WindowSize caller_terminal_size() {
+  return own_terminal_size().value_or(WindowSize{});
+}
 
 void write_log_entry(int log_fd, const char* stream, std::string_view text) {
   json entry = {{"log", text}, {"stream", stream}, {"time", rfc3339_now()}};
@@ -139,6 +141,7 @@ struct Launched {
   bool forward_own_stdin = false;  // run -it / start -ai: this process's stdin to the pty
   bool attached_terminal = false;  // this process's terminal sizes the container's
   std::unique_ptr<PortForwarder> ports;
+  std::unique_ptr<ContainerNetwork> network;  // its addresses, given back once it ended
   AttachServer attach;
 };
 
@@ -183,11 +186,19 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   }
   std::optional<ContainerProcess> process;
   std::unique_ptr<PortForwarder> ports;
+  std::unique_ptr<ContainerNetwork> network;
   try {
     // Bound before the container runs, so that a port in use fails the start, as in docker.
     // Host networking has nothing to publish: the container's ports are the host's.
     if (!record.port_bindings.empty() && record.network != "host")
       ports = std::make_unique<PortForwarder>(record.port_bindings, record.name);
+    try {
+      network = ContainerNetwork::attach(containers, record, spec);
+    } catch (const StartError&) {
+      throw;
+    } catch (const Error& e) {
+      throw StartError(e.what(), 125);
+    }
     process.emplace(start_container(spec));
   } catch (const StartError& e) {
     if (record.auto_remove) {
@@ -219,6 +230,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
       std::move(log),
       std::move(attach)};
   launched.ports = std::move(ports);
+  launched.network = std::move(network);
   if (record.tty) {
     // Everything the command writes comes out of the one pty, logged as stdout like docker's.
     launched.terminal = launched.process.take_terminal();
@@ -314,6 +326,7 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
   }
   launched.ports.reset();  // the host ports are free once the exit is recorded
   int exit_code = launched.process.wait();
+  launched.network.reset();  // its addresses too
   // Clients get the code from here: a --rm container's record is gone when they look.
   attach.broadcast(kExitFrame, std::to_string(exit_code));
   attach.close();
@@ -325,6 +338,7 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
   record.finished_at = rfc3339_now();
   record.process = record.supervisor = {};
   record.ports.clear();
+  record.endpoints.clear();
   containers.save(record);
   lock.release();
   if (record.auto_remove) containers.remove(record);

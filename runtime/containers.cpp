@@ -111,7 +111,7 @@ std::vector<PortMapping> ports_from(const json& value) {
 json record_json(const ContainerRecord& record) {
   std::vector<std::string> args(record.argv.begin() + (record.argv.empty() ? 0 : 1),
                                 record.argv.end());
-  return {
+  json out = {
       {"Id", record.id},
       {"Name", "/" + record.name},
       {"Created", record.created},
@@ -144,6 +144,8 @@ json record_json(const ContainerRecord& record) {
         {"StartedAt", record.started_at},
         {"FinishedAt", record.finished_at}}},
   };
+  network_to_json(record, out);
+  return out;
 }
 
 ContainerRecord record_from(const json& j) {
@@ -182,6 +184,7 @@ ContainerRecord record_from(const json& j) {
   record.error = state.value("Error", "");
   record.started_at = state.value("StartedAt", "");
   record.finished_at = state.value("FinishedAt", "");
+  network_from_json(j, record);
   return record;
 }
 
@@ -447,6 +450,7 @@ void ContainerStore::refresh(ContainerRecord& record) const {
       current.finished_at = rfc3339_now();
       current.process = current.supervisor = {};
       current.ports.clear();
+      current.endpoints.clear();
       save(current);
     }
     record = current;
@@ -549,9 +553,8 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   if (!options.working_dir.empty()) record.working_dir = options.working_dir;
   record.user = options.user.empty() ? config.value("User", "") : options.user;
   record.stop_signal = config.value("StopSignal", "");
-  if (options.network != "private" && options.network != "host" && options.network != "none")
-    throw Error("invalid --network \"" + options.network + "\": use host or none");
-  record.network = options.network;
+  record.network_options = options.network_options;
+  record.network = check_network_options(*this, options.network, record.network_options);
   record.interactive = options.interactive;
   record.tty = options.tty;
   record.auto_remove = options.auto_remove;
@@ -628,8 +631,8 @@ ContainerSpec container_spec(const ContainerStore& containers, const ContainerRe
   spec.working_dir = record.working_dir;
   spec.user = record.user;
   spec.hostname = record.id.substr(0, 12);
-  spec.isolate_network = record.network != "host";
-  spec.tty = record.tty;  // the runtime adds TERM=xterm then
+  spec.isolate_network = record.network != "host";  // container_network.cpp may join one instead
+  spec.tty = record.tty;                            // the runtime adds TERM=xterm then
   return spec;
 }
 

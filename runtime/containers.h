@@ -34,6 +34,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "runtime/container_network.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -93,8 +94,11 @@ struct ContainerRecord {
   std::vector<std::string> env;   // image's Env plus -e, "K=V"
   std::string working_dir = "/";
   std::string user;
-  std::string stop_signal;                 // the image's StopSignal ("" means SIGTERM)
-  std::string network = "private";         // private (own namespace, loopback only), host or none
+  std::string stop_signal;  // the image's StopSignal ("" means SIGTERM)
+  // bridge (the default network), a user network's name, host, none, container:NAME; private
+  // (loopback only) in records made before slipway had networks
+  std::string network = "bridge";
+  NetworkOptions network_options;          // --network-alias, --ip, --link, --add-host, --dns...
   bool interactive = false;                // stdin stays open for attached runs
   bool tty = false;                        // a pseudo-terminal for stdin/stdout/stderr (-t)
   bool auto_remove = false;                // --rm: removed when it exits
@@ -107,7 +111,8 @@ struct ContainerRecord {
   std::string error;                    // why the last start failed, if it did
   std::string started_at, finished_at;  // RFC 3339 with nanoseconds; "" when never
   int restart_count = 0;
-  std::vector<PortMapping> ports;  // published now, with the ports bound: while running
+  std::vector<PortMapping> ports;          // published now, with the ports bound: while running
+  std::vector<NetworkEndpoint> endpoints;  // its addresses: while running
 };
 
 // What `create` needs to know; the rest of the record comes from the image.
@@ -116,7 +121,8 @@ struct ContainerOptions {
   std::vector<std::string> command;  // replaces the image's Cmd when not empty
   std::vector<std::string> env;      // added after the image's Env
   std::string working_dir, user;     // override the image's when not empty
-  std::string network = "private";
+  std::string network = "bridge";
+  NetworkOptions network_options;
   bool interactive = false;
   bool tty = false;
   bool auto_remove = false;

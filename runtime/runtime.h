@@ -70,6 +70,9 @@ struct ContainerSpec {
   // SIGKILL the container when the process that started it dies, so that a supervisor that is
   // killed never leaves an unsupervised container behind.
   bool kill_with_parent = false;
+  // With isolate_network: join this network namespace (runtime/container_network.h made it)
+  // instead of making an empty one; -1: none.
+  int network_namespace_fd = -1;
 };
 
 // The container could not be started (the command was never run): a bad command, a missing

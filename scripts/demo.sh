@@ -15,5 +15,6 @@ echo "+ slipway build -t classic testdata/classic"
 "$slipway" build -t classic testdata/classic
 echo "+ slipway images"
 "$slipway" images
-echo "+ slipway run --rm classic"
-"$slipway" run --rm classic
+# No bridge for the demo: it runs on the machine's own network namespace, which it leaves alone.
+echo "+ slipway run --rm --network none classic"
+"$slipway" run --rm --network none classic

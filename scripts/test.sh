@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
-ctest --test-dir build --output-on-failure -j "$(nproc)"
+# In a network namespace of its own with only loopback up: `run` puts containers on a bridge
+# with forwarding and NAT rules, and the suite must never touch this machine's interfaces. Tests
+# that need a second machine make further namespaces of their own (ip netns add).
+unshare --net sh -c 'ip link set lo up && exec ctest --test-dir build --output-on-failure -j "$(nproc)"'

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# network-bench.sh: container start on a bridge network, slipway against podman (Debian's 4.3,
+# with runc and its CNI bridge), on the same busybox image:
+#
+#   run:  `run --rm IMAGE true`                       (bridge, veth, address, files; then gone)
+#   d+rm: `run -d IMAGE sleep 1000` then `rm -f ID`   (the same, detached, and removed)
+#
+# Each is repeated RUNS times, the two taking turns so that other load hits both alike; the
+# medians are printed with the ratio slipway/podman and the issue's target (<= 0.1 for both).
+# Every timed command's exit status is checked: a failing run is an error, never a number.
+#
+# Everything happens inside a network namespace this script makes (podman sets up its
+# cni-podman0 bridge and iptables chains wherever it runs) and, for podman, inside a private
+# mount namespace with temp dirs over /var/lib/cni, /run/cni and /etc/cni, so that neither
+# touches the machine's interfaces or state. slipway's store, podman's root/run root and its
+# containers.conf (CONTAINERS_CONF: no ulimits, runc, cgroupfs; see ../shared/DESIGN.md) live in
+# one temp dir, removed at the end.
+#
+# Usage: bench/network-bench.sh   (as root)
+# Environment: SLIPWAY (binary; default build/cli/slipway of this checkout), RUNS (5).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+self="$here/$(basename "${BASH_SOURCE[0]}")"
+repo=$(cd "$here/.." && pwd)
+SLIPWAY=${SLIPWAY:-$repo/build/cli/slipway}
+RUNS=${RUNS:-5}
+TARGET=0.1
+
+die() { printf 'network-bench: %s\n' "$*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.4f", v[(NR + 1) / 2]; else printf "%.4f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+# Runs "$@", failing the bench with its output when it fails.
+checked() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    printf '%s\n' "$out" >&2
+    die "failed: $*"
+  fi
+  printf '%s' "$out"
+}
+
+# ---- inside the namespaces: `network-bench.sh --inside WORK`
+if [ "${1:-}" = --inside ]; then
+  work=$2
+  mount --make-rprivate /
+  for dir in /var/lib/cni /run/cni /etc/cni /run/containers; do
+    mkdir -p "$work/shadow$dir"
+    [ -d "$dir" ] || continue
+    mount --bind "$work/shadow$dir" "$dir"
+  done
+  ip link set lo up
+  export CONTAINERS_CONF=$work/containers.conf CONTAINERS_STORAGE_CONF=$work/storage.conf
+  export TMPDIR=$work/tmp
+  slipway=("$SLIPWAY" --root "$work/slipway")
+  podman=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay
+    --runtime runc --cgroup-manager cgroupfs --events-backend none)
+
+  checked "${slipway[@]}" import "$work/busybox.tar" busybox >/dev/null
+  checked "${podman[@]}" import "$work/busybox.tar" localhost/busybox:latest >/dev/null
+  # One untimed run each: the bridge, the rules and the default network made before the clock.
+  checked "${slipway[@]}" run --rm busybox true >/dev/null
+  checked "${podman[@]}" run --rm localhost/busybox true >/dev/null
+
+  declare -a s_run p_run s_d p_d
+  for ((i = 0; i < RUNS; i++)); do
+    t0=$(now); checked "${slipway[@]}" run --rm busybox true >/dev/null; t1=$(now)
+    s_run+=("$(elapsed "$t0" "$t1")")
+    t0=$(now); checked "${podman[@]}" run --rm localhost/busybox true >/dev/null; t1=$(now)
+    p_run+=("$(elapsed "$t0" "$t1")")
+    t0=$(now)
+    id=$(checked "${slipway[@]}" run -d busybox sleep 1000)
+    checked "${slipway[@]}" rm -f "$id" >/dev/null
+    t1=$(now)
+    s_d+=("$(elapsed "$t0" "$t1")")
+    t0=$(now)
+    id=$(checked "${podman[@]}" run -d localhost/busybox sleep 1000)
+    checked "${podman[@]}" rm -f "$id" >/dev/null
+    t1=$(now)
+    p_d+=("$(elapsed "$t0" "$t1")")
+  done
+  # Both really used a bridge: an address on it, as each reports it.
+  addr=$(checked "${slipway[@]}" run --rm busybox ip -4 -o addr show eth0)
+  case $addr in *172.*) ;; *) die "slipway's container has no bridge address: $addr" ;; esac
+  addr=$(checked "${podman[@]}" run --rm localhost/busybox ip -4 -o addr show eth0)
+  case $addr in *inet*) ;; *) die "podman's container has no bridge address: $addr" ;; esac
+
+  sr=$(median "${s_run[@]}"); pr=$(median "${p_run[@]}")
+  sd=$(median "${s_d[@]}"); pd=$(median "${p_d[@]}")
+  printf '%-30s %10s %10s %8s %8s\n' "median of $RUNS (s)" slipway podman ratio target
+  printf '%-30s %10s %10s %8s %8s\n' "run --rm IMAGE true" "$sr" "$pr" "$(ratio "$sr" "$pr")" "<= $TARGET"
+  printf '%-30s %10s %10s %8s %8s\n' "run -d + rm -f" "$sd" "$pd" "$(ratio "$sd" "$pd")" "<= $TARGET"
+  "${podman[@]}" rm -af >/dev/null 2>&1 || true
+  "${slipway[@]}" rm -f $("${slipway[@]}" ps -aq) >/dev/null 2>&1 || true
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "run as root"
+[ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (scripts/build.sh)"
+command -v podman >/dev/null || die "podman is not installed (scripts/install-deps.sh --with-peers)"
+work=$(mktemp -d /var/tmp/network-bench.XXXXXX)
+netns=slwbench-$$
+cleanup() {
+  ip netns del "$netns" 2>/dev/null || true
+  # podman's overlay mounts went with the private mount namespace; the files remain.
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/tmp"
+cat > "$work/containers.conf" << EOF
+[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+EOF
+cat > "$work/storage.conf" << EOF
+[storage]
+driver = "overlay"
+graphroot = "$work/podman"
+runroot = "$work/podman-run"
+EOF
+"$repo/testdata/make-busybox-rootfs.sh" "$work/busybox.tar"
+ip netns add "$netns"
+echo "network-bench: slipway and podman on their default bridges, in network namespace $netns"
+nsenter --net="/run/netns/$netns" unshare -m --propagation private -- "$self" --inside "$work"
