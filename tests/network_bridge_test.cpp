@@ -259,9 +259,9 @@ TEST_F(NetworkTest, ConcurrentRunsGetDistinctAddressesAndCrashesLeaveNothing) {
   std::string slipway = std::string(SLIPWAY_BINARY) + " --root " + root().string();
   std::string loop =
       "for i in 1 2 3 4 5; do " + slipway + " run -d busybox sleep 300 || exit 1; done";
-  must(in_host({"sh", "-c",
-                "(" + loop + ") & (" + loop + ") & (" + loop + ") & (" + loop +
-                    ") & for j in 1 2 3 4; do wait -n || exit 1; done"}),
+  must(in_host({"bash", "-c",
+                "(" + loop + ") & a=$!; (" + loop + ") & b=$!; (" + loop + ") & c=$!; (" + loop +
+                    ") & d=$!; wait $a && wait $b && wait $c && wait $d"}),
        "concurrent runs");
   std::set<std::string> addresses;
   std::vector<std::string> ids = split_lines(slip_ok({"ps", "-q", "--no-trunc"}));
