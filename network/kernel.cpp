@@ -127,6 +127,26 @@ void ensure_bridge(const RouteSocket& socket, const std::string& name, uint32_t 
   set_up(socket, name);
 }
 
+std::optional<Subnet> link_address(const RouteSocket& socket, const std::string& name) {
+  int index = link_index(socket, name);
+  if (!index) return std::nullopt;
+  nl_cache* raw = nullptr;
+  check_nl(rtnl_addr_alloc_cache(socket.get(), &raw), "cannot read the addresses");
+  std::unique_ptr<nl_cache, CacheDeleter> cache(raw);
+  for (nl_object* object = nl_cache_get_first(raw); object; object = nl_cache_get_next(object)) {
+    auto* addr = reinterpret_cast<rtnl_addr*>(object);
+    nl_addr* local = rtnl_addr_get_local(addr);
+    if (rtnl_addr_get_ifindex(addr) != index || rtnl_addr_get_family(addr) != AF_INET || !local ||
+        nl_addr_get_len(local) != 4)
+      continue;
+    uint32_t network_order = 0;
+    std::memcpy(&network_order, nl_addr_get_binary_addr(local), 4);
+    // The address itself as base: the caller takes it as the gateway and masks for the subnet.
+    return Subnet{ntohl(network_order), rtnl_addr_get_prefixlen(addr)};
+  }
+  return std::nullopt;
+}
+
 void delete_link(const RouteSocket& socket, const std::string& name) {
   Link link = get_link(socket, name);
   if (!link) return;

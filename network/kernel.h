@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ int link_index(const RouteSocket& socket, const std::string& name);
 // A bridge `name` with `gateway`/`prefix` as its address, up. What exists already is kept.
 void ensure_bridge(const RouteSocket& socket, const std::string& name, uint32_t gateway,
                    int prefix);
+// The first IPv4 address of interface `name` with its prefix, if it has one.
+std::optional<Subnet> link_address(const RouteSocket& socket, const std::string& name);
 // Deletes the interface; none by that name is no error.
 void delete_link(const RouteSocket& socket, const std::string& name);
 // The IPv4 destinations the namespace routes (the default route aside).

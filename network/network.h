@@ -27,6 +27,8 @@
 // forwarder pays per byte instead: 73 MB/s through it against 166 MB/s straight to the
 // container's address. DNAT would also need route_localnet and an OUTPUT rule for 127.0.0.1,
 // and would leave rules behind a killed supervisor; the forwarder's sockets die with it.
+// One store per network namespace, as docker has one daemon per host: two stores used in one
+// namespace share slipway0 (the second adopts its subnet) but not their leases.
 // Invariants: the nftables table `ip slipway` always says what the *.json files say (it is
 // rewritten whole, in one transaction, whenever a network comes or goes); a container's veth
 // lives only as long as its network namespace, so the kernel removes it with the container.

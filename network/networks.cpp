@@ -267,9 +267,15 @@ class Networks::Locked {
     network.name = "bridge";
     network.id = random_hex(32);
     network.bridge = kDefaultBridge;
-    // An existing slipway0 (a store made anew on a host that has one) keeps its subnet.
-    network.subnet = free_pool(others, socket);
-    network.gateway = network.subnet.base + 1;
+    // An existing slipway0 (another store in this namespace, or one made anew on a host that
+    // has it) keeps its subnet and gateway.
+    if (std::optional<Subnet> existing = detail::link_address(socket, kDefaultBridge)) {
+      network.gateway = existing->base;
+      network.subnet = {existing->base & existing->mask(), existing->prefix};
+    } else {
+      network.subnet = free_pool(others, socket);
+      network.gateway = network.subnet.base + 1;
+    }
     network.created = now_rfc3339();
     save_config(network);
     return network;
