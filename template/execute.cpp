@@ -241,7 +241,8 @@ class Executor {
           is_root = false;
           continue;
         }
-        if (has_args)
+        // docker ignores what a header cell cannot do: `.Label "x"` is the header's "LABEL".
+        if (has_args && !options_.header)
           fail(op.pos, op.text, name + " has arguments but cannot be invoked as function");
         Value next = *found;
         receiver = std::move(next);
