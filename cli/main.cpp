@@ -33,8 +33,12 @@ int main(int argc, char** argv) {
   cli::add_store_commands(app, context);
   cli::add_system_commands(app, context);
 
-  // docker -v: the version line, whatever follows.
-  if (argc >= 2 && (std::string(argv[1]) == "-v" || std::string(argv[1]) == "--version")) {
+  // docker -v: the version line, whatever follows (global options may come first).
+  int first = 1;
+  while (first < argc && std::string(argv[first]).rfind("--root", 0) == 0)
+    first += std::string(argv[first]) == "--root" ? 2 : 1;
+  if (first < argc &&
+      (std::string(argv[first]) == "-v" || std::string(argv[first]) == "--version")) {
     std::cout << "slipway version " << cli::slipway_version() << ", build " << cli::slipway_commit()
               << "\n";
     return 0;

@@ -13,8 +13,9 @@ namespace slipway::gotemplate {
 namespace {
 
 // Go parses a pipeline inside parentheses recursively; a bound keeps a hostile template (a
-// fuzzer's ten thousand "(") from exhausting the stack. Go's own bound has the same message.
-constexpr int kMaxDepth = 1000;
+// fuzzer's ten thousand "(" or {{if}}) from exhausting the stack (sanitizers make frames large).
+// Go's own bound has the same message.
+constexpr int kMaxDepth = 200;
 
 enum class Tok {
   text,
@@ -389,6 +390,12 @@ class Parser {
   }
 
   std::unique_ptr<Node> control(const std::string& word, size_t pos) {
+    // Nested blocks recurse here as parentheses do in term(): the same bound.
+    if (++depth_ > kMaxDepth) fail("max expression depth exceeded", pos);
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     auto node = std::make_unique<Node>();
     node->kind = word == "if"     ? Node::Kind::if_
                  : word == "with" ? Node::Kind::with

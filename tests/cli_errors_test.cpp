@@ -80,7 +80,7 @@ TEST_F(CliErrorsTest, BadTemplatesAndFilterKeys) {
   auto function = slipway({"images", "--format", "{{nosuch .ID}}"});
   EXPECT_EQ(function.err,
             "Error: template parsing error: template: :1: function \"nosuch\" not defined\n");
-  ASSERT_EQ(slipway({"create", "--name", "c", "busybox", "true"}).exit_code, 0);
+  ASSERT_EQ(slipway({"create", "--name", "box", "busybox", "true"}).exit_code, 0);
   auto field = slipway({"ps", "-a", "--format", "{{.Foo}}"});
   EXPECT_EQ(field.exit_code, 1);
   EXPECT_EQ(field.err,

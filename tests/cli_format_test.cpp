@@ -116,18 +116,18 @@ TEST_F(CliFormatTest, PsFilters) {
 TEST_F(CliFormatTest, PsLabelsFromTheImage) {
   ASSERT_EQ(build("FROM busybox\nLABEL tier=web com.example.vendor=ACME\n", "labelled").exit_code,
             0);
-  ASSERT_EQ(slipway({"create", "--name", "l", "labelled", "true"}).exit_code, 0);
+  ASSERT_EQ(slipway({"create", "--name", "lab", "labelled", "true"}).exit_code, 0);
   ASSERT_EQ(slipway({"create", "--name", "plain", "busybox", "true"}).exit_code, 0);
-  EXPECT_EQ(slipway({"ps", "-a", "-f", "label=tier", "--format", "{{.Names}}"}).out, "l\n");
-  EXPECT_EQ(slipway({"ps", "-a", "-f", "label=tier=web", "--format", "{{.Names}}"}).out, "l\n");
+  EXPECT_EQ(slipway({"ps", "-a", "-f", "label=tier", "--format", "{{.Names}}"}).out, "lab\n");
+  EXPECT_EQ(slipway({"ps", "-a", "-f", "label=tier=web", "--format", "{{.Names}}"}).out, "lab\n");
   EXPECT_EQ(slipway({"ps", "-a", "-f", "label=tier=db", "--format", "{{.Names}}"}).out, "");
-  EXPECT_EQ(slipway({"ps", "-a", "-f", "name=^/l$", "--format",
+  EXPECT_EQ(slipway({"ps", "-a", "-f", "name=^/lab$", "--format",
                      "{{.Label \"com.example.vendor\"}} {{.Labels}}"})
                 .out,
             "ACME com.example.vendor=ACME,tier=web\n");
   auto header = slipway(
-      {"ps", "-a", "-f", "name=^/l$", "--format", "table {{.Names}}\\t{{.Label \"tier\"}}"});
-  EXPECT_EQ(header.out, "NAMES     LABEL\nl         web\n");
+      {"ps", "-a", "-f", "name=^/lab$", "--format", "table {{.Names}}\\t{{.Label \"tier\"}}"});
+  EXPECT_EQ(header.out, "NAMES     LABEL\nlab       web\n");
 }
 
 TEST_F(CliFormatTest, ImagesFormatAndFilters) {
@@ -209,7 +209,7 @@ TEST_F(CliFormatTest, HistoryAndSystemDfFormat) {
   json images = json::parse(lines_of(df_json.out).at(0));
   for (const char* key : {"Active", "Reclaimable", "Size", "TotalCount", "Type"})
     EXPECT_TRUE(images.contains(key)) << key;
-  ASSERT_EQ(slipway({"create", "--name", "c", "app"}).exit_code, 0);
+  ASSERT_EQ(slipway({"create", "--name", "cc", "app"}).exit_code, 0);
   auto verbose = slipway({"system", "df", "-v"});
   ASSERT_EQ(verbose.exit_code, 0) << verbose.err;
   for (const char* line :

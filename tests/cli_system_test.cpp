@@ -133,10 +133,10 @@ TEST_F(CliPullTest, RunPullsAMissingImageWithDockersLines) {
   EXPECT_NE(always.err.find("1: Pulling from tools/bb"), std::string::npos) << always.err;
   EXPECT_EQ(always.err.find("Unable to find image"), std::string::npos);
   ScratchDir other;
-  auto created = run_slipway(other.path(), {"create", "--name", "c", name});
+  auto created = run_slipway(other.path(), {"create", "--name", "cc", name});
   EXPECT_EQ(created.exit_code, 0) << created.err;
   EXPECT_NE(created.err.find("Unable to find image '" + name + "' locally"), std::string::npos);
-  EXPECT_EQ(run_slipway(other.path(), {"rm", "c"}).exit_code, 0);
+  EXPECT_EQ(run_slipway(other.path(), {"rm", "cc"}).exit_code, 0);
   // A tag the registry lacks: the registry's answer, exit 125, nothing created.
   auto missing = run_slipway(fresh.path(), {"run", "--rm", registry.host() + "/tools/bb:2"});
   EXPECT_EQ(missing.exit_code, 125);

@@ -124,6 +124,9 @@ TEST(TemplateTest, GoParseErrors) {
   nested = "{{" + nested + "1";
   for (int i = 0; i < 2000; ++i) nested += ")";
   EXPECT_EQ(parse_error(nested + "}}"), "template: :1: max expression depth exceeded");
+  std::string blocks;
+  for (int i = 0; i < 5000; ++i) blocks += "{{if 1}}";
+  EXPECT_EQ(parse_error(blocks), "template: :1: max expression depth exceeded");
 }
 
 TEST(TemplateTest, GoExecutionErrors) {
