@@ -48,8 +48,9 @@ TEST_F(CliFormatTest, PsTableFormatFromTheTutorials) {
 
   // The default table when the format is "table".
   auto plain = slipway({"ps", "--format", "table"});
-  EXPECT_EQ(lines_of(plain.out)[0].rfind("CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS", 0),
-            0u)
+  EXPECT_TRUE(
+      std::regex_match(lines_of(plain.out)[0],
+                       std::regex("CONTAINER ID   IMAGE +COMMAND +CREATED +STATUS +PORTS +NAMES")))
       << plain.out;
 
   // json: one object a line, docker's keys.
@@ -195,7 +196,7 @@ TEST_F(CliFormatTest, HistoryAndSystemDfFormat) {
   ASSERT_EQ(history.exit_code, 0) << history.err;
   auto lines = lines_of(history.out);
   ASSERT_EQ(lines.size(), 2u) << history.out;
-  EXPECT_NE(lines[0].find("|/bin/sh -c echo one > /one"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("/bin/sh -c echo one > /one"), std::string::npos) << lines[0];
   auto table = slipway({"history", "--format", "table {{.ID}}\\t{{.Size}}", "app"});
   EXPECT_EQ(lines_of(table.out)[0], "IMAGE          SIZE") << table.out;
   auto raw = slipway({"history", "--human=false", "--format", "{{.Size}}", "app"});
