@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -44,6 +46,13 @@ void add_container_commands(CLI::App& app, CommandContext& context);
 
 // network create ls inspect rm connect disconnect prune
 void add_network_commands(CLI::App& app, CommandContext& context);
+// version info system prune, container prune, builder prune (cli/system_commands.cpp)
+void add_system_commands(CLI::App& app, CommandContext& context);
+
+// "0.1.0", the commit slipway was built from, and when (cli/version.cpp).
+std::string slipway_version();
+std::string slipway_commit();
+std::string slipway_build_time();
 
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);
@@ -55,6 +64,11 @@ void check_image_not_in_use(store::Store& store, const std::string& reference, b
 // runtime::parse_detach_keys for a command's --detach-keys: an invalid one is a StartError with
 // the `exit_code` the command gives errors before anything runs (run: 125, exec: 1).
 std::string parse_detach_keys_option(const std::string& spec, int exit_code);
+
+// The JSON `container inspect` prints for one container, or nullopt when there is no such
+// container (cli/container_commands.cpp).
+std::optional<nlohmann::json> inspect_container_json(store::Store& store,
+                                                     const std::string& reference);
 
 // IDs of the images containers (in any state) were created from.
 std::set<std::string> images_used_by_containers(store::Store& store);

@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/format.h"
+#include "cli/ps.h"
 #include "common/fs.h"
 #include "common/go_quote.h"
 #include "runtime/attach.h"
@@ -143,31 +144,14 @@ int show_ports(store::Store& store, const std::string& reference, const std::str
   return 0;
 }
 
-struct PsOptions {
-  bool all = false, quiet = false, no_trunc = false;
-};
-
 int list_containers(store::Store& store, const PsOptions& options) {
-  ContainerStore containers(store);
-  std::vector<std::vector<std::string>> rows;
-  if (!options.quiet)
-    rows.push_back({"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"});
-  for (const auto& record : containers.list()) {
-    if (!options.all && record.status != ContainerStatus::running) continue;
-    std::string id = options.no_trunc ? record.id : record.id.substr(0, 12);
-    if (options.quiet) {
-      std::cout << id << "\n";
-      continue;
-    }
-    std::string command;
-    for (const auto& arg : record.argv) command += (command.empty() ? "" : " ") + arg;
-    rows.push_back({id, image_column(store, record, options.no_trunc),
-                    go_quote(options.no_trunc ? command : ellipsis(command, 20)),
-                    time_ago(record.created), status_text(record), ports_column(record),
-                    record.name});
+  std::vector<PsRow> rows;
+  for (auto& record : ContainerStore(store).list()) {
+    std::string image = image_column(store, record, options.no_trunc);
+    std::string status = status_text(record), ports = ports_column(record);
+    rows.push_back({std::move(record), std::move(image), std::move(status), std::move(ports)});
   }
-  if (!options.quiet) print_table(rows);
-  return 0;
+  return print_containers(store, options, rows);
 }
 
 // Runs `action` on each container named, like docker: errors go to stderr one a line and make
@@ -392,18 +376,37 @@ int exec_command(store::Store& store, const ExecOptions& options, std::vector<st
 }
 
 // `container inspect`: the records, in docker inspect's shape, state checked first.
-int inspect_containers(store::Store& store, const std::vector<std::string>& references) {
-  ContainerStore containers(store);
-  json out = json::array();
+int inspect_containers(store::Store& store, const std::vector<std::string>& references,
+                       const std::string& format) {
+  std::vector<json> out;
   int status = for_each_container(references, [&](const std::string& reference) {
-    ContainerRecord record = containers.find(reference);
-    out.push_back(json::parse(read_file(containers.dir(record.id) / "config.json")));
+    auto found = inspect_container_json(store, reference);
+    if (!found) throw runtime::NoSuchContainer(reference);
+    out.push_back(std::move(*found));
   });
-  std::cout << out.dump(4) << "\n";
+  if (format.empty() || format == "json") {
+    std::cout << json(out).dump(4) << "\n";
+  } else {
+    // Parsed again in field order: templates print maps sorted, and json keeps the order.
+    std::vector<gotemplate::Value> values;
+    for (const auto& item : out) values.push_back(gotemplate::Value::parse(item.dump()));
+    print_each(format, values);
+  }
   return status;
 }
 
 }  // namespace
+
+std::optional<json> inspect_container_json(store::Store& store, const std::string& reference) {
+  ContainerStore containers(store);
+  ContainerRecord record;
+  try {
+    record = containers.find(reference);
+  } catch (const runtime::NoSuchContainer&) {
+    return std::nullopt;
+  }
+  return json::parse(read_file(containers.dir(record.id) / "config.json"));
+}
 
 CLI::App* container_group(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](const CLI::App* s) { return true; }))
@@ -473,9 +476,7 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
         parent->add_subcommand(top ? "ps" : "ls", "List containers")};
     if (!top) listings.push_back(parent->add_subcommand("ps", "List containers"));
     for (CLI::App* ps : listings) {
-      ps->add_flag("-a,--all", ps_options->all, "Show all containers (default shows just running)");
-      ps->add_flag("-q,--quiet", ps_options->quiet, "Only display container IDs");
-      ps->add_flag("--no-trunc", ps_options->no_trunc, "Don't truncate output");
+      add_ps_flags(ps, *ps_options);
       ps->callback([&context, ps_options] {
         context.action = [&context, ps_options] {
           return list_containers(context.store(), *ps_options);
@@ -519,6 +520,7 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
       std::string signal = "KILL";
       bool force = false;
       bool volumes = false;
+      std::string format;
     };
     auto args = std::make_shared<Arguments>();
 
@@ -572,10 +574,12 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
 
     if (!top) {
       auto* inspect = parent->add_subcommand("inspect", "Show the details of containers as JSON");
+      inspect->add_option("-f,--format", args->format,
+                          "Format output using a custom template: 'json' or a Go template");
       inspect->add_option("CONTAINER", args->containers)->required();
       inspect->callback([&context, args] {
         context.action = [&context, args] {
-          return inspect_containers(context.store(), args->containers);
+          return inspect_containers(context.store(), args->containers, args->format);
         };
       });
     }

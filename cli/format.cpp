@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "common/error.h"
+
 namespace slipway::cli {
 
 std::string human_duration(std::chrono::seconds elapsed) {
@@ -38,6 +40,19 @@ std::string human_size(double size) {
   return buffer;
 }
 
+std::string human_size4(uint64_t size) {
+  static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+  double value = static_cast<double>(size);
+  int unit = 0;
+  while (value >= 1000 && unit < 5) {
+    value /= 1000;
+    ++unit;
+  }
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.4g%s", value, kUnits[unit]);
+  return buffer;
+}
+
 std::string time_ago(const std::string& rfc3339) {
   std::tm tm{};
   if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "N/A";
@@ -45,6 +60,17 @@ std::string time_ago(const std::string& rfc3339) {
   auto elapsed =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - then);
   return human_duration(std::max(elapsed, std::chrono::seconds(0))) + " ago";
+}
+
+std::string go_local_time(const std::string& rfc3339) {
+  std::tm tm{};
+  if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "N/A";
+  std::time_t time = timegm(&tm);
+  std::tm local{};
+  localtime_r(&time, &local);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S %z %Z", &local);
+  return buffer;
 }
 
 namespace {
@@ -82,6 +108,31 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     }
     std::cout << line << "\n";
   }
+}
+
+void print_formatted(const std::string& format, const std::string& default_table,
+                     const gotemplate::Value& headers, const std::vector<gotemplate::Value>& rows,
+                     const gotemplate::ExecuteOptions& options, const std::string& prefix) {
+  std::string text;
+  try {
+    gotemplate::RowFormatter formatter(format, default_table, headers, options);
+    text = formatter.render(rows);
+  } catch (const gotemplate::TemplateError& e) {
+    throw Error(prefix + ": " + e.what());
+  }
+  std::cout << text;
+}
+
+void print_each(const std::string& format, const std::vector<gotemplate::Value>& values,
+                const std::string& prefix) {
+  std::string text;
+  try {
+    auto parsed = gotemplate::Template::parse(format);  // docker keeps \\t and \\n here
+    for (const auto& value : values) text += parsed.execute(value) + "\n";
+  } catch (const gotemplate::TemplateError& e) {
+    throw Error(prefix + ": " + e.what());
+  }
+  std::cout << text;
 }
 
 }  // namespace slipway::cli

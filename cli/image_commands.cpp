@@ -1,12 +1,16 @@
 // slipway import, images, inspect, tag
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "builder/builder.h"
 #include "cli/commands.h"
+#include "cli/filters.h"
 #include "cli/format.h"
 #include "store/digest.h"
 
@@ -34,122 +38,54 @@ int import_image(store::Store& store, const std::string& tarball, const std::str
   return 0;
 }
 
-// ---- a subset of docker's Go templates for --format: {{.Field}} placeholders, `table` prefix,
-// \t and \n escapes.
-class RowTemplate {
- public:
-  RowTemplate(std::string format, const std::map<std::string, std::string>& headers) {
-    if (format.rfind("table", 0) == 0) {
-      table_ = true;
-      format.erase(0, 5);
-    }
-    size_t first = format.find_first_not_of(' ');
-    size_t last = format.find_last_not_of(' ');
-    format = first == std::string::npos ? "" : format.substr(first, last - first + 1);
-    for (size_t at = 0; (at = format.find('\\', at)) != std::string::npos; ++at) {
-      if (at + 1 < format.size() && (format[at + 1] == 't' || format[at + 1] == 'n'))
-        format.replace(at, 2, format[at + 1] == 't' ? "\t" : "\n");
-    }
-    std::string known;
-    for (const auto& [field, header] : headers) known += " ." + field;
-    size_t pos = 0;
-    while (pos < format.size()) {
-      size_t open = format.find("{{", pos);
-      if (open == std::string::npos) {
-        parts_.push_back({false, format.substr(pos)});
-        break;
-      }
-      if (open > pos) parts_.push_back({false, format.substr(pos, open - pos)});
-      size_t close = format.find("}}", open);
-      if (close == std::string::npos)
-        throw Error("invalid --format template \"" + format + "\": unclosed \"{{\"");
-      std::string action = format.substr(open + 2, close - open - 2);
-      action.erase(0, action.find_first_not_of(' '));
-      action.erase(action.find_last_not_of(' ') + 1);
-      if (action.empty() || action[0] != '.' || !headers.count(action.substr(1)))
-        throw Error("invalid --format template: unknown field \"" + action + "\" (known:" + known +
-                    ")");
-      parts_.push_back({true, action.substr(1)});
-      pos = close + 2;
-    }
-    headers_ = headers;
-  }
-
-  bool table() const { return table_; }
-  std::string header() const {
-    std::string out;
-    for (const auto& part : parts_) out += part.field ? headers_.at(part.text) : part.text;
-    return out;
-  }
-  std::string render(const std::map<std::string, std::string>& values) const {
-    std::string out;
-    for (const auto& part : parts_) out += part.field ? values.at(part.text) : part.text;
-    return out;
-  }
-
- private:
-  struct Part {
-    bool field;
-    std::string text;
-  };
-  bool table_ = false;
-  std::vector<Part> parts_;
-  std::map<std::string, std::string> headers_;
-};
-
-// Prints rendered lines: a table is split at tabs and aligned like docker's tabwriter.
-void print_rendered(const RowTemplate& row_template, const std::vector<std::string>& lines) {
-  if (!row_template.table()) {
-    for (const auto& line : lines) std::cout << line << "\n";
-    return;
-  }
-  std::vector<std::vector<std::string>> rows;
-  auto split = [&](const std::string& line) {
-    std::vector<std::string> cells;
-    size_t start = 0;
-    for (size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
-      cells.push_back(line.substr(start, tab - start));
-    cells.push_back(line.substr(start));
-    rows.push_back(std::move(cells));
-  };
-  split(row_template.header());
-  for (const auto& line : lines) split(line);
-  print_table(rows);
-}
-
-std::string created_at(const std::string& rfc3339) {
-  std::tm tm{};
-  if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return "N/A";
-  std::time_t time = timegm(&tm);
-  std::tm local{};
-  localtime_r(&time, &local);
-  char buffer[64];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S %z %Z", &local);
-  return buffer;
-}
-
 struct ImagesOptions {
   bool all = false, quiet = false, no_trunc = false, digests = false;
   std::string format;
-  std::string filter;  // NAME[:TAG]
+  std::string filter;                // NAME[:TAG]
+  std::vector<std::string> filters;  // --filter KEY=VALUE
 };
 
+// The name docker shows for a repository: without docker.io/library/.
+std::string familiar_name(const std::string& repository) {
+  for (const char* prefix : {"docker.io/library/", "docker.io/"})
+    if (repository.rfind(prefix, 0) == 0) return repository.substr(std::string(prefix).size());
+  return repository;
+}
+
 int list_images(const store::Store& store, const ImagesOptions& options) {
-  const std::map<std::string, std::string> headers = {{"Repository", "REPOSITORY"},
-                                                      {"Tag", "TAG"},
-                                                      {"ID", "IMAGE ID"},
-                                                      {"Digest", "DIGEST"},
-                                                      {"CreatedSince", "CREATED"},
-                                                      {"CreatedAt", "CREATED AT"},
-                                                      {"Size", "SIZE"}};
-  std::string format = options.format;
-  if (format.empty() || format == "table") {
-    format = options.quiet ? "{{.ID}}"
-                           : std::string("table {{.Repository}}\t{{.Tag}}\t") +
-                                 (options.digests ? "{{.Digest}}\t" : "") +
-                                 "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+  const gotemplate::Value headers = {{"Containers", "CONTAINERS"},
+                                     {"CreatedAt", "CREATED AT"},
+                                     {"CreatedSince", "CREATED"},
+                                     {"Digest", "DIGEST"},
+                                     {"ID", "IMAGE ID"},
+                                     {"Repository", "REPOSITORY"},
+                                     {"SharedSize", "SHARED SIZE"},
+                                     {"Size", "SIZE"},
+                                     {"Tag", "TAG"},
+                                     {"UniqueSize", "UNIQUE SIZE"},
+                                     {"VirtualSize", "VIRTUAL SIZE"}};
+  std::string default_table = std::string("table {{.Repository}}\t{{.Tag}}\t") +
+                              (options.digests ? "{{.Digest}}\t" : "") +
+                              "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+  std::string format = options.quiet ? "{{.ID}}" : options.format;
+
+  Filters filters(options.filters,
+                  {"before", "dangling", "label", "label!", "reference", "since", "until"});
+  bool dangling_only = false;
+  for (const auto& value : filters.values("dangling")) {
+    if (value != "true" && value != "false" && value != "1" && value != "0")
+      throw Error("invalid filter 'dangling=[" + value + "]'");
+    dangling_only = value == "true" || value == "1";
   }
-  RowTemplate row_template(format, headers);
+  auto created_of = [&](const std::string& key) {
+    std::string created;
+    for (const auto& value : filters.values(key))
+      created = store.find_image(value).config.value("created", "");
+    return created;
+  };
+  std::string before = created_of("before"), since = created_of("since");
+  std::optional<std::chrono::system_clock::time_point> until;
+  for (const auto& value : filters.values("until")) until = parse_until(value);
 
   std::string filter_repo, filter_tag;
   if (!options.filter.empty()) {
@@ -169,11 +105,19 @@ int list_images(const store::Store& store, const ImagesOptions& options) {
     named_ids.insert(named.image.id);
     rows.push_back({named.repository, named.tag, std::move(named.image)});
   }
-  if (options.all && options.filter.empty()) {
+  // Unnamed images: with -a every intermediate; with dangling=true those no other image is
+  // built on (docker's dangling images).
+  if ((options.all || dangling_only) && options.filter.empty()) {
     std::set<std::string> seen = named_ids;
+    std::vector<store::Image> unnamed;
     for (auto& entry : store.list_cache())
-      if (seen.insert(entry.image.id).second)
-        rows.push_back({"<none>", "<none>", std::move(entry.image)});
+      if (seen.insert(entry.image.id).second) unnamed.push_back(std::move(entry.image));
+    std::set<std::string> parents;
+    if (dangling_only)
+      for (const auto& image : store.all_images()) parents.insert(store.parent_id(image));
+    for (auto& image : unnamed)
+      if (!dangling_only || !parents.count(image.id))
+        rows.push_back({"<none>", "<none>", std::move(image)});
   }
   std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
     std::string ca = a.image.config.value("created", ""), cb = b.image.config.value("created", "");
@@ -181,27 +125,50 @@ int list_images(const store::Store& store, const ImagesOptions& options) {
     return std::tie(a.repository, a.tag) < std::tie(b.repository, b.tag);
   });
 
-  std::vector<std::string> lines;
+  std::vector<gotemplate::Value> values;
   for (const auto& row : rows) {
     if (!filter_repo.empty() &&
         (row.repository != filter_repo || (!filter_tag.empty() && row.tag != filter_tag)))
       continue;
+    bool dangling = row.repository == "<none>";
+    if (filters.has("dangling") && dangling != dangling_only) continue;
+    if (filters.has("reference")) {
+      std::string name = familiar_name(row.repository);
+      bool any = false;
+      for (const auto& pattern : filters.values("reference"))
+        any = any ||
+              (!dangling && (fnmatch(pattern.c_str(), name.c_str(), 0) == 0 ||
+                             fnmatch(pattern.c_str(), (name + ":" + row.tag).c_str(), 0) == 0));
+      if (!any) continue;
+    }
+    std::string created = row.image.config.value("created", "");
+    if (!filters.labels_match(
+            row.image.config.value("config", json::object()).value("Labels", json())))
+      continue;
+    if (!before.empty() && !(created < before)) continue;
+    if (!since.empty() && !(since < created)) continue;
+    if (until && !(parse_rfc3339(created) < *until)) continue;
     std::string digest = "<none>";
     for (const auto& repo_digest : store.repo_digests(row.image.id))
       if (repo_digest.rfind(row.repository + "@", 0) == 0)
         digest = repo_digest.substr(row.repository.size() + 1);
-    std::string created = row.image.config.value("created", "");
-    std::map<std::string, std::string> values = {
-        {"Repository", row.repository},
-        {"Tag", row.tag},
-        {"ID", options.no_trunc ? row.image.id : store::digest_hex(row.image.id).substr(0, 12)},
-        {"Digest", digest},
+    std::string size = human_size(static_cast<double>(store.image_size(row.image)));
+    values.push_back(gotemplate::Value{
+        {"Containers", "N/A"},
+        {"CreatedAt", go_local_time(created)},
         {"CreatedSince", time_ago(created)},
-        {"CreatedAt", created_at(created)},
-        {"Size", human_size(static_cast<double>(store.image_size(row.image)))}};
-    lines.push_back(row_template.render(values));
+        {"Digest", digest},
+        {"ID", options.no_trunc ? row.image.id : store::digest_hex(row.image.id).substr(0, 12)},
+        {"Repository", row.repository},
+        {"SharedSize", "N/A"},
+        {"Size", size},
+        {"Tag", row.tag},
+        {"UniqueSize", "N/A"},
+        {"VirtualSize", size}});
   }
-  print_rendered(row_template, lines);
+  gotemplate::ExecuteOptions exec;
+  exec.type_name = "*formatter.ImageContext";
+  print_formatted(format, default_table, headers, values, exec);
   return 0;
 }
 
@@ -229,14 +196,23 @@ ordered_json docker_config(const json& oci) {
   return config;
 }
 
-int inspect_images(const store::Store& store, const std::vector<std::string>& references) {
+// `inspect` (images, then containers when `containers`), `image inspect`: docker's JSON, or each
+// object through --format.
+int inspect_images(store::Store& store, const std::vector<std::string>& references,
+                   const std::string& format, bool containers) {
   ordered_json out = ordered_json::array();
   std::vector<std::string> errors;
   auto named_images = store.list_images();
   for (const auto& reference : references) {
     auto found = store.try_find_image(reference);
+    if (!found && containers) {
+      if (auto container = inspect_container_json(store, reference)) {
+        out.push_back(ordered_json::parse(container->dump()));
+        continue;
+      }
+    }
     if (!found) {
-      errors.push_back("no such image: " + reference);
+      errors.push_back(containers ? "No such object: " + reference : "no such image: " + reference);
       continue;
     }
     const store::Image& image = *found;
@@ -279,7 +255,10 @@ int inspect_images(const store::Store& store, const std::vector<std::string>& re
         {"LastTagTime", last_tag_time.empty() ? "0001-01-01T00:00:00Z" : last_tag_time}};
     out.push_back(std::move(item));
   }
-  std::cout << out.dump(4) << "\n";
+  if (format.empty() || format == "json")
+    std::cout << out.dump(4) << "\n";
+  else
+    print_each(format, std::vector<gotemplate::Value>(out.begin(), out.end()));
   if (errors.empty()) return 0;
   std::cout.flush();
   for (const auto& error : errors) std::cerr << "Error: " << error << "\n";
@@ -294,6 +273,7 @@ void add_image_commands(CLI::App& app, CommandContext& context) {
     ImagesOptions images;
     std::vector<std::string> references;
     std::string source, target;
+    std::string inspect_format;
   };
   auto args = std::make_shared<Arguments>();
 
@@ -317,17 +297,38 @@ images->add_flag("-a,--all", args->images.all, "Show all images (intermediates t
 images->add_flag("-q,--quiet", args->images.quiet, "Only show image IDs");
 images->add_flag("--no-trunc", args->images.no_trunc, "Don't truncate output");
 images->add_flag("--digests", args->images.digests, "Show digests");
-images->add_option("--format", args->images.format, "Format output using a Go template");
+images
+    ->add_option("-f,--filter", args->images.filters, "Filter output based on conditions provided")
+    ->allow_extra_args(false);
+images->add_option("--format", args->images.format,
+                   "Format output using a custom template: 'table', 'table TEMPLATE', 'json' or "
+                   "'TEMPLATE'");
 images->add_option("REPOSITORY", args->images.filter, "Only images of REPOSITORY[:TAG]");
 images->callback([&context, args] {
   context.action = [&context, args] { return list_images(context.store(), args->images); };
 });
 
-auto* inspect = app.add_subcommand("inspect", "Show the details of images as JSON");
-inspect->add_option("IMAGE", args->references)->required();
-inspect->callback([&context, args] {
-  context.action = [&context, args] { return inspect_images(context.store(), args->references); };
-});
+CLI::App* image_group = nullptr;
+for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+  if (sub->get_name() == "image") image_group = sub;
+if (!image_group) {
+  image_group = app.add_subcommand("image", "Manage images");
+  image_group->require_subcommand(1);
+}
+for (CLI::App* parent : {&app, image_group}) {
+  bool top = parent == &app;
+  auto* inspect = parent->add_subcommand(
+      "inspect", top ? "Return low-level information on images and containers"
+                     : "Display detailed information on one or more images");
+  inspect->add_option("-f,--format", args->inspect_format,
+                      "Format output using a custom template: 'json' or a Go template");
+  inspect->add_option(top ? "NAME" : "IMAGE", args->references)->required();
+  inspect->callback([&context, args, top] {
+    context.action = [&context, args, top] {
+      return inspect_images(context.store(), args->references, args->inspect_format, top);
+    };
+  });
+}
 
 auto* tag = app.add_subcommand("tag", "Give an image another name");
 tag->add_option("SOURCE", args->source)->required();

@@ -4,6 +4,7 @@
 
 #include "builder/builder.h"
 #include "cli/commands.h"
+#include "cli/help.h"
 #include "runtime/runtime.h"
 
 namespace slipway::cli {
@@ -19,8 +20,10 @@ int main(int argc, char** argv) {
   using namespace slipway;
   CLI::App app{"slipway: build, store, run and ship container images", "slipway"};
   app.require_subcommand(1);
+  app.formatter(cli::docker_help_formatter());  // copied into every subcommand added below
   cli::CommandContext context;
   app.add_option("--root", context.root, "Store root (default $SLIPWAY_ROOT or /var/lib/slipway)");
+  app.add_flag("-v,--version", "Print version information and quit");  // answered below
   cli::add_build_commands(app, context);
   cli::add_image_commands(app, context);
   cli::add_run_commands(app, context);
@@ -29,7 +32,18 @@ int main(int argc, char** argv) {
   cli::add_registry_commands(app, context);
   cli::add_store_commands(app, context);
   cli::add_network_commands(app, context);
+  cli::add_system_commands(app, context);
 
+  // docker -v: the version line, whatever follows (global options may come first).
+  int first = 1;
+  while (first < argc && std::string(argv[first]).rfind("--root", 0) == 0)
+    first += std::string(argv[first]) == "--root" ? 2 : 1;
+  if (first < argc &&
+      (std::string(argv[first]) == "-v" || std::string(argv[first]) == "--version")) {
+    std::cout << "slipway version " << cli::slipway_version() << ", build " << cli::slipway_commit()
+              << "\n";
+    return 0;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -50,8 +64,7 @@ int main(int argc, char** argv) {
       }
       break;
     }
-    int code = app.exit(e);
-    return code == 0 ? 0 : 1;
+    return cli::report_parse_error(app, e, argc, argv);
   }
 
   // Progress goes to stdout and errors to stderr: flush the one before writing the other, so
@@ -62,6 +75,9 @@ int main(int argc, char** argv) {
   };
   try {
     return context.action ? context.action() : 0;
+  } catch (const cli::UsageError& e) {
+    report(e.what());  // docker's words, with "See 'slipway run --help'."
+    return e.exit_code();
   } catch (const builder::BuildError& e) {
     report(e.what());  // already in docker's words, with the Dockerfile position
     return e.exit_code();

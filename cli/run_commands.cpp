@@ -1,9 +1,13 @@
 // slipway run, create (also as `container run`, `container create`)
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
+#include "cli/help.h"
+#include "registry/registry.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
 #include "store/reference.h"
@@ -25,6 +29,7 @@ struct RunOptions {
   std::vector<std::string> publish;
   bool publish_all = false;
   std::string detach_keys;
+  std::string pull = "missing";  // --pull: missing, always or never
 };
 
 // The network flags besides --network; one value each, so that none swallows the image after it.
@@ -51,14 +56,45 @@ std::string environment_entry(const std::string& option) {
   return option + "=" + (value ? value : "");
 }
 
+// docker's --pull for run and create: a missing image is pulled first ("missing"), every time
+// ("always"), or never. Progress goes to stderr, as docker's does, so that stdout is the
+// container's.
+std::optional<store::Image> pull_if_needed(store::Store& store, const std::string& reference,
+                                           const std::string& policy) {
+  if (policy != "missing" && policy != "always" && policy != "never")
+    throw Error("invalid pull option: '" + policy +
+                "': must be one of \"always\", \"missing\" or \"never\"");
+  auto image = store.try_find_image(reference);
+  if (policy == "never" || (image && policy == "missing")) return image;
+  registry::Reference ref = registry::Reference::parse(reference);
+  std::cout.flush();
+  if (!image) std::cerr << "Unable to find image '" << ref.familiar_string() << "' locally\n";
+  registry::Options options;
+  struct winsize size {};
+  if (::isatty(STDERR_FILENO) && ::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0)
+    options.terminal_columns = size.ws_col;
+  registry::pull(store, ref, options, std::cerr);
+  std::cerr.flush();
+  return store.try_find_image(ref.familiar_string());
+}
+
 // IMAGE [COMMAND...] and the options into a container record.
 runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
                                           const RunOptions& options, std::vector<std::string> args,
                                           const char* command) {
+  std::string path = std::string("slipway ") + command;
   if (args.empty())
-    throw Error(std::string("\"slipway ") + command +
-                "\" requires at least 1 argument: IMAGE [COMMAND...]");
-  auto image = containers.image_store().try_find_image(args.front());
+    throw UsageError("\"" + path + "\" requires at least 1 argument.\nSee '" + path +
+                         " --help'.\n\nUsage:  " + path +
+                         " [OPTIONS] IMAGE [COMMAND] [ARG...]\n\n" +
+                         (std::string(command) == "run" ? "Run a command in a new container"
+                                                        : "Create a new container"),
+                     125);
+  // Flags end at the image name; a flag slipway does not know stops there too, and is an error
+  // rather than an image name.
+  if (args.front().size() > 1 && args.front()[0] == '-')
+    throw UsageError(unknown_flag_message(args.front(), path), 125);
+  auto image = pull_if_needed(containers.image_store(), args.front(), options.pull);
   if (!image) throw Error("no such image: " + args.front());
   runtime::ContainerOptions container;
   container.name = options.name;
@@ -95,6 +131,8 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
     record = create_container(containers, options, std::move(args), "run");
   } catch (const runtime::StartError&) {
     throw;
+  } catch (const UsageError&) {
+    throw;
   } catch (const std::exception& e) {
     // Like docker, failures before the container's process starts exit with 125, so scripts
     // can tell them from the command's own exit codes.
@@ -112,7 +150,17 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
 
 int create_only(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
   runtime::ContainerStore containers(store);
-  std::cout << create_container(containers, options, std::move(args), "create").id << "\n";
+  runtime::ContainerRecord record;
+  try {
+    record = create_container(containers, options, std::move(args), "create");
+  } catch (const runtime::StartError&) {
+    throw;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw runtime::StartError(e.what(), 125);  // docker create's own errors exit 125, as run's
+  }
+  std::cout << record.id << "\n";
   return 0;
 }
 
@@ -136,6 +184,8 @@ void add_container_options(CLI::App* command, RunOptions& options) {
       ->allow_extra_args(false);
   command->add_flag("-P,--publish-all", options.publish_all,
                     "Publish all exposed ports to random host ports");
+  command->add_option("--pull", options.pull,
+                      "Pull image before running (\"always\", \"missing\", \"never\")");
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }

@@ -5,32 +5,20 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/go_quote.h"
 #include "runtime/containers.h"
 #include "store/digest.h"
 
 namespace slipway::cli {
 namespace {
 namespace fs = std::filesystem;
-
-// units.HumanSize: like human_size but with four significant digits (docker's `system df`).
-std::string human_size4(uint64_t size) {
-  static const char* kUnits[] = {"B", "kB", "MB", "GB", "TB", "PB"};
-  double value = static_cast<double>(size);
-  int unit = 0;
-  while (value >= 1000 && unit < 5) {
-    value /= 1000;
-    ++unit;
-  }
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.4g%s", value, kUnits[unit]);
-  return buffer;
-}
 
 int remove_images(store::Store& store, const std::vector<std::string>& references, bool force) {
   int status = 0;
@@ -51,29 +39,40 @@ int remove_images(store::Store& store, const std::vector<std::string>& reference
 
 struct HistoryOptions {
   std::string image;
-  bool no_trunc = false, quiet = false;
+  bool no_trunc = false, quiet = false, human = true;
+  std::string format;
 };
 
 int show_history(store::Store& store, const HistoryOptions& options) {
   store::Image image = store.find_image(options.image);
-  std::vector<std::vector<std::string>> rows;
-  if (!options.quiet) rows.push_back({"IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"});
+  std::vector<gotemplate::Value> rows;
   for (const auto& entry : store.history(image)) {
     std::string id = entry.image_id.empty() ? "<missing>"
                      : options.no_trunc     ? entry.image_id
                                             : store::digest_hex(entry.image_id).substr(0, 12);
-    if (options.quiet) {
-      rows.push_back({id});
-      continue;
-    }
     std::string created_by = entry.created_by;
     for (auto& c : created_by)
       if (c == '\t' || c == '\n') c = ' ';
     if (!options.no_trunc) created_by = ellipsis(created_by, 45);
-    rows.push_back({id, time_ago(entry.created), created_by,
-                    human_size(static_cast<double>(entry.size)), entry.comment});
+    rows.push_back({{"Comment", entry.comment},
+                    {"CreatedAt", options.human ? go_local_time(entry.created) : entry.created},
+                    {"CreatedBy", created_by},
+                    {"CreatedSince", options.human ? time_ago(entry.created) : entry.created},
+                    {"ID", id},
+                    {"Size", options.human ? human_size(static_cast<double>(entry.size))
+                                           : std::to_string(entry.size)}});
   }
-  print_table(rows);
+  gotemplate::ExecuteOptions exec;
+  exec.type_name = "*formatter.historyContext";
+  print_formatted(options.quiet ? "{{.ID}}" : options.format,
+                  "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+                  {{"Comment", "COMMENT"},
+                   {"CreatedAt", "CREATED AT"},
+                   {"CreatedBy", "CREATED BY"},
+                   {"CreatedSince", "CREATED"},
+                   {"ID", "IMAGE"},
+                   {"Size", "SIZE"}},
+                  rows, exec);
   return 0;
 }
 
@@ -177,7 +176,7 @@ std::string with_percentage(uint64_t reclaimable, uint64_t total) {
   return text;
 }
 
-int disk_usage(store::Store& store) {
+int disk_usage(store::Store& store, const std::string& format, bool verbose) {
   store::DiskUsage usage = store.disk_usage();
   // Images a container uses are active: only the layers no container needs can be reclaimed.
   std::set<std::string> used = images_used_by_containers(store), active_ids, active_chains;
@@ -203,14 +202,79 @@ int disk_usage(store::Store& store) {
     else
       containers_reclaimable += size;
   }
-  print_table(
-      {{"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"},
-       {"Images", std::to_string(usage.images), std::to_string(active_ids.size()),
-        human_size4(usage.images_size), images_reclaimable},
-       {"Containers", std::to_string(records.size()), std::to_string(running),
-        human_size4(containers_size), with_percentage(containers_reclaimable, containers_size)},
-       {"Build Cache", std::to_string(usage.cache_entries), "0", human_size4(usage.cache_size),
-        human_size4(usage.cache_size)}});
+  auto row = [](const std::string& type, size_t total, size_t active, uint64_t size,
+                const std::string& reclaimable) {
+    return gotemplate::Value{{"Active", std::to_string(active)},
+                             {"Reclaimable", reclaimable},
+                             {"Size", human_size4(size)},
+                             {"TotalCount", std::to_string(total)},
+                             {"Type", type}};
+  };
+  // The volumes subsystem adds its "Local Volumes" row here (docker lists it before Build Cache).
+  std::vector<gotemplate::Value> rows = {
+      row("Images", usage.images, active_ids.size(), usage.images_size, images_reclaimable),
+      row("Containers", records.size(), running, containers_size,
+          with_percentage(containers_reclaimable, containers_size)),
+      row("Build Cache", usage.cache_entries, 0, usage.cache_size, human_size4(usage.cache_size))};
+  const gotemplate::Value headers = {{"Active", "ACTIVE"},
+                                     {"Reclaimable", "RECLAIMABLE"},
+                                     {"Size", "SIZE"},
+                                     {"TotalCount", "TOTAL"},
+                                     {"Type", "TYPE"}};
+  gotemplate::ExecuteOptions exec;
+  exec.type_name = "*formatter.diskUsageImagesContext";
+  if (!verbose) {
+    print_formatted(format,
+                    "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                    headers, rows, exec);
+    return 0;
+  }
+  // -v: docker's sections, each a table of its own.
+  std::vector<std::vector<std::string>> images = {{"REPOSITORY", "TAG", "IMAGE ID", "CREATED",
+                                                   "SIZE", "SHARED SIZE", "UNIQUE SIZE",
+                                                   "CONTAINERS"}};
+  std::map<std::string, size_t> layer_users;  // chain ID -> named images using it
+  auto named = store.list_images();
+  for (const auto& image : named)
+    for (const auto& chain : image.image.chain_ids()) ++layer_users[chain];
+  for (const auto& image : named) {
+    uint64_t shared = 0, unique = 0;
+    for (const auto& chain : image.image.chain_ids())
+      (layer_users[chain] > 1 ? shared : unique) += store.layer_size(chain);
+    size_t users = 0;
+    for (const auto& record : records) users += record.image_id == image.image.id;
+    std::string created = image.image.config.value("created", "");
+    images.push_back({image.repository, image.tag, store::digest_hex(image.image.id).substr(0, 12),
+                      time_ago(created), human_size(static_cast<double>(shared + unique)),
+                      human_size(static_cast<double>(shared)),
+                      human_size(static_cast<double>(unique)), std::to_string(users)});
+  }
+  std::cout << "Images space usage:\n\n";
+  print_table(images);
+  std::vector<std::vector<std::string>> container_rows = {
+      {"CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"}};
+  for (const auto& record : records) {
+    std::string command;
+    for (const auto& arg : record.argv) command += (command.empty() ? "" : " ") + arg;
+    container_rows.push_back(
+        {record.id.substr(0, 12), record.image, go_quote(ellipsis(command, 20)), "0",
+         human_size(static_cast<double>(containers.writable_size(record.id))),
+         time_ago(record.created), std::string(runtime::status_name(record.status)), record.name});
+  }
+  std::cout << "\nContainers space usage:\n\n";
+  print_table(container_rows);
+  std::cout << "\nLocal Volumes space usage:\n\n";
+  print_table({{"VOLUME NAME", "LINKS", "SIZE"}});
+  std::cout << "\nBuild cache usage: " << human_size4(usage.cache_size) << "\n\n";
+  std::vector<std::vector<std::string>> cache = {
+      {"CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"}};
+  for (const auto& entry : store.list_cache()) {
+    std::string created = entry.image.config.value("created", "");
+    cache.push_back({store::digest_hex(entry.key).substr(0, 12), "regular",
+                     human_size(static_cast<double>(store.image_size(entry.image))),
+                     time_ago(created), time_ago(created), "1", "false"});
+  }
+  print_table(cache);
   return 0;
 }
 
@@ -225,12 +289,19 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
     std::string input;
     bool quiet = false;
     bool all = false;
+    std::string df_format;
+    bool df_verbose = false;
   };
   auto args = std::make_shared<Arguments>();
 
   // Each command is added at the top level and, like docker, under `image`.
-  auto* image = app.add_subcommand("image", "Manage images");
-  image->require_subcommand(1);
+  CLI::App* image = nullptr;  // also made by add_image_commands, whichever runs first
+  for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (sub->get_name() == "image") image = sub;
+  if (!image) {
+    image = app.add_subcommand("image", "Manage images");
+    image->require_subcommand(1);
+  }
 
   for (CLI::App* parent : {&app, image}) {
     bool top = parent == &app;
@@ -246,6 +317,11 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
     auto* history = parent->add_subcommand("history", "Show the history of an image");
     history->add_flag("--no-trunc", args->history.no_trunc, "Don't truncate output");
     history->add_flag("-q,--quiet", args->history.quiet, "Only show image IDs");
+    history->add_flag("-H,--human,!--no-human", args->history.human,
+                      "Print sizes and dates in human readable format (default true)");
+    history->add_option("--format", args->history.format,
+                        "Format output using a custom template: 'table', 'table TEMPLATE', "
+                        "'json' or 'TEMPLATE'");
     history->add_option("IMAGE", args->history.image)->required();
     history->callback([&context, args] {
       context.action = [&context, args] { return show_history(context.store(), args->history); };
@@ -280,8 +356,16 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
 
   auto* system = app.add_subcommand("system", "Manage slipway");
   system->require_subcommand(1);
-  auto* df = system->add_subcommand("df", "Show disk usage");
-  df->callback([&context] { context.action = [&context] { return disk_usage(context.store()); }; });
+  auto* df = system->add_subcommand("df", "Show docker disk usage");
+  df->add_option("--format", args->df_format,
+                 "Format output using a custom template: 'table', 'table TEMPLATE', 'json' or "
+                 "'TEMPLATE'");
+  df->add_flag("-v,--verbose", args->df_verbose, "Show detailed information on space usage");
+  df->callback([&context, args] {
+    context.action = [&context, args] {
+      return disk_usage(context.store(), args->df_format, args->df_verbose);
+    };
+  });
 }
 
 }  // namespace slipway::cli

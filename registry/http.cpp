@@ -272,9 +272,12 @@ HttpResponse HttpConnection::perform(const HttpRequest& request) {
       check(curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob), "CA bundle");
     }
   }
-  // Larger buffers than curl's 16/64 KiB defaults: fewer callbacks and syscalls per blob.
-  check(curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L << 10), "receive buffer");
-  check(curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10), "upload buffer");
+  // Larger buffers than curl's 16/64 KiB defaults: fewer callbacks and syscalls per blob. libcurl
+  // refuses to resize a buffer an earlier (failed) transfer on this handle left allocated; the
+  // transfer then runs with the buffer it has, and the retry reports the real cause (an
+  // unresolvable host, a refused connection) rather than this.
+  (void)curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L << 10);
+  (void)curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10);
   check(curl_easy_setopt(easy, CURLOPT_USERAGENT, "slipway/0.1"), "user agent");
   check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "header callback");
   check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer), "header data");

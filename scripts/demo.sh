@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job on local defaults: install what is missing, build slipway, make a busybox base
-# image, build the example image from testdata/classic, and run it.
+# The main job on local defaults: install what is missing, build slipway (only the binary: the
+# tests are built by scripts/test.sh), make a busybox base image, build the example image from
+# testdata/classic, and run it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh slipway
 slipway=build/cli/slipway
 rootfs=$(mktemp -d)/busybox-rootfs.tar
 trap 'rm -rf "$(dirname "$rootfs")"' EXIT

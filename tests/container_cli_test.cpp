@@ -96,13 +96,13 @@ TEST_F(ContainerCliTest, GeneratedNamesAreUniqueAndNamesCannotBeTakenTwice) {
 
   ASSERT_EQ(slipway({"create", "--name", "taken", "busybox", "true"}).exit_code, 0);
   auto again = slipway({"create", "--name", "taken", "busybox", "true"});
-  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.exit_code, 125);  // docker create's own errors
   EXPECT_NE(again.err.find("Conflict. The container name \"/taken\" is already in use"),
             std::string::npos)
       << again.err;
 
   auto bad = slipway({"create", "--name", "no spaces!", "busybox", "true"});
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.err,
             "Error: Invalid container name (no spaces!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are "
             "allowed\n");

@@ -145,7 +145,9 @@ TEST_F(ImageCliTest, ImagesFlagsFormatAndFilter) {
   auto bad_field = slipway({"images", "--format", "{{.Nope}}"});
   EXPECT_EQ(bad_field.exit_code, 1);
   EXPECT_EQ(lines_of(bad_field.err).size(), 1u);
-  EXPECT_NE(bad_field.err.find("unknown field \".Nope\""), std::string::npos) << bad_field.err;
+  EXPECT_EQ(bad_field.err,
+            "Error: template parsing error: template: :1:2: executing \"\" at <.Nope>: can't "
+            "evaluate field Nope in type *formatter.ImageContext\n");
   auto unclosed = slipway({"images", "--format", "{{.ID"});
   EXPECT_EQ(unclosed.exit_code, 1);
   EXPECT_NE(unclosed.err.find("unclosed"), std::string::npos) << unclosed.err;
@@ -306,7 +308,7 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
       3);  // busybox's manifest, config and layer
   EXPECT_TRUE(fs::is_empty(root() / "cache"));
   EXPECT_EQ(slipway({"run", "--rm", "busybox", "echo", "ok"}).out, "ok\n");
-  EXPECT_EQ(slipway({"image", "prune", "--bogus"}).exit_code, 1);
+  EXPECT_EQ(slipway({"image", "prune", "--bogus"}).exit_code, 125);  // docker's flag errors
 }
 
 TEST_F(ImageCliTest, SavedDockerArchiveIsReadBySkopeoAndLoadsBack) {
