@@ -42,6 +42,9 @@ void add_store_commands(CLI::App& app, CommandContext& context);
 // ps start stop restart kill wait logs rm, and the `container` group
 void add_container_commands(CLI::App& app, CommandContext& context);
 
+// cp top rename pause unpause stats update export (cli/container_more_commands.cpp)
+void add_container_more_commands(CLI::App& app, CommandContext& context);
+
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);
 

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "cli/commands.h"
+#include "cli/container_views.h"
 #include "cli/format.h"
 #include "common/fs.h"
 #include "common/go_quote.h"
@@ -47,7 +48,7 @@ std::chrono::seconds since(const std::string& rfc3339) {
 std::string status_text(const ContainerRecord& record) {
   switch (record.status) {
     case ContainerStatus::running:
-      return "Up " + human_duration(since(record.started_at));
+      return "Up " + human_duration(since(record.started_at)) + status_annotation(record);
     case ContainerStatus::exited:
       return "Exited (" + std::to_string(record.exit_code) + ") " +
              human_duration(since(record.finished_at)) + " ago";
@@ -217,7 +218,7 @@ int start_containers(store::Store& store, const StartOptions& options) {
 }
 
 struct StopOptions {
-  int timeout = 10;
+  int timeout = runtime::kDefaultStopTimeout;
   std::string signal;
   std::vector<std::string> containers;
 };
@@ -396,7 +397,7 @@ int inspect_containers(store::Store& store, const std::vector<std::string>& refe
   json out = json::array();
   int status = for_each_container(references, [&](const std::string& reference) {
     ContainerRecord record = containers.find(reference);
-    out.push_back(json::parse(read_file(containers.dir(record.id) / "config.json")));
+    out.push_back(container_inspect_json(containers, record));
   });
   std::cout << out.dump(4) << "\n";
   return status;

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/run_settings.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
 
@@ -23,6 +24,7 @@ struct RunOptions {
   std::vector<std::string> publish;
   bool publish_all = false;
   std::string detach_keys;
+  RunSettingsFlags settings;  // cli/run_settings.h
 };
 
 // `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
@@ -44,6 +46,8 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   runtime::ContainerOptions container;
   container.name = options.name;
   container.command.assign(args.begin() + 1, args.end());
+  container.settings = resolve_run_settings(options.settings, options.remove);
+  container.env = env_file_entries(options.settings);
   for (const auto& entry : options.env) container.env.push_back(environment_entry(entry));
   container.working_dir = options.workdir;
   container.user = options.user;
@@ -112,6 +116,7 @@ void add_container_options(CLI::App* command, RunOptions& options) {
       ->allow_extra_args(false);
   command->add_flag("-P,--publish-all", options.publish_all,
                     "Publish all exposed ports to random host ports");
+  add_run_settings_options(command, options.settings);
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }
