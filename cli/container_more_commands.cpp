@@ -49,7 +49,7 @@ int each_container(const std::vector<std::string>& references, Action action) {
       action(reference);
     } catch (const std::exception& e) {
       std::cout.flush();
-      std::cerr << "Error response from daemon: " << e.what() << "\n";
+      std::cerr << "Error: " << e.what() << "\n";
       status = 1;
     }
   }

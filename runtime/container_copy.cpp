@@ -193,6 +193,22 @@ class TreeTarWriter {
   archive* archive_;
 };
 
+// A pipe or stdin as a byte source (open_tar_file wants a seekable file).
+class FdSource : public store::ByteSource {
+ public:
+  explicit FdSource(int fd) : fd_(fd) {}
+  size_t read(void* buffer, size_t size) override {
+    for (;;) {
+      ssize_t got = ::read(fd_, buffer, size);
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) throw_errno("cannot read the tar stream");
+    }
+  }
+
+ private:
+  int fd_;
+};
+
 // Where a copy lands: the directory it goes into and the name of its top entry ("" when the
 // source's contents go straight into the directory).
 struct Landing {
@@ -254,8 +270,8 @@ void copy_tree(int source_parent, const std::string& source_entry, bool contents
     write_end.reset();
   });
   try {
-    auto source = store::open_tar_file("/proc/self/fd/" + std::to_string(read_end.get()));
-    store::apply_layer_tar(*source, "/proc/self/fd/" + std::to_string(landing.dir.get()));
+    FdSource source(read_end.get());
+    store::apply_layer_tar(source, "/proc/self/fd/" + std::to_string(landing.dir.get()));
   } catch (...) {
     read_end.reset();  // the writer gets EPIPE and stops
     writer.join();
@@ -316,7 +332,7 @@ void copy_to_container(const ContainerStore& containers, const ContainerRecord& 
     UniqueFd dir(open_container(destination, O_PATH | O_DIRECTORY));
     if (!dir)
       throw Error("destination \"" + record.name + ":" + destination + "\" must be a directory");
-    auto tar = store::open_tar_file("/proc/self/fd/0");
+    auto tar = store::decompressing_source(std::make_unique<FdSource>(STDIN_FILENO));
     store::apply_layer_tar(*tar, "/proc/self/fd/" + std::to_string(dir.get()));
     return;
   }
