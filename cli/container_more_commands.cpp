@@ -1,8 +1,8 @@
 // slipway cp, top, rename, pause, unpause, stats, update, export (also under `container`), and
 // container inspect's full shape.
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -150,7 +150,8 @@ int rename_container(store::Store& store, const std::string& reference, std::str
     return true;
   };
   if (!valid(name))
-    throw Error("Invalid container name (" + name + "), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    throw Error("Invalid container name (" + name +
+                "), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
   if (name == record.name)
     throw Error("Renaming a container with the same name as its current name");
   // The containers' lock, as create takes it: names stay unique.
@@ -275,29 +276,30 @@ int show_stats(store::Store& store, const std::vector<std::string>& references, 
       const Sample& now = it->second;
       double cpu = 0;
       if (auto before = previous.find(record.id); before != previous.end()) {
-        double wall = std::chrono::duration<double, std::nano>(now.when - before->second.when).count();
+        double wall =
+            std::chrono::duration<double, std::nano>(now.when - before->second.when).count();
         if (wall > 0 && now.cgroup.cpu_ns >= before->second.cgroup.cpu_ns)
-          cpu = 100.0 * static_cast<double>(now.cgroup.cpu_ns - before->second.cgroup.cpu_ns) / wall;
+          cpu =
+              100.0 * static_cast<double>(now.cgroup.cpu_ns - before->second.cgroup.cpu_ns) / wall;
       }
       uint64_t limit = now.cgroup.memory_limit && now.cgroup.memory_limit < total_memory
                            ? now.cgroup.memory_limit
                            : total_memory;
-      double memory_percent = limit ? 100.0 * static_cast<double>(now.cgroup.memory) /
-                                          static_cast<double>(limit)
-                                    : 0;
+      double memory_percent =
+          limit ? 100.0 * static_cast<double>(now.cgroup.memory) / static_cast<double>(limit) : 0;
       auto [rx, tx] = network_bytes(record.process.pid);
       char cpu_text[32], memory_text[32];
       std::snprintf(cpu_text, sizeof cpu_text, "%.2f%%", cpu);
       std::snprintf(memory_text, sizeof memory_text, "%.2f%%", memory_percent);
-      rows.push_back({record.id.substr(0, 12), record.name, cpu_text,
-                      binary_size(static_cast<double>(now.cgroup.memory)) + " / " +
-                          binary_size(static_cast<double>(limit)),
-                      memory_text,
-                      human_size(static_cast<double>(rx)) + " / " +
-                          human_size(static_cast<double>(tx)),
-                      human_size(static_cast<double>(now.cgroup.block_read)) + " / " +
-                          human_size(static_cast<double>(now.cgroup.block_write)),
-                      std::to_string(now.cgroup.pids)});
+      rows.push_back(
+          {record.id.substr(0, 12), record.name, cpu_text,
+           binary_size(static_cast<double>(now.cgroup.memory)) + " / " +
+               binary_size(static_cast<double>(limit)),
+           memory_text,
+           human_size(static_cast<double>(rx)) + " / " + human_size(static_cast<double>(tx)),
+           human_size(static_cast<double>(now.cgroup.block_read)) + " / " +
+               human_size(static_cast<double>(now.cgroup.block_write)),
+           std::to_string(now.cgroup.pids)});
     }
     if (!no_stream) std::cout << "\033[2J\033[H";
     print_table(rows);
@@ -351,7 +353,8 @@ int update_containers(store::Store& store, const UpdateFlags& flags) {
 
 // ---- export
 
-int export_filesystem(store::Store& store, const std::string& reference, const std::string& output) {
+int export_filesystem(store::Store& store, const std::string& reference,
+                      const std::string& output) {
   ContainerStore containers(store);
   ContainerRecord record = containers.find(reference);
   if (output.empty()) {
@@ -463,10 +466,10 @@ void add_container_more_commands(CLI::App& app, CommandContext& context) {
 
     for (bool pause : {true, false}) {
       auto names = std::make_shared<std::vector<std::string>>();
-      auto* command = parent->add_subcommand(
-          pause ? "pause" : "unpause",
-          pause ? "Pause all processes within one or more containers"
-                : "Unpause all processes within one or more containers");
+      auto* command =
+          parent->add_subcommand(pause ? "pause" : "unpause",
+                                 pause ? "Pause all processes within one or more containers"
+                                       : "Unpause all processes within one or more containers");
       command->add_option("CONTAINER", *names)->required();
       command->callback([&context, names, pause] {
         context.action = [&context, names, pause] {
@@ -480,11 +483,13 @@ void add_container_more_commands(CLI::App& app, CommandContext& context) {
       std::vector<std::string> containers;
     };
     auto stats_args = std::make_shared<StatsArgs>();
-    auto* stats = parent->add_subcommand("stats", "Display a live stream of container(s) resource "
-                                                  "usage statistics");
+    auto* stats = parent->add_subcommand("stats",
+                                         "Display a live stream of container(s) resource "
+                                         "usage statistics");
     stats->add_flag("--no-stream", stats_args->no_stream,
                     "Disable streaming stats and only pull the first result");
-    stats->add_flag("-a,--all", stats_args->all, "Show all containers (default shows just running)");
+    stats->add_flag("-a,--all", stats_args->all,
+                    "Show all containers (default shows just running)");
     stats->add_option("CONTAINER", stats_args->containers);
     stats->callback([&context, stats_args] {
       context.action = [&context, stats_args] {
@@ -493,7 +498,8 @@ void add_container_more_commands(CLI::App& app, CommandContext& context) {
     });
 
     auto update_flags = std::make_shared<UpdateFlags>();
-    auto* update = parent->add_subcommand("update", "Update configuration of one or more containers");
+    auto* update =
+        parent->add_subcommand("update", "Update configuration of one or more containers");
     update->add_option("-m,--memory", update_flags->memory, "Memory limit");
     update->add_option("--memory-swap", update_flags->memory_swap,
                        "Swap limit equal to memory plus swap: -1 to enable unlimited swap");

@@ -44,8 +44,9 @@ void add_run_settings_options(CLI::App* c, RunSettingsFlags& f) {
   c->add_option("-c,--cpu-shares", f.cpu_shares, "CPU shares (relative weight)");
   c->add_option("--pids-limit", f.pids_limit, "Tune container pids limit (set -1 for unlimited)");
   c->add_option("--restart", f.restart, "Restart policy to apply when a container exits");
-  c->add_flag("--init", f.init, "Run an init inside the container that forwards signals and reaps "
-                                "processes");
+  c->add_flag("--init", f.init,
+              "Run an init inside the container that forwards signals and reaps "
+              "processes");
   c->add_flag("--privileged", f.privileged, "Give extended privileges to this container");
   c->add_option("--cap-add", f.cap_add, "Add Linux capabilities")->allow_extra_args(false);
   c->add_option("--cap-drop", f.cap_drop, "Drop Linux capabilities")->allow_extra_args(false);
@@ -91,8 +92,7 @@ runtime::RunSettings resolve_run_settings(const RunSettingsFlags& f, bool auto_r
   s.limits.cpu_shares = f.cpu_shares;
   s.limits.pids_limit = f.pids_limit;
   if (!f.restart.empty()) s.restart = runtime::parse_restart_policy(f.restart);
-  if (auto_remove && s.restart.name != "no")
-    throw Error("Conflicting options: --restart and --rm");
+  if (auto_remove && s.restart.name != "no") throw Error("Conflicting options: --restart and --rm");
   s.init = f.init;
   s.privileged = f.privileged;
   s.cap_add = f.cap_add;
@@ -104,7 +104,8 @@ runtime::RunSettings resolve_run_settings(const RunSettingsFlags& f, bool auto_r
         option == "no-new-privileges=true")
       s.no_new_privileges = true;
     else if (option != "no-new-privileges:false" && option != "no-new-privileges=false")
-      throw Error("invalid --security-opt: \"" + option + "\" (only no-new-privileges is supported)");
+      throw Error("invalid --security-opt: \"" + option +
+                  "\" (only no-new-privileges is supported)");
   }
   if (!f.stop_signal.empty()) {
     runtime::parse_signal(f.stop_signal);

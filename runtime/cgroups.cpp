@@ -19,7 +19,9 @@ namespace fs = std::filesystem;
 const fs::path kCgroupRoot = "/sys/fs/cgroup";
 constexpr const char* kControllers[] = {"memory", "cpu", "cpuacct", "pids", "freezer", "blkio"};
 
-bool unified_only() { return fs::exists(kCgroupRoot / "cgroup.controllers"); }
+bool unified_only() {
+  return fs::exists(kCgroupRoot / "cgroup.controllers");
+}
 
 // "ID:CONTROLLERS:PATH" lines of /proc/PID/cgroup: the path for `controller` ("" for v2's "0::").
 std::string cgroup_path_of(pid_t pid, const std::string& controller) {
@@ -98,8 +100,8 @@ std::unique_ptr<ContainerCgroup> ContainerCgroup::create(const std::string& id,
   };
   try {
     if (v2) {
-      fs::path dir = kCgroupRoot / fs::path(cgroup_path_of(0, "")).relative_path() /
-                     ("slipway-" + id);
+      fs::path dir =
+          kCgroupRoot / fs::path(cgroup_path_of(0, "")).relative_path() / ("slipway-" + id);
       if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST)
         throw_errno("cannot create cgroup " + dir.string());
       dirs.push_back({"", dir});
@@ -107,7 +109,8 @@ std::unique_ptr<ContainerCgroup> ContainerCgroup::create(const std::string& id,
       for (const char* controller : kControllers) {
         std::optional<fs::path> base = hierarchy(controller);
         if (!base) continue;
-        fs::path parent = *base / fs::path(cgroup_path_of(0, controller)).relative_path() / "slipway";
+        fs::path parent =
+            *base / fs::path(cgroup_path_of(0, controller)).relative_path() / "slipway";
         if (::mkdir(parent.c_str(), 0755) < 0 && errno != EEXIST) continue;
         fs::path dir = parent / id;
         if (::mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST)
@@ -186,8 +189,7 @@ void ContainerCgroup::apply(const ResourceLimits& limits) const {
     if (limits.nano_cpus > 0)
       write_value(d / "cpu.max", std::to_string(limits.nano_cpus / 10000) + " 100000");
     if (limits.cpu_shares > 0)  // the conversion runc uses: 2..262144 onto 1..10000
-      write_value(d / "cpu.weight",
-                  std::to_string(1 + ((limits.cpu_shares - 2) * 9999) / 262142));
+      write_value(d / "cpu.weight", std::to_string(1 + ((limits.cpu_shares - 2) * 9999) / 262142));
     if (limits.pids_limit > 0) write_value(d / "pids.max", std::to_string(limits.pids_limit));
     return;
   }

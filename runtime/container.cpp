@@ -26,8 +26,8 @@
 #include <utility>
 
 #include "common/fs.h"
-#include "runtime/device_cgroup.h"
 #include "runtime/cgroups.h"
+#include "runtime/device_cgroup.h"
 #include "runtime/init.h"
 #include "runtime/runtime.h"
 #include "runtime/terminal.h"

@@ -13,9 +13,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <exception>
 #include <optional>
 #include <thread>
@@ -58,7 +58,8 @@ class ContainerRoot {
       options += ",upperdir=" + spec.upper_dir.string() + ",workdir=" + spec.work_dir.string();
     options += ",index=off,redirect_dir=off,metacopy=off";
     UniqueFd here = open_or_throw(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (::chdir(spec.layers_base.c_str()) < 0) throw_errno("cannot enter " + spec.layers_base.string());
+    if (::chdir(spec.layers_base.c_str()) < 0)
+      throw_errno("cannot enter " + spec.layers_base.string());
     int mounted = ::mount("overlay", spec.rootfs.c_str(), "overlay",
                           (read_only || running) ? MS_RDONLY : 0, options.c_str());
     int err = errno;
@@ -245,7 +246,8 @@ Landing landing_for(Opener open_path, const std::string& destination, bool sourc
     // The contents into a new directory of that name.
     if (::mkdirat(parent.get(), name.c_str(), 0755) < 0 && errno != EEXIST)
       throw_errno("cannot create " + destination);
-    UniqueFd made(::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd made(
+        ::openat(parent.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!made) throw_errno("cannot open " + destination);
     return {std::move(made), ""};
   }
@@ -312,8 +314,8 @@ void copy_from_container(const ContainerStore& containers, const ContainerRecord
   auto open_host = [](const std::string& path, int flags) {
     return ::open(path.c_str(), flags | O_CLOEXEC);
   };
-  Landing landing = landing_for(open_host, destination, S_ISDIR(st.st_mode),
-                                base_name(source_path), contents, "on the host");
+  Landing landing = landing_for(open_host, destination, S_ISDIR(st.st_mode), base_name(source_path),
+                                contents, "on the host");
   copy_tree(parent.get(), entry, contents, landing);
 }
 
@@ -344,8 +346,7 @@ void copy_to_container(const ContainerStore& containers, const ContainerRecord& 
   copy_tree(parent.get(), base_name(source_path), contents, landing);
 }
 
-void export_container(const ContainerStore& containers, const ContainerRecord& record,
-                      int out_fd) {
+void export_container(const ContainerStore& containers, const ContainerRecord& record, int out_fd) {
   ::signal(SIGPIPE, SIG_IGN);
   ContainerRoot root(containers, record, true, true);
   struct FdSink : store::ByteSink {

@@ -70,7 +70,9 @@ UniqueFd open_identity(const ProcessIdentity& identity) {
 }
 
 // The size of this process's terminal; 0x0 when it has none.
-WindowSize caller_terminal_size() { return own_terminal_size().value_or(WindowSize{}); }
+WindowSize caller_terminal_size() {
+  return own_terminal_size().value_or(WindowSize{});
+}
 
 void write_log_entry(int log_fd, const char* stream, std::string_view text) {
   json entry = {{"log", text}, {"stream", stream}, {"time", rfc3339_now()}};
@@ -144,7 +146,7 @@ struct Launched {
   std::unique_ptr<PortForwarder> ports;
   AttachServer attach;
   std::unique_ptr<ContainerCgroup> cgroup;  // limits, freezer, accounting; removed after the exit
-  std::unique_ptr<HealthChecker> health;      // runs the healthcheck while the container runs
+  std::unique_ptr<HealthChecker> health;    // runs the healthcheck while the container runs
 };
 
 // Starts the container's command and records it as running. The caller holds the container's

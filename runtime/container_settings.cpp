@@ -96,7 +96,6 @@ HealthConfig health_from_json(const json& value) {
 
 }  // namespace
 
-
 void add_image_settings(const json& config, RunSettings& s) {
   std::vector<std::string> labels;
   if (config.contains("Labels") && config["Labels"].is_object())
@@ -204,8 +203,8 @@ int64_t parse_memory_size(std::string_view text, std::string_view flag) {
   for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "-1") return -1;
   size_t digits = 0;
-  while (digits < lower.size() && (std::isdigit(static_cast<unsigned char>(lower[digits])) ||
-                                   lower[digits] == '.'))
+  while (digits < lower.size() &&
+         (std::isdigit(static_cast<unsigned char>(lower[digits])) || lower[digits] == '.'))
     ++digits;
   std::string unit = lower.substr(digits);
   if (!unit.empty() && unit.back() == 'b' && unit.size() > 1) unit.pop_back();  // "32mb"
@@ -292,8 +291,8 @@ int parse_capability(std::string_view name) {
   if (wanted.rfind("CAP_", 0) == 0) wanted.erase(0, 4);
   for (const auto& cap : kCapabilities)
     if (wanted == cap.name) return cap.number;
-  throw Error("invalid capability: " + std::string(name) + ": unknown capability: \"CAP_" +
-              wanted + "\"");
+  throw Error("invalid capability: " + std::string(name) + ": unknown capability: \"CAP_" + wanted +
+              "\"");
 }
 
 uint64_t capability_mask(const RunSettings& settings) {

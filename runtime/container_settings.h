@@ -51,12 +51,12 @@ struct HealthState {
 
 struct RunSettings {
   // Config
-  std::string hostname;                     // "" : the short ID
+  std::string hostname;                                // "" : the short ID
   std::optional<std::vector<std::string>> entrypoint;  // as asked (--entrypoint)
-  std::vector<std::string> labels;          // "K=V", the image's first
-  std::optional<HealthConfig> healthcheck;  // the image's HEALTHCHECK or --health-*
-  int stop_timeout = -1;                    // seconds; -1: docker's 10
-  std::string stop_signal;                  // --stop-signal (create moves it into the record)
+  std::vector<std::string> labels;                     // "K=V", the image's first
+  std::optional<HealthConfig> healthcheck;             // the image's HEALTHCHECK or --health-*
+  int stop_timeout = -1;                               // seconds; -1: docker's 10
+  std::string stop_signal;  // --stop-signal (create moves it into the record)
   // HostConfig
   ResourceLimits limits;
   RestartPolicy restart;

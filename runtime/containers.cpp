@@ -552,10 +552,9 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
                     ? *options.settings.entrypoint
                     : config.value("Entrypoint", std::vector<std::string>{});
   // As docker: --entrypoint drops the image's Cmd too.
-  std::vector<std::string> command =
-      !options.command.empty() || options.settings.entrypoint
-          ? options.command
-          : config.value("Cmd", std::vector<std::string>{});
+  std::vector<std::string> command = !options.command.empty() || options.settings.entrypoint
+                                         ? options.command
+                                         : config.value("Cmd", std::vector<std::string>{});
   record.argv.insert(record.argv.end(), command.begin(), command.end());
   if (record.argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
   record.env = config.value("Env", std::vector<std::string>{});

@@ -104,8 +104,8 @@ std::pair<int, std::string> HealthChecker::check_once() {
 void HealthChecker::run() {
   int64_t interval_ns = config_.interval_ns ? config_.interval_ns : 30 * kSecond;
   int retries = config_.retries ? config_.retries : 3;
-  auto start_period_end = std::chrono::steady_clock::now() +
-                          std::chrono::nanoseconds(config_.start_period_ns);
+  auto start_period_end =
+      std::chrono::steady_clock::now() + std::chrono::nanoseconds(config_.start_period_ns);
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -130,10 +130,8 @@ void HealthChecker::run() {
       } else if (!in_start_period || health.status == "healthy") {
         if (++health.failing_streak >= retries) health.status = "unhealthy";
       }
-      health.log.push_back({{"Start", start},
-                            {"End", rfc3339_now()},
-                            {"ExitCode", exit_code},
-                            {"Output", output}});
+      health.log.push_back(
+          {{"Start", start}, {"End", rfc3339_now()}, {"ExitCode", exit_code}, {"Output", output}});
       while (health.log.size() > 5) health.log.erase(health.log.begin());
       containers_.save(record);
     } catch (const Error&) {

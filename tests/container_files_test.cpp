@@ -73,9 +73,9 @@ TEST_F(ContainerFilesTest, CopyBothWaysWithARunningContainer) {
   auto seen = slipway({"exec", "files", "cat", "/tmp/one.txt", "/srv/sub/two.txt"});
   EXPECT_EQ(seen.out, "one\ntwo\n") << seen.err;
 
-  ASSERT_EQ(slipway({"exec", "files", "sh", "-c", "mkdir -p /data/d && echo made > /data/d/f"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      slipway({"exec", "files", "sh", "-c", "mkdir -p /data/d && echo made > /data/d/f"}).exit_code,
+      0);
   fs::path out = scratch_.path() / "out";
   fs::create_directories(out);
   auto out_tree = slipway({"cp", "files:/data", out.string()});
@@ -90,8 +90,7 @@ TEST_F(ContainerFilesTest, CopyBothWaysWithARunningContainer) {
 
   auto missing = slipway({"cp", "files:/nope", out.string()});
   EXPECT_NE(missing.exit_code, 0);
-  EXPECT_NE(missing.err.find("Could not find the file /nope in container files"),
-            std::string::npos)
+  EXPECT_NE(missing.err.find("Could not find the file /nope in container files"), std::string::npos)
       << missing.err;
   auto unknown = slipway({"cp", "ghost:/etc/passwd", out.string()});
   EXPECT_NE(unknown.exit_code, 0);
@@ -99,9 +98,9 @@ TEST_F(ContainerFilesTest, CopyBothWaysWithARunningContainer) {
 }
 
 TEST_F(ContainerFilesTest, CopyWithAStoppedContainerAndTarStreams) {
-  ASSERT_EQ(slipway({"run", "--name", "stopped", "busybox", "sh", "-c", "echo kept > /kept"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      slipway({"run", "--name", "stopped", "busybox", "sh", "-c", "echo kept > /kept"}).exit_code,
+      0);
   fs::path out = scratch_.path() / "out";
   fs::create_directories(out);
   auto copied = slipway({"cp", "stopped:/kept", out.string()});
@@ -122,10 +121,10 @@ TEST_F(ContainerFilesTest, CopyWithAStoppedContainerAndTarStreams) {
   EXPECT_EQ(read_file(out / "back.txt"), "new\n") << shown.err;
 
   // A tar stream in (-): extracted into the directory named.
-  auto from_stdin = run_program(
-      {"sh", "-c",
-       std::string(SLIPWAY_BINARY) + " --root " + root().string() + " cp - stopped:/tmp < " +
-           (scratch_.path() / "stream.tar").string()});
+  auto from_stdin =
+      run_program({"sh", "-c",
+                   std::string(SLIPWAY_BINARY) + " --root " + root().string() +
+                       " cp - stopped:/tmp < " + (scratch_.path() / "stream.tar").string()});
   ASSERT_EQ(from_stdin.exit_code, 0) << from_stdin.err;
   auto listed = slipway({"cp", "stopped:/tmp/new.txt", (out / "via-tar").string()});
   EXPECT_EQ(read_file(out / "via-tar"), "new\n") << listed.err;
@@ -160,10 +159,10 @@ TEST_F(ContainerFilesTest, CopyThroughASymlinkNeverLeavesTheContainer) {
 }
 
 TEST_F(ContainerFilesTest, ExportWritesTheWholeFilesystem) {
-  ASSERT_EQ(slipway({"run", "--name", "exp", "busybox", "sh", "-c",
-                     "echo added > /added; rm /etc/group"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      slipway({"run", "--name", "exp", "busybox", "sh", "-c", "echo added > /added; rm /etc/group"})
+          .exit_code,
+      0);
   fs::path tar = scratch_.path() / "exp.tar";
   auto exported = slipway({"export", "-o", tar.string(), "exp"});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;

@@ -90,8 +90,8 @@ TEST_F(ContainerLimitsTest, MemoryLimitKillsAProcessThatHoldsTooMuch) {
   EXPECT_EQ(inspect("hog").at("HostConfig").at("Memory"), 32 * 1024 * 1024);
 
   // The same command fits in 300 MiB: not killed, OOMKilled false.
-  auto fits = slipway({"run", "--name", "fits", "--memory", "300m", "busybox", "dd",
-                       "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"});
+  auto fits = slipway({"run", "--name", "fits", "--memory", "300m", "busybox", "dd", "if=/dev/zero",
+                       "of=/dev/null", "bs=200M", "count=1"});
   EXPECT_EQ(fits.exit_code, 0) << fits.err;
   EXPECT_FALSE(inspect("fits").at("State").at("OOMKilled").get<bool>());
 }
@@ -124,8 +124,8 @@ TEST_F(ContainerLimitsTest, CpusHoldsABusyLoopNearItsShare) {
   auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(3));
   uint64_t used = usage() - before;
-  double wall = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-                    .count();
+  double wall =
+      std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count();
   double cores = static_cast<double>(used) / wall;
   // Half a core, with room for a loaded machine (it may get less) and period edges.
   EXPECT_LE(cores, 0.65) << cores;
@@ -135,15 +135,15 @@ TEST_F(ContainerLimitsTest, CpusHoldsABusyLoopNearItsShare) {
 
 TEST_F(ContainerLimitsTest, CpuSharesAndUpdateChangeTheLiveCgroup) {
   if (!has_v1("cpu") || !has_v1("memory")) GTEST_SKIP() << "no v1 cpu and memory cgroups";
-  ASSERT_EQ(slipway({"run", "-d", "--name", "shares", "--cpu-shares", "512", "busybox", "sleep",
-                     "30"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      slipway({"run", "-d", "--name", "shares", "--cpu-shares", "512", "busybox", "sleep", "30"})
+          .exit_code,
+      0);
   fs::path cpu = cgroup_dir("shares", "cpu");
   fs::path memory = cgroup_dir("shares", "memory");
   EXPECT_EQ(trim_read(cpu / "cpu.shares"), "512");
-  auto updated = slipway({"update", "--memory", "64m", "--cpu-shares", "256", "--restart",
-                          "on-failure:3", "shares"});
+  auto updated = slipway(
+      {"update", "--memory", "64m", "--cpu-shares", "256", "--restart", "on-failure:3", "shares"});
   ASSERT_EQ(updated.exit_code, 0) << updated.err;
   EXPECT_EQ(updated.out, "shares\n");
   EXPECT_EQ(trim_read(cpu / "cpu.shares"), "256");
@@ -176,8 +176,8 @@ TEST_F(ContainerLimitsTest, OnFailureRestartsTwiceThenStaysExited) {
 }
 
 TEST_F(ContainerLimitsTest, AlwaysComesBackUntilStopped) {
-  auto started = slipway({"run", "-d", "--name", "phoenix", "--restart", "always", "busybox",
-                          "sh", "-c", "sleep 0.3"});
+  auto started = slipway({"run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sh",
+                          "-c", "sleep 0.3"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   json restarted = inspect_until("phoenix", [](const json& j) {
     return j.at("RestartCount").get<int>() >= 2 && j.at("State").at("Running").get<bool>();
@@ -235,15 +235,14 @@ TEST_F(ContainerLimitsTest, EntrypointHostnameEnvFileAndLabels) {
 }
 
 TEST_F(ContainerLimitsTest, InspectHasDockersShape) {
-  ASSERT_EQ(slipway({"create", "--name", "shape", "--memory", "64m", "--pids-limit", "50",
-                     "--cpus", "1.5", "--stop-signal", "SIGUSR1", "--stop-timeout", "3",
-                     "busybox", "true"})
+  ASSERT_EQ(slipway({"create", "--name", "shape", "--memory", "64m", "--pids-limit", "50", "--cpus",
+                     "1.5", "--stop-signal", "SIGUSR1", "--stop-timeout", "3", "busybox", "true"})
                 .exit_code,
             0);
   json shown = inspect("shape");
-  for (const char* key : {"Id", "Created", "Path", "Args", "State", "Image", "Name",
-                          "RestartCount", "Driver", "Platform", "HostConfig", "Mounts", "Config",
-                          "NetworkSettings", "LogPath"})
+  for (const char* key :
+       {"Id", "Created", "Path", "Args", "State", "Image", "Name", "RestartCount", "Driver",
+        "Platform", "HostConfig", "Mounts", "Config", "NetworkSettings", "LogPath"})
     EXPECT_TRUE(shown.contains(key)) << key;
   json state = shown.at("State");
   for (const char* key : {"Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid",
@@ -283,8 +282,8 @@ TEST_F(ContainerLimitsTest, CapabilitiesPrivilegedAndNoNewPrivileges) {
   uint64_t defaults = effective_capabilities(status({}));
   EXPECT_TRUE(defaults & kChown);
   EXPECT_FALSE(defaults & kNetAdmin);
-  uint64_t changed = effective_capabilities(status({"--cap-add", "NET_ADMIN", "--cap-drop",
-                                                    "chown"}));
+  uint64_t changed =
+      effective_capabilities(status({"--cap-add", "NET_ADMIN", "--cap-drop", "chown"}));
   EXPECT_TRUE(changed & kNetAdmin);
   EXPECT_FALSE(changed & kChown);
   uint64_t only = effective_capabilities(status({"--cap-drop", "ALL", "--cap-add", "KILL"}));
