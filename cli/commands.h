@@ -53,6 +53,8 @@ void add_system_commands(CLI::App& app, CommandContext& context);
 std::string slipway_version();
 std::string slipway_commit();
 std::string slipway_build_time();
+// cp top rename pause unpause stats update export (cli/container_more_commands.cpp)
+void add_container_more_commands(CLI::App& app, CommandContext& context);
 
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);

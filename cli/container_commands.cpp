@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "cli/commands.h"
+#include "cli/container_views.h"
 #include "cli/format.h"
 #include "cli/ps.h"
 #include "common/fs.h"
@@ -49,7 +50,7 @@ std::chrono::seconds since(const std::string& rfc3339) {
 std::string status_text(const ContainerRecord& record) {
   switch (record.status) {
     case ContainerStatus::running:
-      return "Up " + human_duration(since(record.started_at));
+      return "Up " + human_duration(since(record.started_at)) + status_annotation(record);
     case ContainerStatus::exited:
       return "Exited (" + std::to_string(record.exit_code) + ") " +
              human_duration(since(record.finished_at)) + " ago";
@@ -202,7 +203,7 @@ int start_containers(store::Store& store, const StartOptions& options) {
 }
 
 struct StopOptions {
-  int timeout = 10;
+  int timeout = runtime::kDefaultStopTimeout;
   std::string signal;
   std::vector<std::string> containers;
 };
@@ -405,7 +406,7 @@ std::optional<json> inspect_container_json(store::Store& store, const std::strin
   } catch (const runtime::NoSuchContainer&) {
     return std::nullopt;
   }
-  return json::parse(read_file(containers.dir(record.id) / "config.json"));
+  return container_inspect_json(containers, record);
 }
 
 CLI::App* container_group(CLI::App& app) {

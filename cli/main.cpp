@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   cli::add_image_commands(app, context);
   cli::add_run_commands(app, context);
   cli::add_container_commands(app, context);
+  cli::add_container_more_commands(app, context);
   cli::add_parse_commands(app, context);
   cli::add_registry_commands(app, context);
   cli::add_store_commands(app, context);

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/help.h"
 #include "registry/registry.h"
+#include "cli/run_settings.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
 #include "store/reference.h"
@@ -30,6 +31,7 @@ struct RunOptions {
   bool publish_all = false;
   std::string detach_keys;
   std::string pull = "missing";  // --pull: missing, always or never
+  RunSettingsFlags settings;  // cli/run_settings.h
 };
 
 // The network flags besides --network; one value each, so that none swallows the image after it.
@@ -99,6 +101,8 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
   runtime::ContainerOptions container;
   container.name = options.name;
   container.command.assign(args.begin() + 1, args.end());
+  container.settings = resolve_run_settings(options.settings, options.remove);
+  container.env = env_file_entries(options.settings);
   for (const auto& entry : options.env) container.env.push_back(environment_entry(entry));
   container.working_dir = options.workdir;
   container.user = options.user;
@@ -186,6 +190,7 @@ void add_container_options(CLI::App* command, RunOptions& options) {
                     "Publish all exposed ports to random host ports");
   command->add_option("--pull", options.pull,
                       "Pull image before running (\"always\", \"missing\", \"never\")");
+  add_run_settings_options(command, options.settings);
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }

@@ -26,7 +26,9 @@
 #include <utility>
 
 #include "common/fs.h"
+#include "runtime/cgroups.h"
 #include "runtime/device_cgroup.h"
+#include "runtime/init.h"
 #include "runtime/runtime.h"
 #include "runtime/terminal.h"
 
@@ -84,6 +86,11 @@ struct ChildPlan {
   // The devices cgroup's tasks file (detail::DeviceCgroup), joined first; -1 when there is
   // none, and then the command runs without CAP_MKNOD instead.
   int device_cgroup_tasks_fd = -1;
+  std::vector<int> cgroup_fds;  // resource cgroups to join (ContainerSpec::cgroup_fds)
+  std::optional<uint64_t> capabilities;
+  bool privileged = false;
+  bool no_new_privileges = false;
+  bool init = false;
 };
 
 // Docker's default capability set (moby daemon/pkg/oci/caps/defaults.go).
@@ -211,19 +218,29 @@ void protect_kernel_interfaces(const ChildPlan& plan) {
 // Into the devices cgroup before anything of the image runs, so no process of the container is
 // ever outside it.
 void join_device_cgroup(const ChildPlan& plan) {
-  if (plan.device_cgroup_tasks_fd < 0) return;
-  ssize_t written;
-  do {
-    written = ::write(plan.device_cgroup_tasks_fd, "0", 1);
-  } while (written < 0 && errno == EINTR);
+  ssize_t written = 1;
+  if (plan.device_cgroup_tasks_fd >= 0) {
+    do {
+      written = ::write(plan.device_cgroup_tasks_fd, "0", 1);
+    } while (written < 0 && errno == EINTR);
+  }
   if (written != 1) child_fail(plan, 125, "cannot join the devices cgroup", nullptr, errno);
+  for (int fd : plan.cgroup_fds) {
+    do {
+      written = ::write(fd, "0", 1);
+    } while (written < 0 && errno == EINTR);
+    if (written != 1) child_fail(plan, 125, "cannot join the container's cgroup", nullptr, errno);
+  }
 }
 
 void drop_privileges(const ChildPlan& plan) {
   uint64_t keep = 0;
   for (int cap : kDefaultCapabilities) keep |= uint64_t{1} << cap;
+  if (plan.capabilities) keep = *plan.capabilities;
   // Without a devices cgroup a node made with mknod would open any host device.
-  if (plan.device_cgroup_tasks_fd < 0) keep &= ~(uint64_t{1} << CAP_MKNOD);
+  if (plan.device_cgroup_tasks_fd < 0 && !plan.privileged) keep &= ~(uint64_t{1} << CAP_MKNOD);
+  if (plan.no_new_privileges)
+    check(plan, ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "cannot set no_new_privs");
   for (int cap = 0; cap < 64; ++cap) {
     if (keep & (uint64_t{1} << cap)) continue;
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -484,7 +501,7 @@ void reset_signals(const ChildPlan& plan) {
   // a container without it still runs, so this one mount is best effort.
   if (make_directories("/sys", 0755) == 0)
     ::mount("sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  protect_kernel_interfaces(plan);
+  if (!plan.privileged) protect_kernel_interfaces(plan);
   ::sethostname(plan.hostname.data(), plan.hostname.size());
   if (plan.loopback_up) bring_up_loopback(plan);
   if (plan.tty) setup_terminal(plan);
@@ -495,6 +512,7 @@ void reset_signals(const ChildPlan& plan) {
   drop_privileges(plan);
   check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
         plan.working_dir.c_str());
+  if (plan.init) become_init(plan.error_fd);  // returns in the command's process
   exec_command(plan);
 }
 
@@ -821,6 +839,11 @@ ExecProcess start_exec(const ContainerSpec& spec, pid_t init_pid) {
   // The command joins the container's devices cgroup (none for a container started without).
   std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::of_process(init_pid);
   if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
+  // And its resource cgroups (limits, freezer, accounting), and its capabilities.
+  std::vector<UniqueFd> cgroup_files = cgroup_membership_files_of(init_pid);
+  for (const auto& file : cgroup_files) plan.cgroup_fds.push_back(file.get());
+  plan.capabilities = spec.capabilities;
+  plan.no_new_privileges = spec.no_new_privileges;
 
   ChildChannels channels(spec, plan);
 
@@ -927,7 +950,13 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.kill_with_parent = spec.kill_with_parent;
   plan.network_namespace_fd = spec.network_namespace_fd;
   plan.loopback_up = spec.isolate_network && spec.network_namespace_fd < 0;
-  std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::create();
+  plan.cgroup_fds = spec.cgroup_fds;
+  plan.capabilities = spec.capabilities;
+  plan.privileged = spec.privileged;
+  plan.no_new_privileges = spec.no_new_privileges;
+  plan.init = spec.init;
+  std::unique_ptr<detail::DeviceCgroup> device_cgroup;
+  if (!spec.privileged) device_cgroup = detail::DeviceCgroup::create();
   if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
 
   ChildChannels channels(spec, plan);

@@ -12,11 +12,14 @@
 #include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "runtime/attach.h"
+#include "runtime/cgroups.h"
 #include "runtime/containers.h"
 #include "runtime/daemon.h"
+#include "runtime/healthcheck.h"
 #include "runtime/port_forward.h"
 #include "runtime/terminal.h"
 
@@ -143,6 +146,8 @@ struct Launched {
   std::unique_ptr<PortForwarder> ports;
   std::unique_ptr<ContainerNetwork> network;  // its addresses, given back once it ended
   AttachServer attach;
+  std::unique_ptr<ContainerCgroup> cgroup;  // limits, freezer, accounting; removed after the exit
+  std::unique_ptr<HealthChecker> health;    // runs the healthcheck while the container runs
 };
 
 // Starts the container's command and records it as running. The caller holds the container's
@@ -187,7 +192,18 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   std::optional<ContainerProcess> process;
   std::unique_ptr<PortForwarder> ports;
   std::unique_ptr<ContainerNetwork> network;
+  std::unique_ptr<ContainerCgroup> cgroup;
+  std::vector<UniqueFd> cgroup_files;
   try {
+    try {
+      cgroup = ContainerCgroup::create(record.id, record.settings.limits);
+      cgroup_files = cgroup->membership_files();
+    } catch (const StartError&) {
+      throw;
+    } catch (const Error& e) {
+      throw StartError(e.what(), 125);
+    }
+    for (const auto& file : cgroup_files) spec.cgroup_fds.push_back(file.get());
     // Bound before the container runs, so that a port in use fails the start, as in docker.
     // Host networking has nothing to publish: the container's ports are the host's.
     if (!record.port_bindings.empty() && record.network != "host")
@@ -222,6 +238,11 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
   record.error.clear();
   record.started_at = rfc3339_now();
   record.ports = ports ? ports->published() : std::vector<PortMapping>{};
+  record.settings.oom_killed = false;
+  record.settings.manually_stopped = false;
+  bool health = record.settings.healthcheck && record.settings.healthcheck->enabled();
+  record.settings.health = {};
+  if (health) record.settings.health.status = "starting";
   containers.save(record);
   Launched launched{
       std::move(*process),
@@ -231,6 +252,8 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
       std::move(attach)};
   launched.ports = std::move(ports);
   launched.network = std::move(network);
+  launched.cgroup = std::move(cgroup);
+  if (health) launched.health = std::make_unique<HealthChecker>(containers, record);
   if (record.tty) {
     // Everything the command writes comes out of the one pty, logged as stdout like docker's.
     launched.terminal = launched.process.take_terminal();
@@ -325,8 +348,11 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
                   handlers);
   }
   launched.ports.reset();  // the host ports are free once the exit is recorded
+  launched.health.reset();
   int exit_code = launched.process.wait();
   launched.network.reset();  // its addresses too
+  bool oom_killed = launched.cgroup && launched.cgroup->oom_killed();
+  launched.cgroup.reset();
   // Clients get the code from here: a --rm container's record is gone when they look.
   attach.broadcast(kExitFrame, std::to_string(exit_code));
   attach.close();
@@ -339,6 +365,8 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
   record.process = record.supervisor = {};
   record.ports.clear();
   record.endpoints.clear();
+  record.settings.oom_killed = oom_killed;
+  if (record.settings.health.status == "starting") record.settings.health.status = "unhealthy";
   containers.save(record);
   lock.release();
   if (record.auto_remove) containers.remove(record);
@@ -435,6 +463,42 @@ int start_attached(const ContainerStore& containers, const std::string& id) {
 
 namespace {
 
+// A paused container gets its signals once thawed, as docker stops and kills paused ones.
+void thaw(pid_t pid) {
+  try {
+    if (auto cgroup = ContainerCgroup::of_process(pid); cgroup && cgroup->frozen())
+      cgroup->freeze(false);
+  } catch (const Error&) {
+    // Gone meanwhile.
+  }
+}
+
+// docker's restart policy, applied by the detached supervisor after each exit: waits 100 ms,
+// doubling each time (at most a minute), then starts the container again, until the policy says
+// no or `stop` marked the container manually stopped.
+void restart_by_policy(const ContainerStore& containers, const std::string& id, int signal_fd,
+                       int exit_code) {
+  int delay_ms = 100;
+  for (;;) {
+    try {
+      ContainerRecord record = containers.load(id);
+      if (!should_restart(record.settings, exit_code, record.restart_count)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      delay_ms = std::min(delay_ms * 2, 60000);
+      ContainerStore::Lock lock(containers, id);
+      record = containers.load(id);
+      if (record.status == ContainerStatus::running ||
+          !should_restart(record.settings, exit_code, record.restart_count))
+        return;
+      Launched launched = launch(containers, record, false);
+      lock.release();
+      exit_code = supervise(containers, id, launched, signal_fd);
+    } catch (const Error&) {
+      return;  // removed, or it could not start again (the record says why)
+    }
+  }
+}
+
 // Starts the container under a detached supervisor. With `attach`, the supervisor waits for this
 // process to connect to its attach socket before it runs the command, and the connection is
 // returned.
@@ -447,7 +511,8 @@ UniqueFd start_supervisor(const ContainerStore& containers, const std::string& i
     Launched launched = launch(containers, record, false, size, attach);
     report.started();
     lock.release();  // this process's copy of the parent's lock
-    supervise(containers, id, launched, signal_fd.get());
+    int exit_code = supervise(containers, id, launched, signal_fd.get());
+    restart_by_policy(containers, id, signal_fd.get(), exit_code);
   });
   UniqueFd socket;
   // Until the supervisor listens (or reports that it failed before it could).
@@ -509,13 +574,22 @@ int start_and_attach(const ContainerStore& containers, const std::string& id,
                      const std::string& detach_keys) {
   UniqueFd socket = start_supervisor(containers, id, true, caller_terminal_size());
   ContainerRecord record = containers.load(id);
-  return attach_loop(containers, record, std::move(socket), true, true, detach_keys);
+  return attach_loop(containers, record, std::move(socket), record.interactive, true, detach_keys);
 }
 
 void stop_container(const ContainerStore& containers, const std::string& id, int timeout_seconds,
                     int signal) {
-  ContainerRecord record = containers.load(id);
+  ContainerRecord record;
+  {
+    // Stopped by hand: the restart policy leaves it so (also when it is between restarts).
+    ContainerStore::Lock lock(containers, id);
+    record = containers.load(id);
+    record.settings.manually_stopped = true;
+    containers.save(record);
+  }
   if (record.status != ContainerStatus::running) return;
+  if (timeout_seconds == kDefaultStopTimeout)
+    timeout_seconds = record.settings.stop_timeout >= 0 ? record.settings.stop_timeout : 10;
   UniqueFd process = open_identity(record.process);
   if (process) {
     if (signal == 0) {
@@ -527,6 +601,7 @@ void stop_container(const ContainerStore& containers, const std::string& id, int
       }
     }
     send_signal(process.get(), signal);
+    thaw(record.process.pid);
     if (!wait_exit(process.get(), timeout_seconds < 0 ? -1 : timeout_seconds * 1000)) {
       send_signal(process.get(), SIGKILL);
       wait_exit(process.get(), -1);
@@ -541,6 +616,7 @@ void kill_container(const ContainerStore& containers, const std::string& id, int
   if (record.status == ContainerStatus::running) process = open_identity(record.process);
   if (!process) throw Error("cannot kill container: " + id + ": container is not running");
   if (!send_signal(process.get(), signal)) throw_errno("cannot signal container " + id);
+  thaw(record.process.pid);
 }
 
 int wait_container(const ContainerStore& containers, const std::string& id) {

@@ -107,8 +107,16 @@ std::vector<PortMapping> ports_from(const json& value) {
   return mappings;
 }
 
+json record_json_base(const ContainerRecord& record);
+
 // The record in the shape of `docker inspect`'s, so that the file explains itself.
 json record_json(const ContainerRecord& record) {
+  json out = record_json_base(record);
+  settings_to_json(record.settings, out);
+  return out;
+}
+
+json record_json_base(const ContainerRecord& record) {
   std::vector<std::string> args(record.argv.begin() + (record.argv.empty() ? 0 : 1),
                                 record.argv.end());
   json out = {
@@ -185,6 +193,7 @@ ContainerRecord record_from(const json& j) {
   record.started_at = state.value("StartedAt", "");
   record.finished_at = state.value("FinishedAt", "");
   network_from_json(j, record);
+  record.settings = settings_from_json(j);
   return record;
 }
 
@@ -541,9 +550,15 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   record.image_id = image.id;
   record.image_manifest = image.manifest_digest;
   const json config = image.config.value("config", json::object());
-  record.argv = config.value("Entrypoint", std::vector<std::string>{});
-  std::vector<std::string> command =
-      options.command.empty() ? config.value("Cmd", std::vector<std::string>{}) : options.command;
+  record.settings = options.settings;
+  add_image_settings(config, record.settings);
+  record.argv = options.settings.entrypoint
+                    ? *options.settings.entrypoint
+                    : config.value("Entrypoint", std::vector<std::string>{});
+  // As docker: --entrypoint drops the image's Cmd too.
+  std::vector<std::string> command = !options.command.empty() || options.settings.entrypoint
+                                         ? options.command
+                                         : config.value("Cmd", std::vector<std::string>{});
   record.argv.insert(record.argv.end(), command.begin(), command.end());
   if (record.argv.empty()) throw Error("no command specified: the image has no CMD or ENTRYPOINT");
   record.env = config.value("Env", std::vector<std::string>{});
@@ -553,6 +568,7 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   if (!options.working_dir.empty()) record.working_dir = options.working_dir;
   record.user = options.user.empty() ? config.value("User", "") : options.user;
   record.stop_signal = config.value("StopSignal", "");
+  if (!options.settings.stop_signal.empty()) record.stop_signal = options.settings.stop_signal;
   record.network_options = options.network_options;
   record.network = check_network_options(*this, options.network, record.network_options);
   record.interactive = options.interactive;
@@ -631,6 +647,7 @@ ContainerSpec container_spec(const ContainerStore& containers, const ContainerRe
   spec.working_dir = record.working_dir;
   spec.user = record.user;
   spec.hostname = record.id.substr(0, 12);
+  apply_settings(record.settings, record.id, spec);
   spec.isolate_network = record.network != "host";  // container_network.cpp may join one instead
   spec.tty = record.tty;                            // the runtime adds TERM=xterm then
   return spec;

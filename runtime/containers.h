@@ -35,6 +35,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "runtime/container_network.h"
+#include "runtime/container_settings.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -113,6 +114,8 @@ struct ContainerRecord {
   int restart_count = 0;
   std::vector<PortMapping> ports;          // published now, with the ports bound: while running
   std::vector<NetworkEndpoint> endpoints;  // its addresses: while running
+  std::vector<PortMapping> ports;  // published now, with the ports bound: while running
+  RunSettings settings;            // limits, restart policy, caps, ... (container_settings.h)
 };
 
 // What `create` needs to know; the rest of the record comes from the image.
@@ -128,6 +131,9 @@ struct ContainerOptions {
   bool auto_remove = false;
   std::vector<PortMapping> ports;  // -p
   bool publish_all = false;        // -P: the image's ExposedPorts, each on a random host port
+  // --entrypoint (replaces the image's and drops its Cmd), --hostname, --label, limits, ...;
+  // the image's Labels and HEALTHCHECK are added by create.
+  RunSettings settings;
 };
 
 std::string rfc3339_now();
@@ -216,6 +222,9 @@ int attach_container(const ContainerStore& containers, const std::string& id, bo
 // Returns the exit code, or 0 when `detach_keys` detached (the container runs on).
 int start_and_attach(const ContainerStore& containers, const std::string& id,
                      const std::string& detach_keys);
+
+// stop_container's timeout for "as the container says": its --stop-timeout, else 10 seconds.
+inline constexpr int kDefaultStopTimeout = -2;
 
 // Sends `signal` (0: the image's StopSignal, else SIGTERM), waits up to `timeout_seconds` for the
 // container to exit, then SIGKILLs it; returns once the exit is recorded. No-op when not running.

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,14 @@ struct ContainerSpec {
   // With isolate_network: join this network namespace (runtime/container_network.h made it)
   // instead of making an empty one; -1: none.
   int network_namespace_fd = -1;
+  // Set from the container's RunSettings (runtime/container_settings.h):
+  std::optional<uint64_t> capabilities;  // bit mask; nullopt: docker's default set
+  bool privileged = false;               // every capability, no device rules, nothing masked
+  bool no_new_privileges = false;        // prctl(PR_SET_NO_NEW_PRIVS)
+  bool init = false;  // PID 1 is a small init (runtime/init.h) that runs the command
+  // Open cgroup membership files (v1 `tasks`, v2 `cgroup.procs`, runtime/cgroups.h) that the
+  // container's first process writes "0" to before anything of the image runs.
+  std::vector<int> cgroup_fds;
 };
 
 // The container could not be started (the command was never run): a bad command, a missing
