@@ -42,6 +42,13 @@ void add_store_commands(CLI::App& app, CommandContext& context);
 // ps start stop restart kill wait logs rm, and the `container` group
 void add_container_commands(CLI::App& app, CommandContext& context);
 
+// volume create ls inspect rm prune (cli/volume_commands.cpp)
+void add_volume_commands(CLI::App& app, CommandContext& context);
+// Names of the volumes containers (in any state) mount.
+std::set<std::string> volumes_used_by_containers(store::Store& store);
+// commit diff (cli/commit_commands.cpp)
+void add_commit_commands(CLI::App& app, CommandContext& context);
+
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);
 

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   cli::add_parse_commands(app, context);
   cli::add_registry_commands(app, context);
   cli::add_store_commands(app, context);
+  cli::add_volume_commands(app, context);
+  cli::add_commit_commands(app, context);
 
   try {
     app.parse(argc, argv);

@@ -23,6 +23,8 @@ struct RunOptions {
   std::vector<std::string> publish;
   bool publish_all = false;
   std::string detach_keys;
+  std::vector<std::string> volumes, mounts, tmpfs, volumes_from;  // -v, --mount, --tmpfs
+  bool read_only = false;
 };
 
 // `-e NAME` without a value passes the variable on from slipway's own environment, as docker does.
@@ -55,6 +57,15 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
     for (const auto& mapping : runtime::parse_port_mappings(spec))
       container.ports.push_back(mapping);
   container.publish_all = options.publish_all;
+  for (const auto& spec : options.volumes)
+    container.mounts.push_back(runtime::parse_volume_spec(spec));
+  for (const auto& spec : options.mounts)
+    container.mounts.push_back(runtime::parse_mount_spec(spec));
+  for (const auto& spec : options.tmpfs)
+    container.mounts.push_back(runtime::parse_tmpfs_spec(spec));
+  for (const auto& spec : options.volumes_from)
+    container.volumes_from.push_back(runtime::parse_volumes_from(spec));
+  container.read_only = options.read_only;
   if ((!container.ports.empty() || container.publish_all) && options.network == "host") {
     std::cerr << "WARNING: Published ports are discarded when using host network mode\n";
     container.ports.clear();
@@ -91,7 +102,15 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
 
 int create_only(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
   runtime::ContainerStore containers(store);
-  std::cout << create_container(containers, options, std::move(args), "create").id << "\n";
+  runtime::ContainerRecord record;
+  try {
+    record = create_container(containers, options, std::move(args), "create");
+  } catch (const runtime::StartError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw runtime::StartError(e.what(), 125);  // as run: errors of create itself are 125
+  }
+  std::cout << record.id << "\n";
   return 0;
 }
 
@@ -112,6 +131,20 @@ void add_container_options(CLI::App* command, RunOptions& options) {
       ->allow_extra_args(false);
   command->add_flag("-P,--publish-all", options.publish_all,
                     "Publish all exposed ports to random host ports");
+  command->add_option("-v,--volume", options.volumes, "Bind mount a volume: [SOURCE:]DEST[:OPTS]")
+      ->allow_extra_args(false);
+  command
+      ->add_option("--mount", options.mounts,
+                   "Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,...")
+      ->allow_extra_args(false);
+  command->add_option("--tmpfs", options.tmpfs, "Mount a tmpfs directory: PATH[:OPTIONS]")
+      ->allow_extra_args(false);
+  command
+      ->add_option("--volumes-from", options.volumes_from,
+                   "Mount volumes from the specified container(s): CONTAINER[:ro|rw]")
+      ->allow_extra_args(false);
+  command->add_flag("--read-only", options.read_only,
+                    "Mount the container's root filesystem as read only");
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "store/volumes.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -203,12 +204,28 @@ int disk_usage(store::Store& store) {
     else
       containers_reclaimable += size;
   }
+  // Local volumes: those no container mounts can be reclaimed (volume prune -a).
+  store::VolumeStore volume_store(store.root());
+  std::set<std::string> used_volumes = volumes_used_by_containers(store);
+  std::vector<store::Volume> volumes = volume_store.list();
+  size_t active_volumes = 0;
+  uint64_t volumes_size = 0, volumes_reclaimable = 0;
+  for (const auto& volume : volumes) {
+    uint64_t size = volume_store.size(volume);
+    volumes_size += size;
+    if (used_volumes.count(volume.name))
+      ++active_volumes;
+    else
+      volumes_reclaimable += size;
+  }
   print_table(
       {{"TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"},
        {"Images", std::to_string(usage.images), std::to_string(active_ids.size()),
         human_size4(usage.images_size), images_reclaimable},
        {"Containers", std::to_string(records.size()), std::to_string(running),
         human_size4(containers_size), with_percentage(containers_reclaimable, containers_size)},
+       {"Local Volumes", std::to_string(volumes.size()), std::to_string(active_volumes),
+        human_size4(volumes_size), with_percentage(volumes_reclaimable, volumes_size)},
        {"Build Cache", std::to_string(usage.cache_entries), "0", human_size4(usage.cache_size),
         human_size4(usage.cache_size)}});
   return 0;

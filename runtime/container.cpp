@@ -75,6 +75,7 @@ struct ChildPlan {
   int stderr_fd = -1;  // dup2'd to 2 when >= 0
   bool kill_with_parent = false;
   bool loopback_up = false;  // a new network namespace: its lo starts down
+  bool read_only_rootfs = false;
   bool tty = false;
   unsigned short tty_rows = 0, tty_columns = 0;
   int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
@@ -487,6 +488,10 @@ void reset_signals(const ChildPlan& plan) {
   // gets its WORKDIR; entered as the user, so that permissions on it apply.
   check(plan, make_directories(plan.working_dir.c_str(), 0755), "cannot create working directory ",
         plan.working_dir.c_str());
+  // --read-only: only the root's own mount; volumes, /dev, /proc and tmpfs mounts stay writable.
+  if (plan.read_only_rootfs)
+    check(plan, ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr),
+          "cannot make the root filesystem read-only");
   drop_privileges(plan);
   check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
         plan.working_dir.c_str());
@@ -887,6 +892,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.stderr_fd = spec.stderr_fd;
   plan.kill_with_parent = spec.kill_with_parent;
   plan.loopback_up = spec.isolate_network;
+  plan.read_only_rootfs = spec.read_only_rootfs;
   std::unique_ptr<detail::DeviceCgroup> device_cgroup = detail::DeviceCgroup::create();
   if (device_cgroup) plan.device_cgroup_tasks_fd = device_cgroup->tasks_fd();
 

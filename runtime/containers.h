@@ -34,6 +34,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "runtime/container_mounts.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -99,6 +100,8 @@ struct ContainerRecord {
   bool tty = false;                        // a pseudo-terminal for stdin/stdout/stderr (-t)
   bool auto_remove = false;                // --rm: removed when it exits
   std::vector<PortMapping> port_bindings;  // as asked (-p, -P)
+  std::vector<MountPoint> mounts;          // volumes, binds, tmpfs (runtime/container_mounts.h)
+  bool read_only = false;                  // --read-only: the root filesystem is read-only
 
   ContainerStatus status = ContainerStatus::created;
   ProcessIdentity process;     // the container's init process, while running
@@ -122,6 +125,9 @@ struct ContainerOptions {
   bool auto_remove = false;
   std::vector<PortMapping> ports;  // -p
   bool publish_all = false;        // -P: the image's ExposedPorts, each on a random host port
+  std::vector<MountPoint> mounts;  // -v, --mount, --tmpfs, as parsed (container_mounts.h)
+  std::vector<std::pair<std::string, std::string>> volumes_from;  // --volumes-from: {ref, mode}
+  bool read_only = false;                                         // --read-only
 };
 
 std::string rfc3339_now();
@@ -134,9 +140,9 @@ class ContainerStore {
   store::Store& image_store() const { return store_; }
   std::filesystem::path dir(std::string_view id) const { return root_ / std::string(id); }
 
-  // Creates a container of `image` (already found by `image_reference`): record, directories and
-  // the hold on the image. Throws Error for a bad or taken name and StartError (125) when the
-  // image has no command to run.
+  // Creates a container of `image` (already found by `image_reference`): record, directories,
+  // the hold on the image, and its mounts (volumes created and seeded, see container_mounts.h).
+  // Throws Error for a bad or taken name and StartError (125) when the image has no command to run.
   ContainerRecord create(const store::Image& image, std::string_view image_reference,
                          const ContainerOptions& options);
 
@@ -157,8 +163,9 @@ class ContainerStore {
   // the apparent sizes of everything but directories, a hard-linked file once.
   uint64_t writable_size(std::string_view id) const;
 
-  // Removes a container that is not running: its directory, then the hold on its image.
-  void remove(const ContainerRecord& record) const;
+  // Removes a container that is not running: its directory, then the hold on its image. With
+  // `anonymous_volumes` (rm -v, --rm) also its anonymous volumes that no other container uses.
+  void remove(const ContainerRecord& record, bool anonymous_volumes = false) const;
 
   // An exclusive flock on the container's lock file for the object's lifetime. The fd is
   // close-on-exec, and a forked supervisor shares the lock until it closes its copy.
