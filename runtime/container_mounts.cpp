@@ -275,7 +275,7 @@ MountPoint parse_volume_spec(std::string_view spec) {
 MountPoint parse_mount_spec(std::string_view spec) {
   MountPoint mount;
   std::string type = "volume";
-  std::map<std::string, std::string> fields;
+  std::map<std::string, std::string> labels, volume_options;
   bool readonly = false, nocopy = false;
   std::string source, target, propagation, tmpfs_size, tmpfs_mode;
   for (const auto& field : split(spec, ',')) {
@@ -302,13 +302,16 @@ MountPoint parse_mount_spec(std::string_view spec) {
     } else if (key == "bind-propagation") {
       if (!kPropagations.count(value)) throw Error("invalid propagation mode: " + value);
       propagation = value;
-    } else if (key == "consistency" || key == "volume-driver" || key == "volume-label" ||
-               key == "volume-opt" || key == "bind-nonrecursive" || key == "bind-recursive" ||
-               key == "bind-create-mountpoint") {
+    } else if (key == "volume-label" || key == "volume-opt") {
+      size_t inner = value.find('=');
+      if (value.empty() || inner == 0 || (key == "volume-opt" && inner == std::string::npos))
+        throw Error("invalid value for " + key + ": " + value);
+      (key == "volume-label" ? labels : volume_options)[value.substr(0, inner)] =
+          inner == std::string::npos ? "" : value.substr(inner + 1);
+    } else if (key == "consistency" || key == "volume-driver" || key == "bind-nonrecursive" ||
+               key == "bind-recursive" || key == "bind-create-mountpoint") {
       if (key == "volume-driver" && value != "local")
         throw Error("volume driver \"" + value + "\" is not available: only \"local\" is");
-      // volume-label and volume-opt apply when the volume is created; the rest are hints.
-      fields[key] = value;
     } else if (key == "tmpfs-size") {
       tmpfs_size = std::to_string(parse_size(value));
     } else if (key == "tmpfs-mode") {
@@ -333,7 +336,7 @@ MountPoint parse_mount_spec(std::string_view spec) {
       throw Error("invalid mount config for type \"" + type + "\": " + what + " is only for type " +
                   kind);
   };
-  only_for(nocopy, "volume-nocopy", "volume");
+  only_for(nocopy || !labels.empty() || !volume_options.empty(), "volume options", "volume");
   only_for(!propagation.empty() && type != "bind", "bind-propagation", "bind");
   only_for((!tmpfs_size.empty() || !tmpfs_mode.empty()) && type != "tmpfs", "tmpfs options",
            "tmpfs");
@@ -352,6 +355,8 @@ MountPoint parse_mount_spec(std::string_view spec) {
       mount.name = source;
     }
     mount.copy_data = !nocopy;
+    mount.volume_labels = labels;
+    mount.volume_options = volume_options;
   } else {
     if (!source.empty())
       throw Error("invalid mount config for type \"tmpfs\": field Source must not be specified");
@@ -446,7 +451,8 @@ std::vector<MountPoint> prepare_mounts(
                         mount.source + ": " + ec.message());
         }
       } else if (mount.type == "volume") {
-        auto [volume, is_new] = volumes.create(mount.name);
+        auto [volume, is_new] =
+            volumes.create(mount.name, mount.volume_labels, mount.volume_options);
         if (is_new) created.push_back(volume.name);
         mount.name = volume.name;
         mount.source = volume.mountpoint.string();

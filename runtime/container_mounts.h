@@ -16,6 +16,7 @@
 // content lives under the store's volumes/, not in the container's upper dir.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,9 +36,11 @@ struct MountPoint {
   std::string driver;           // volume: "local"
   std::string mode;             // as given after the paths ("ro", "z", "ro,Z"...), or ""
   bool rw = true;
-  std::string propagation;     // bind: "rprivate" unless given
-  std::string tmpfs_options;   // tmpfs: mount data ("size=65536k,mode=1777")
-  bool copy_data = true;       // volume: seed a new volume from the image (false: nocopy)
+  std::string propagation;    // bind: "rprivate" unless given
+  std::string tmpfs_options;  // tmpfs: mount data ("size=65536k,mode=1777")
+  bool copy_data = true;      // volume: seed a new volume from the image (false: nocopy)
+  // volume from --mount: volume-label and volume-opt, used when this create makes the volume
+  std::map<std::string, std::string> volume_labels, volume_options;
   bool create_source = false;  // bind from -v: create a missing host directory
 };
 

@@ -11,6 +11,8 @@
 //   containers/<id>/attach.sock         the supervisor's attach socket, while it runs
 //                                       (runtime/attach.h)
 //   containers/lock                     flock for creating and removing (names stay unique)
+// The record's "Mounts" (docker inspect's shape; tmpfs options in HostConfig.Tmpfs) name the
+// volumes a container uses (store/volumes.h); volume rm and prune check every record.
 // A container's image is held in the store (holds/container-<id>) from create to rm, so that rmi -f
 // and GC never take what it runs on.
 //

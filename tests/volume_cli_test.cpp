@@ -282,6 +282,13 @@ TEST_F(VolumeCliTest, LocalDriverOptions) {
   ASSERT_EQ(ran.exit_code, 0) << ran.err;
   EXPECT_NE(ran.out.find("tmpfs"), std::string::npos) << ran.out;
   EXPECT_EQ(read_file(device / "f"), "hi\n");
+  // --mount's volume-opt and volume-label apply to the volume it creates.
+  auto mounted = slipway({"run", "--rm", "--mount",
+                          "type=volume,src=mo,dst=/m,volume-opt=type=tmpfs,volume-label=k=v",
+                          "busybox", "grep", " /m ", "/proc/mounts"});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.err;
+  EXPECT_NE(mounted.out.find("tmpfs"), std::string::npos) << mounted.out;
+  EXPECT_EQ(inspect_volume("mo").at("Labels").at("k"), "v");
   auto bad = slipway({"volume", "create", "--opt", "bogus=1", "x1"});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("invalid option"), std::string::npos) << bad.err;
