@@ -332,14 +332,13 @@ MountPoint parse_mount_spec(std::string_view spec) {
   check_destination(mount, spec);
   mount.destination = clean_path(target);
   auto only_for = [&](bool used, const char* what, const char* kind) {
-    if (used)
+    if (used && type != kind)
       throw Error("invalid mount config for type \"" + type + "\": " + what + " is only for type " +
                   kind);
   };
   only_for(nocopy || !labels.empty() || !volume_options.empty(), "volume options", "volume");
-  only_for(!propagation.empty() && type != "bind", "bind-propagation", "bind");
-  only_for((!tmpfs_size.empty() || !tmpfs_mode.empty()) && type != "tmpfs", "tmpfs options",
-           "tmpfs");
+  only_for(!propagation.empty(), "bind-propagation", "bind");
+  only_for(!tmpfs_size.empty() || !tmpfs_mode.empty(), "tmpfs options", "tmpfs");
   if (type == "bind") {
     if (source.empty())
       throw Error("invalid mount config for type \"bind\": field Source must not be empty");

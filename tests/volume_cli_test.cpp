@@ -171,7 +171,10 @@ TEST_F(VolumeCliTest, ReadOnlyMountsRefuseWritesAndCannotBeRemountedWritable) {
 TEST_F(VolumeCliTest, SymlinkInTheImageNeverSendsAMountToTheHost) {
   fs::path sentinel = scratch_.path() / "sentinel";
   fs::create_directories(sentinel);
-  build_ok("FROM busybox\nRUN ln -s /etc /data && ln -s " + sentinel.string() + " /escape\n",
+  // /escape names a path that exists on the host and in the image: the mount must land on the
+  // image's.
+  build_ok("FROM busybox\nRUN ln -s /etc /data && mkdir -p " + sentinel.string() + " && ln -s " +
+               sentinel.string() + " /escape\n",
            "linked");
   std::string marker = "slipway-volume-test-" + std::to_string(::getpid());
   auto ran = slipway({"run", "--rm", "-v", "vol:/data", "-v", "other:/escape", "linked", "sh", "-c",
@@ -345,7 +348,9 @@ TEST_F(VolumeCliTest, UnknownOptionIsRefused) {
                  "unexpected key 'bogus'");
   expect_refused({"run", "--mount", "type=nfs,dst=/y", "busybox", "true"}, "invalid mount type");
   expect_refused({"run", "--tmpfs", "/t:bogus", "busybox", "true"}, "invalid tmpfs option");
-  expect_refused({"create", "-v", "a:/a:ro,rw", "busybox", "true"}, "invalid mode: ro,rw");
+  expect_refused({"create", "-v", "aa:/a:ro,rw", "busybox", "true"}, "invalid mode: ro,rw");
+  expect_refused({"run", "--mount", "type=tmpfs,dst=/t,volume-nocopy", "busybox", "true"},
+                 "volume options is only for type volume");
 }
 
 TEST_F(VolumeCliTest, InvalidVolumeNameIsRefused) {
