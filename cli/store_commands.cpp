@@ -8,12 +8,12 @@
 #include <set>
 
 #include "cli/commands.h"
-#include "store/volumes.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "runtime/containers.h"
 #include "store/digest.h"
+#include "store/volumes.h"
 
 namespace slipway::cli {
 namespace {
