@@ -102,15 +102,7 @@ int run_image(store::Store& store, const RunOptions& options, std::vector<std::s
 
 int create_only(store::Store& store, const RunOptions& options, std::vector<std::string> args) {
   runtime::ContainerStore containers(store);
-  runtime::ContainerRecord record;
-  try {
-    record = create_container(containers, options, std::move(args), "create");
-  } catch (const runtime::StartError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw runtime::StartError(e.what(), 125);  // as run: errors of create itself are 125
-  }
-  std::cout << record.id << "\n";
+  std::cout << create_container(containers, options, std::move(args), "create").id << "\n";
   return 0;
 }
 

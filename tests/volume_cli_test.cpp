@@ -348,7 +348,7 @@ TEST_F(VolumeCliTest, UnknownOptionIsRefused) {
                  "unexpected key 'bogus'");
   expect_refused({"run", "--mount", "type=nfs,dst=/y", "busybox", "true"}, "invalid mount type");
   expect_refused({"run", "--tmpfs", "/t:bogus", "busybox", "true"}, "invalid tmpfs option");
-  expect_refused({"create", "-v", "aa:/a:ro,rw", "busybox", "true"}, "invalid mode: ro,rw");
+  expect_refused({"run", "-v", "aa:/a:ro,rw", "busybox", "true"}, "invalid mode: ro,rw");
   expect_refused({"run", "--mount", "type=tmpfs,dst=/t,volume-nocopy", "busybox", "true"},
                  "volume options is only for type volume");
 }
