@@ -55,6 +55,12 @@ std::string slipway_commit();
 std::string slipway_build_time();
 // cp top rename pause unpause stats update export (cli/container_more_commands.cpp)
 void add_container_more_commands(CLI::App& app, CommandContext& context);
+// volume create ls inspect rm prune (cli/volume_commands.cpp)
+void add_volume_commands(CLI::App& app, CommandContext& context);
+// Names of the volumes containers (in any state) mount.
+std::set<std::string> volumes_used_by_containers(store::Store& store);
+// commit diff (cli/commit_commands.cpp)
+void add_commit_commands(CLI::App& app, CommandContext& context);
 
 // The `container` command group (docker's `container ls`, `container run`, ...), made on first use.
 CLI::App* container_group(CLI::App& app);

@@ -238,7 +238,8 @@ int wait_containers(store::Store& store, const std::vector<std::string>& referen
   });
 }
 
-int remove_containers(store::Store& store, bool force, const std::vector<std::string>& references) {
+int remove_containers(store::Store& store, bool force, bool volumes,
+                      const std::vector<std::string>& references) {
   ContainerStore containers(store);
   return for_each_container(references, [&](const std::string& reference) {
     ContainerRecord record = containers.find(reference);
@@ -249,7 +250,7 @@ int remove_containers(store::Store& store, bool force, const std::vector<std::st
                     "remove");
       runtime::stop_container(containers, record.id, 0, SIGKILL);
     }
-    containers.remove(record);
+    containers.remove(record, volumes);
     std::cout << reference << "\n";
   });
 }
@@ -545,11 +546,12 @@ void add_container_commands(CLI::App& app, CommandContext& context) {
 
     auto* rm = parent->add_subcommand("rm", "Remove one or more containers");
     rm->add_flag("-f,--force", args->force, "Force the removal of a running container (SIGKILL)");
-    rm->add_flag("-v,--volumes", args->volumes, "Accepted for docker compatibility (no volumes)");
+    rm->add_flag("-v,--volumes", args->volumes,
+                 "Remove anonymous volumes associated with the container");
     rm->add_option("CONTAINER", args->containers)->required();
     rm->callback([&context, args] {
       context.action = [&context, args] {
-        return remove_containers(context.store(), args->force, args->containers);
+        return remove_containers(context.store(), args->force, args->volumes, args->containers);
       };
     });
 

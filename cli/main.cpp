@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   cli::add_store_commands(app, context);
   cli::add_network_commands(app, context);
   cli::add_system_commands(app, context);
+  cli::add_volume_commands(app, context);
+  cli::add_commit_commands(app, context);
 
   // docker -v: the version line, whatever follows (global options may come first).
   int first = 1;

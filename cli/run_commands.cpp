@@ -32,6 +32,8 @@ struct RunOptions {
   std::string detach_keys;
   std::string pull = "missing";  // --pull: missing, always or never
   RunSettingsFlags settings;  // cli/run_settings.h
+  std::vector<std::string> volumes, mounts, tmpfs, volumes_from;  // -v, --mount, --tmpfs
+  bool read_only = false;
 };
 
 // The network flags besides --network; one value each, so that none swallows the image after it.
@@ -115,6 +117,15 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
     for (const auto& mapping : runtime::parse_port_mappings(spec))
       container.ports.push_back(mapping);
   container.publish_all = options.publish_all;
+  for (const auto& spec : options.volumes)
+    container.mounts.push_back(runtime::parse_volume_spec(spec));
+  for (const auto& spec : options.mounts)
+    container.mounts.push_back(runtime::parse_mount_spec(spec));
+  for (const auto& spec : options.tmpfs)
+    container.mounts.push_back(runtime::parse_tmpfs_spec(spec));
+  for (const auto& spec : options.volumes_from)
+    container.volumes_from.push_back(runtime::parse_volumes_from(spec));
+  container.read_only = options.read_only;
   if ((!container.ports.empty() || container.publish_all) && options.network == "host") {
     std::cerr << "WARNING: Published ports are discarded when using host network mode\n";
     container.ports.clear();
@@ -191,6 +202,20 @@ void add_container_options(CLI::App* command, RunOptions& options) {
   command->add_option("--pull", options.pull,
                       "Pull image before running (\"always\", \"missing\", \"never\")");
   add_run_settings_options(command, options.settings);
+  command->add_option("-v,--volume", options.volumes, "Bind mount a volume: [SOURCE:]DEST[:OPTS]")
+      ->allow_extra_args(false);
+  command
+      ->add_option("--mount", options.mounts,
+                   "Attach a filesystem mount: type=bind|volume|tmpfs,source=,target=,...")
+      ->allow_extra_args(false);
+  command->add_option("--tmpfs", options.tmpfs, "Mount a tmpfs directory: PATH[:OPTIONS]")
+      ->allow_extra_args(false);
+  command
+      ->add_option("--volumes-from", options.volumes_from,
+                   "Mount volumes from the specified container(s): CONTAINER[:ro|rw]")
+      ->allow_extra_args(false);
+  command->add_flag("--read-only", options.read_only,
+                    "Mount the container's root filesystem as read only");
   // Everything from the image name on belongs to the container, flags included.
   command->prefix_command();
 }

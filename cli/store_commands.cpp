@@ -15,6 +15,7 @@
 #include "common/go_quote.h"
 #include "runtime/containers.h"
 #include "store/digest.h"
+#include "store/volumes.h"
 
 namespace slipway::cli {
 namespace {
@@ -210,11 +211,26 @@ int disk_usage(store::Store& store, const std::string& format, bool verbose) {
                              {"TotalCount", std::to_string(total)},
                              {"Type", type}};
   };
-  // The volumes subsystem adds its "Local Volumes" row here (docker lists it before Build Cache).
+  // Local volumes: those no container mounts can be reclaimed (volume prune -a).
+  store::VolumeStore volume_store(store.root());
+  std::set<std::string> used_volumes = volumes_used_by_containers(store);
+  std::vector<store::Volume> volumes = volume_store.list();
+  size_t active_volumes = 0;
+  uint64_t volumes_size = 0, volumes_reclaimable = 0;
+  for (const auto& volume : volumes) {
+    uint64_t size = volume_store.size(volume);
+    volumes_size += size;
+    if (used_volumes.count(volume.name))
+      ++active_volumes;
+    else
+      volumes_reclaimable += size;
+  }
   std::vector<gotemplate::Value> rows = {
       row("Images", usage.images, active_ids.size(), usage.images_size, images_reclaimable),
       row("Containers", records.size(), running, containers_size,
           with_percentage(containers_reclaimable, containers_size)),
+      row("Local Volumes", volumes.size(), active_volumes, volumes_size,
+          with_percentage(volumes_reclaimable, volumes_size)),
       row("Build Cache", usage.cache_entries, 0, usage.cache_size, human_size4(usage.cache_size))};
   const gotemplate::Value headers = {{"Active", "ACTIVE"},
                                      {"Reclaimable", "RECLAIMABLE"},

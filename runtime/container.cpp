@@ -79,6 +79,7 @@ struct ChildPlan {
   bool kill_with_parent = false;
   bool loopback_up = false;       // a new network namespace: its lo starts down
   int network_namespace_fd = -1;  // joined first when >= 0
+  bool read_only_rootfs = false;
   bool tty = false;
   unsigned short tty_rows = 0, tty_columns = 0;
   int terminal_socket = -1;  // where the pty master goes (SCM_RIGHTS) when tty
@@ -509,6 +510,10 @@ void reset_signals(const ChildPlan& plan) {
   // gets its WORKDIR; entered as the user, so that permissions on it apply.
   check(plan, make_directories(plan.working_dir.c_str(), 0755), "cannot create working directory ",
         plan.working_dir.c_str());
+  // --read-only: only the root's own mount; volumes, /dev, /proc and tmpfs mounts stay writable.
+  if (plan.read_only_rootfs)
+    check(plan, ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr),
+          "cannot make the root filesystem read-only");
   drop_privileges(plan);
   check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
         plan.working_dir.c_str());
@@ -950,6 +955,7 @@ ContainerProcess start_container(const ContainerSpec& spec) {
   plan.kill_with_parent = spec.kill_with_parent;
   plan.network_namespace_fd = spec.network_namespace_fd;
   plan.loopback_up = spec.isolate_network && spec.network_namespace_fd < 0;
+  plan.read_only_rootfs = spec.read_only_rootfs;
   plan.cgroup_fds = spec.cgroup_fds;
   plan.capabilities = spec.capabilities;
   plan.privileged = spec.privileged;

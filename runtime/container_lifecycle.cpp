@@ -218,7 +218,7 @@ Launched launch(const ContainerStore& containers, ContainerRecord& record, bool 
     process.emplace(start_container(spec));
   } catch (const StartError& e) {
     if (record.auto_remove) {
-      containers.remove(record);
+      containers.remove(record, true);
     } else {
       record.error = e.what();
       record.exit_code = e.exit_code();
@@ -369,7 +369,7 @@ int supervise(const ContainerStore& containers, const std::string& id, Launched&
   if (record.settings.health.status == "starting") record.settings.health.status = "unhealthy";
   containers.save(record);
   lock.release();
-  if (record.auto_remove) containers.remove(record);
+  if (record.auto_remove) containers.remove(record, true);
   return exit_code;
 }
 

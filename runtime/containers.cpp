@@ -108,6 +108,49 @@ std::vector<PortMapping> ports_from(const json& value) {
 }
 
 json record_json_base(const ContainerRecord& record);
+// Mounts as docker inspect shows them; tmpfs options go to HostConfig.Tmpfs, as docker keeps
+// them.
+json mounts_json(const std::vector<MountPoint>& mounts) {
+  json out = json::array();
+  for (const auto& m : mounts) {
+    json entry = {{"Type", m.type}};
+    if (m.type == "volume") entry["Name"] = m.name;
+    entry["Source"] = m.source;
+    entry["Destination"] = m.destination;
+    if (m.type == "volume") entry["Driver"] = m.driver;
+    entry["Mode"] = m.mode;
+    entry["RW"] = m.rw;
+    entry["Propagation"] = m.propagation;
+    out.push_back(entry);
+  }
+  return out;
+}
+
+json tmpfs_json(const std::vector<MountPoint>& mounts) {
+  json out = json::object();
+  for (const auto& m : mounts)
+    if (m.type == "tmpfs") out[m.destination] = m.tmpfs_options;
+  return out;
+}
+
+std::vector<MountPoint> mounts_from(const json& value, const json& tmpfs) {
+  std::vector<MountPoint> mounts;
+  if (!value.is_array()) return mounts;
+  for (const auto& entry : value) {
+    MountPoint m;
+    m.type = entry.value("Type", "volume");
+    m.name = entry.value("Name", "");
+    m.source = entry.value("Source", "");
+    m.destination = entry.value("Destination", "");
+    m.driver = entry.value("Driver", "");
+    m.mode = entry.value("Mode", "");
+    m.rw = entry.value("RW", true);
+    m.propagation = entry.value("Propagation", "");
+    if (m.type == "tmpfs" && tmpfs.is_object()) m.tmpfs_options = tmpfs.value(m.destination, "");
+    mounts.push_back(m);
+  }
+  return mounts;
+}
 
 // The record in the shape of `docker inspect`'s, so that the file explains itself.
 json record_json(const ContainerRecord& record) {
@@ -139,7 +182,10 @@ json record_json_base(const ContainerRecord& record) {
       {"HostConfig",
        {{"NetworkMode", record.network},
         {"AutoRemove", record.auto_remove},
-        {"PortBindings", ports_json(record.port_bindings)}}},
+        {"PortBindings", ports_json(record.port_bindings)},
+        {"ReadonlyRootfs", record.read_only},
+        {"Tmpfs", tmpfs_json(record.mounts)}}},
+      {"Mounts", mounts_json(record.mounts)},
       {"NetworkSettings", {{"Ports", ports_json(record.ports)}}},
       {"State",
        {{"Status", status_name(record.status)},
@@ -179,6 +225,9 @@ ContainerRecord record_from(const json& j) {
   record.network = host.value("NetworkMode", "private");
   record.auto_remove = host.value("AutoRemove", false);
   record.port_bindings = ports_from(host.value("PortBindings", json::object()));
+  record.read_only = host.value("ReadonlyRootfs", false);
+  record.mounts =
+      mounts_from(j.value("Mounts", json::array()), host.value("Tmpfs", json::object()));
   record.ports =
       ports_from(j.value("NetworkSettings", json::object()).value("Ports", json::object()));
   const json state = j.value("State", json::object());
@@ -603,6 +652,9 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
                     "that name.");
   }
   record.name = name;
+  record.read_only = options.read_only;
+  // Last before the directory: volumes made here are removed again when it fails.
+  record.mounts = prepare_mounts(*this, image, options.mounts, options.volumes_from);
 
   // Built under a name load_all skips, then renamed: a crash never leaves half a record.
   TempDir staged(root_, ".new-" + std::to_string(::getpid()) + "-");
@@ -618,7 +670,7 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   return record;
 }
 
-void ContainerStore::remove(const ContainerRecord& record) const {
+void ContainerStore::remove(const ContainerRecord& record, bool anonymous_volumes) const {
   fs::path doomed = root_ / (".removing-" + std::to_string(::getpid()) + "-" + record.id);
   {
     UniqueFd lock = lock_file(root_ / "lock");
@@ -628,6 +680,11 @@ void ContainerStore::remove(const ContainerRecord& record) const {
     }
   }
   remove_tree(doomed);
+  if (anonymous_volumes && !record.mounts.empty()) {
+    std::vector<std::vector<MountPoint>> others;
+    for (const auto& other : load_all()) others.push_back(other.mounts);
+    remove_anonymous_volumes(store_, record.mounts, others);
+  }
   // Last, so that a failure above never leaves a container whose image may be collected.
   store_.release_image("container-" + record.id);
 }
@@ -650,6 +707,8 @@ ContainerSpec container_spec(const ContainerStore& containers, const ContainerRe
   apply_settings(record.settings, record.id, spec);
   spec.isolate_network = record.network != "host";  // container_network.cpp may join one instead
   spec.tty = record.tty;                            // the runtime adds TERM=xterm then
+  spec.mounts = container_mounts(store, record.mounts);
+  spec.read_only_rootfs = record.read_only;
   return spec;
 }
 

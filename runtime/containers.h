@@ -11,6 +11,8 @@
 //   containers/<id>/attach.sock         the supervisor's attach socket, while it runs
 //                                       (runtime/attach.h)
 //   containers/lock                     flock for creating and removing (names stay unique)
+// The record's "Mounts" (docker inspect's shape; tmpfs options in HostConfig.Tmpfs) name the
+// volumes a container uses (store/volumes.h); volume rm and prune check every record.
 // A container's image is held in the store (holds/container-<id>) from create to rm, so that rmi -f
 // and GC never take what it runs on.
 //
@@ -36,6 +38,7 @@
 #include "common/fs.h"
 #include "runtime/container_network.h"
 #include "runtime/container_settings.h"
+#include "runtime/container_mounts.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -104,6 +107,8 @@ struct ContainerRecord {
   bool tty = false;                        // a pseudo-terminal for stdin/stdout/stderr (-t)
   bool auto_remove = false;                // --rm: removed when it exits
   std::vector<PortMapping> port_bindings;  // as asked (-p, -P)
+  std::vector<MountPoint> mounts;          // volumes, binds, tmpfs (runtime/container_mounts.h)
+  bool read_only = false;                  // --read-only: the root filesystem is read-only
 
   ContainerStatus status = ContainerStatus::created;
   ProcessIdentity process;     // the container's init process, while running
@@ -134,6 +139,9 @@ struct ContainerOptions {
   // --entrypoint (replaces the image's and drops its Cmd), --hostname, --label, limits, ...;
   // the image's Labels and HEALTHCHECK are added by create.
   RunSettings settings;
+  std::vector<MountPoint> mounts;  // -v, --mount, --tmpfs, as parsed (container_mounts.h)
+  std::vector<std::pair<std::string, std::string>> volumes_from;  // --volumes-from: {ref, mode}
+  bool read_only = false;                                         // --read-only
 };
 
 std::string rfc3339_now();
@@ -146,9 +154,9 @@ class ContainerStore {
   store::Store& image_store() const { return store_; }
   std::filesystem::path dir(std::string_view id) const { return root_ / std::string(id); }
 
-  // Creates a container of `image` (already found by `image_reference`): record, directories and
-  // the hold on the image. Throws Error for a bad or taken name and StartError (125) when the
-  // image has no command to run.
+  // Creates a container of `image` (already found by `image_reference`): record, directories,
+  // the hold on the image, and its mounts (volumes created and seeded, see container_mounts.h).
+  // Throws Error for a bad or taken name and StartError (125) when the image has no command to run.
   ContainerRecord create(const store::Image& image, std::string_view image_reference,
                          const ContainerOptions& options);
 
@@ -169,8 +177,9 @@ class ContainerStore {
   // the apparent sizes of everything but directories, a hard-linked file once.
   uint64_t writable_size(std::string_view id) const;
 
-  // Removes a container that is not running: its directory, then the hold on its image.
-  void remove(const ContainerRecord& record) const;
+  // Removes a container that is not running: its directory, then the hold on its image. With
+  // `anonymous_volumes` (rm -v, --rm) also its anonymous volumes that no other container uses.
+  void remove(const ContainerRecord& record, bool anonymous_volumes = false) const;
 
   // An exclusive flock on the container's lock file for the object's lifetime. The fd is
   // close-on-exec, and a forked supervisor shares the lock until it closes its copy.

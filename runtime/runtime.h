@@ -55,6 +55,7 @@ struct ContainerSpec {
   // /etc/passwd and /etc/group (the upper dir, then the lowers, top first).
   std::string user;
   std::vector<ContainerMount> mounts;  // in order: a later mount may sit inside an earlier one
+  bool read_only_rootfs = false;       // --read-only: the root is remounted read-only
   std::string hostname = "slipway";
   bool isolate_network = false;  // a new, empty network namespace (only loopback)
   bool inherit_stdin = false;    // otherwise stdin is `stdin_fd`, or /dev/null

@@ -559,7 +559,9 @@ TEST_F(ContainerCliTest, ExecDetachedRunsInTheBackgroundUntilTheContainerStops) 
 TEST_F(ContainerCliTest, SystemDfCountsContainersByTheirWritableLayers) {
   auto none = slipway({"system", "df"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
-  EXPECT_TRUE(std::regex_search(none.out, std::regex("\nContainers +0 +0 +0B +0B\nBuild Cache ")))
+  EXPECT_TRUE(std::regex_search(
+      none.out,
+      std::regex("\nContainers +0 +0 +0B +0B\nLocal Volumes +0 +0 +0B +0B\nBuild Cache ")))
       << none.out;
 
   ASSERT_EQ(slipway({"run", "-d", "--name", "up", "busybox", "sh", "-c",

@@ -265,13 +265,14 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
   auto df = slipway({"system", "df"});
   ASSERT_EQ(df.exit_code, 0) << df.err;
   auto lines = lines_of(df.out);
-  ASSERT_EQ(lines.size(), 4u) << df.out;
-  EXPECT_EQ(lines[0].rfind("TYPE          TOTAL     ACTIVE    SIZE      RECLAIMABLE", 0), 0u)
+  ASSERT_EQ(lines.size(), 5u) << df.out;
+  EXPECT_EQ(lines[0].rfind("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE", 0), 0u)
       << df.out;
-  EXPECT_EQ(lines[1].rfind("Images        2         0         ", 0), 0u) << df.out;
+  EXPECT_EQ(lines[1].rfind("Images          2         0         ", 0), 0u) << df.out;
   EXPECT_NE(lines[1].find("(100%)"), std::string::npos);
-  EXPECT_EQ(lines[2], "Containers    0         0         0B        0B") << df.out;
-  EXPECT_EQ(lines[3].rfind("Build Cache   3         0         ", 0), 0u) << df.out;
+  EXPECT_EQ(lines[2], "Containers      0         0         0B        0B") << df.out;
+  EXPECT_EQ(lines[3], "Local Volumes   0         0         0B        0B") << df.out;
+  EXPECT_EQ(lines[4].rfind("Build Cache     3         0         ", 0), 0u) << df.out;
 
   // Plain prune keeps the build cache: the rebuild is all cache hits.
   auto pruned = slipway({"image", "prune", "-f"});
@@ -291,7 +292,7 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
   EXPECT_EQ(count_lines_containing(all.out, "deleted: sha256:"), 3) << all.out;
   EXPECT_NE(all.out.find("\nTotal reclaimed space: "), std::string::npos);
   EXPECT_EQ(lines_of(slipway({"images", "-a", "-q"}).out).size(), 2u);
-  EXPECT_EQ(lines_of(slipway({"system", "df"}).out)[3].rfind("Build Cache   0 ", 0), 0u);
+  EXPECT_EQ(lines_of(slipway({"system", "df"}).out)[4].rfind("Build Cache     0 ", 0), 0u);
 
   // Named images keep working; the first RUN steps run again.
   EXPECT_EQ(slipway({"run", "--rm", "app:1"}).out, "one\n");
