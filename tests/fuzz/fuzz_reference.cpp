@@ -1,0 +1,20 @@
+// Image references (registry::Reference::parse) and every way of printing one.
+#include "registry/registry.h"
+#include "tests/fuzz/fuzz_support.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace slipway;
+  fuzz::expect_clean_errors([&] {
+    auto ref = registry::Reference::parse(fuzz::as_text(data, size));
+    std::string all = ref.name() + ref.familiar_name() + ref.string() + ref.familiar_string() +
+                      ref.tag_or_digest() + ref.endpoint_host();
+    (void)ref.is_plain_http_default();
+    // What a reference prints must parse again to the same reference.
+    auto again = registry::Reference::parse(ref.string());
+    if (again.string() != ref.string()) {
+      std::cerr << "finding: " << ref.string() << " reparses as " << again.string() << "\n";
+      std::abort();
+    }
+  });
+  return 0;
+}
