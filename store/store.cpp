@@ -111,7 +111,11 @@ std::string chain_id(std::string_view parent_chain_id, std::string_view diff_id)
 std::vector<std::string> Image::diff_ids() const {
   std::vector<std::string> ids;
   if (config.contains("rootfs") && config["rootfs"].contains("diff_ids"))
-    for (const auto& d : config["rootfs"]["diff_ids"]) ids.push_back(d.get<std::string>());
+    for (const auto& d : config["rootfs"]["diff_ids"]) {
+      if (!d.is_string())
+        throw Error("image config: rootfs.diff_ids holds a non-string: " + d.dump());
+      ids.push_back(d.get<std::string>());
+    }
   return ids;
 }
 
@@ -338,7 +342,9 @@ Image Store::write_image_with_config(std::string config_bytes,
   return image;
 }
 
-Image Store::load_image(std::string_view manifest_digest) const {
+// A manifest or config that is not what an image manifest must be gives one clear error, not the
+// JSON library's.
+Image Store::load_image(std::string_view manifest_digest) const try {
   json manifest = json::parse(read_blob(manifest_digest));
   Image image;
   image.manifest_digest = std::string(manifest_digest);
@@ -350,6 +356,8 @@ Image Store::load_image(std::string_view manifest_digest) const {
                                       layer.at("digest").get<std::string>(),
                                       layer.at("size").get<int64_t>()});
   return image;
+} catch (const json::exception& e) {
+  throw Error("image manifest " + std::string(manifest_digest) + " is not valid: " + e.what());
 }
 
 json Store::read_index() const {
