@@ -28,4 +28,5 @@ build_targets=(fuzz_targets)
 for name in "${sanitized_tests[@]}"; do [ "$name" = fuzz ] || build_targets+=("$name"); done
 cmake --build build-sanitize -j "$(nproc)" --target "${build_targets[@]}"
 label_regex="^($(IFS='|'; echo "${sanitized_tests[*]}"))\$"
-ctest --test-dir build-sanitize --output-on-failure -j "$(nproc)" -L "$label_regex"
+LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
+  ctest --test-dir build-sanitize --output-on-failure -j "$(nproc)" -L "$label_regex"
