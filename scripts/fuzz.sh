@@ -21,7 +21,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DC
 CC=clang CXX=clang++ cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLIPWAY_SANITIZE=address,undefined,fuzzer-no-link -DSLIPWAY_FUZZ=ON "${launcher[@]}" >/dev/null
 
-mapfile -t all_targets < <(sed -n 's/^\([a-z_]*\).*/\1/p' tests/fuzz/seeds.txt)
+mapfile -t all_targets < <(sed -n 's/^\([a-z_][a-z_]*\).*/\1/p' tests/fuzz/seeds.txt)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 nice -n 19 cmake --build build-sanitize -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
