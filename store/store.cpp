@@ -361,11 +361,14 @@ std::vector<NamedImage> Store::list_images() const {
   for (const auto& entry : index["manifests"]) {
     std::string name = internal::stored_name(entry);
     if (name.empty()) continue;
-    auto [repo, tag] = split_name_tag(name);
+    // Named, not a structured binding: clang 14 (the sanitizer build) cannot capture one.
+    const auto repo_tag = split_name_tag(name);
+    const auto& [repo, tag] = repo_tag;
     // A store from before normalization can hold one name in two forms; the later entry is the
     // newer tag, and wins.
-    std::erase_if(
-        out, [&](const NamedImage& named) { return named.repository == repo && named.tag == tag; });
+    std::erase_if(out, [&](const NamedImage& named) {
+      return named.repository == repo_tag.first && named.tag == repo_tag.second;
+    });
     auto annotations = entry.value("annotations", json::object());
     out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>()),
                    annotations.value(kTaggedAtAnnotation, "")});
