@@ -188,11 +188,13 @@ void Build::dispatch(const ast::Instruction&, const ast::ArgInstruction& arg) {
 
 std::vector<std::string> Build::proxy_env() const {
   std::vector<std::string> env;
-  for (const auto& [key, value] : options_.build_args) {
+  for (const auto& build_arg : options_.build_args) {
+    // Not a structured binding: clang 14 (the sanitizer build) cannot capture one in a lambda.
+    const auto& [key, value] = build_arg;
     if (!is_proxy_arg(key)) continue;
-    bool declared =
-        std::any_of(stage_->args.begin(), stage_->args.end(),
-                    [&](const auto& declared_arg) { return declared_arg.first == key; });
+    bool declared = std::any_of(
+        stage_->args.begin(), stage_->args.end(),
+        [&](const auto& declared_arg) { return declared_arg.first == build_arg.first; });
     if (!declared) env.push_back(key + "=" + value);
   }
   return env;

@@ -14,6 +14,9 @@ packages=(
   # interop peers the tests drive: skopeo and umoci read the store's OCI layout and archives;
   # the real registry (distribution 2.8) for the registry tests, htpasswd (bcrypt) for its auth
   skopeo umoci docker-registry apache2-utils
+  # the sanitizer step of scripts/test.sh and scripts/fuzz.sh: clang with its sanitizer and
+  # libFuzzer runtimes, llvm-symbolizer for readable reports
+  clang libclang-rt-14-dev llvm-14
 )
 if [ "${1:-}" = "--with-peers" ]; then
   # Peers for the side-by-side benchmarks and interop tests, and what the bench scripts call

@@ -302,7 +302,10 @@ void Store::save_archive(const std::vector<std::string>& references, const fs::p
   }
 }
 
-std::vector<std::string> Store::load_archive(const fs::path& input) {
+// A JSON value of the wrong type in the archive's metadata (a number where a name belongs, an
+// array for an object) is the archive's fault: one error naming the archive, not the JSON
+// library's bare message.
+std::vector<std::string> Store::load_archive(const fs::path& input) try {
   if (!fs::is_regular_file(input)) throw Error("cannot load " + input.string() + ": no such file");
   TempDir scratch = make_temp_dir("load");
   UnpackedArchive archive(input, scratch.path());
@@ -403,6 +406,8 @@ std::vector<std::string> Store::load_archive(const fs::path& input) {
                 ": neither a docker-archive (no manifest.json) nor an OCI layout (no index.json)");
   }
   return loaded;
+} catch (const json::exception& e) {
+  throw Error("cannot load " + input.string() + ": unexpected metadata: " + e.what());
 }
 
 }  // namespace slipway::store

@@ -102,7 +102,11 @@ std::string chain_id(std::string_view parent_chain_id, std::string_view diff_id)
 std::vector<std::string> Image::diff_ids() const {
   std::vector<std::string> ids;
   if (config.contains("rootfs") && config["rootfs"].contains("diff_ids"))
-    for (const auto& d : config["rootfs"]["diff_ids"]) ids.push_back(d.get<std::string>());
+    for (const auto& d : config["rootfs"]["diff_ids"]) {
+      if (!d.is_string())
+        throw Error("image config: rootfs.diff_ids holds a non-string: " + d.dump());
+      ids.push_back(d.get<std::string>());
+    }
   return ids;
 }
 
@@ -329,7 +333,9 @@ Image Store::write_image_with_config(std::string config_bytes,
   return image;
 }
 
-Image Store::load_image(std::string_view manifest_digest) const {
+// A manifest or config that is not what an image manifest must be gives one clear error, not the
+// JSON library's.
+Image Store::load_image(std::string_view manifest_digest) const try {
   json manifest = json::parse(read_blob(manifest_digest));
   Image image;
   image.manifest_digest = std::string(manifest_digest);
@@ -341,6 +347,8 @@ Image Store::load_image(std::string_view manifest_digest) const {
                                       layer.at("digest").get<std::string>(),
                                       layer.at("size").get<int64_t>()});
   return image;
+} catch (const json::exception& e) {
+  throw Error("image manifest " + std::string(manifest_digest) + " is not valid: " + e.what());
 }
 
 json Store::read_index() const {
@@ -353,11 +361,14 @@ std::vector<NamedImage> Store::list_images() const {
   for (const auto& entry : index["manifests"]) {
     std::string name = internal::stored_name(entry);
     if (name.empty()) continue;
-    auto [repo, tag] = split_name_tag(name);
+    // Named, not a structured binding: clang 14 (the sanitizer build) cannot capture one.
+    const auto repo_tag = split_name_tag(name);
+    const auto& [repo, tag] = repo_tag;
     // A store from before normalization can hold one name in two forms; the later entry is the
     // newer tag, and wins.
-    std::erase_if(
-        out, [&](const NamedImage& named) { return named.repository == repo && named.tag == tag; });
+    std::erase_if(out, [&](const NamedImage& named) {
+      return named.repository == repo_tag.first && named.tag == repo_tag.second;
+    });
     auto annotations = entry.value("annotations", json::object());
     out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>()),
                    annotations.value(kTaggedAtAnnotation, "")});
