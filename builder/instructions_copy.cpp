@@ -393,6 +393,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
                                 "\" (a stage must be defined before it is used; an image must "
                                 "be imported or pulled first)");
     }
+    ensure_layers(source_image);
     from_view.emplace(store_, source_image, "copy-from");
     owned = std::make_unique<BuildContext>(
         from_view->merged(), excludes.empty() ? IgnoreRules{} : with_excludes({}, specs, excludes),
@@ -491,6 +492,7 @@ CopyOptions Build::linked_copy_options(const std::string& chown, const std::stri
   CopyOptions options;
   if (!chmod.empty()) options.chmod = parse_chmod(chmod);
   if (!chown.empty()) {
+    ensure_layers(stage_->image);
     options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
     key["owner"] = {options.chown->uid, options.chown->gid};
   }
@@ -503,8 +505,11 @@ void Build::linked_step(const json& step_description, const std::string& created
   const std::string key = cache_key(step_description);
   const std::string linked_key =
       store::sha256_digest(std::string(kCacheKeyVersion) + "\nlinked\n" + step_description.dump());
+  const store::Image parent_image = stage_->image;
   auto reuse = [&] {
-    if (auto hit = store_.cache_lookup(key)) {
+    auto hit = store_.cache_lookup(key);
+    if (!hit) hit = remote_cache_lookup(key);
+    if (hit) {
       stage_->image = std::move(*hit);
       return true;
     }
@@ -533,6 +538,7 @@ void Build::linked_step(const json& step_description, const std::string& created
     if (hit) {
       out_ << " ---> Using cache\n";
       ++shared_->steps_cached;
+      record_step(key, parent_image);
       return;
     }
   }
@@ -544,6 +550,7 @@ void Build::linked_step(const json& step_description, const std::string& created
   store_.cache_record(key, stage_->image);
   store_.cache_record(linked_key, stage_->image);
   ++shared_->steps_run;
+  record_step(key, parent_image);
 }
 
 // ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, unpacked only with

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "registry/registry.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
 
@@ -40,7 +41,15 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
     throw Error(std::string("\"slipway ") + command +
                 "\" requires at least 1 argument: IMAGE [COMMAND...]");
   auto image = containers.image_store().try_find_image(args.front());
-  if (!image) throw Error("no such image: " + args.front());
+  if (!image) {
+    // As docker does: pull what the store lacks (through the configured mirrors for docker.io
+    // names), its progress on stderr so that stdout stays the container's.
+    std::cerr << "Unable to find image '" << args.front() << "' locally\n" << std::flush;
+    registry::Reference ref = registry::Reference::parse(args.front());
+    registry::pull(containers.image_store(), ref, {}, std::cerr);
+    image = containers.image_store().try_find_image(ref.familiar_string());
+    if (!image) throw Error("no such image: " + args.front());
+  }
   runtime::ContainerOptions container;
   container.name = options.name;
   container.command.assign(args.begin() + 1, args.end());
