@@ -102,10 +102,14 @@ inns() { nsenter --net="/run/netns/$ns" "$@"; }
 cleanup() {
   local rc=$?
   trap - EXIT
+  set +e  # every step of the cleanup runs, whatever the one before returned
   if [ -d "$work/buildah/root" ]; then
     inns unshare -m --propagation private -- "$self" --buildah "$work" cleanup || true
   fi
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2> /dev/null && wait "$registry_pid" 2> /dev/null
+  if [ -n "$registry_pid" ]; then
+    kill "$registry_pid" 2> /dev/null
+    wait "$registry_pid" 2> /dev/null
+  fi
   umount_below "$work"
   ip netns del "$ns" 2> /dev/null || true
   if [ "${KEEP_WORKDIR:-0}" = 1 ]; then log "kept $work"; else rm -rf "$work"; fi

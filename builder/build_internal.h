@@ -199,6 +199,7 @@ struct SharedBuildState {
   std::mutex cache_mutex;  // guards the members up to `layers_fetched`
   std::vector<StepRecord> step_records;
   std::map<std::string, registry::CacheSource*> remote_layers;  // layer digest -> its cache
+  std::map<std::string, std::string> content_digests;  // COPY --from memo name -> digest
   int layers_fetched = 0;
   std::mutex fetch_mutex;  // one cache download at a time per build, so none is fetched twice
 
@@ -343,9 +344,14 @@ class Build {
                     const std::string& dest, const std::string& chown, const std::string& chmod,
                     const std::optional<std::string>& checksum, bool unpack);
   BuildContext& context();
-  std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
-                                   const std::vector<Source>& sources,
-                                   const std::vector<std::string>& excludes);
+  // COPY --from content digests, remembered by source image ID, specs and excludes (in the
+  // store's cache dir and in exported caches) so that a hit needs the source's files nowhere.
+  std::string copy_from_memo_name(const std::string& image_id,
+                                  const std::vector<std::string>& specs,
+                                  const std::vector<std::string>& excludes) const;
+  std::optional<std::string> known_copy_from_digest(const std::string& memo_name);
+  void remember_copy_from_digest(const std::string& memo_name, const std::string& digest,
+                                 bool write);
   // The CopyOptions of a --link step: --chmod as given, --chown names looked up in the image
   // below. `key` gets the ids they stand for, since a linked layer's key does not follow that
   // image.

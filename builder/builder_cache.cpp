@@ -214,7 +214,12 @@ void Build::export_caches(const std::string& last_key) {
   for (const auto& text : options_.cache_to) {
     registry::CacheSpec spec = registry::CacheSpec::parse(text, true);
     if (spec.kind == registry::CacheSpec::Kind::kInline) continue;
-    std::vector<registry::CacheRecord> records = export_records(spec.max, last_key);
+    registry::CacheExport cache;
+    cache.records = export_records(spec.max, last_key);
+    {
+      std::lock_guard lock(shared_->cache_mutex);
+      cache.content_digests = shared_->content_digests;
+    }
     // A layer a --cache-from cache gave but nothing here needed is fetched now, when the
     // destination lacks it (exporting to the cache it came from, it does not).
     std::map<std::string, store::Image> image_of_layer;
@@ -230,7 +235,7 @@ void Build::export_caches(const std::string& last_key) {
       ensure_layers(found->second);
     };
     try {
-      registry::export_cache(store_, spec, records, options, ensure_blob, out_);
+      registry::export_cache(store_, spec, cache, options, ensure_blob, out_);
     } catch (const std::exception& e) {
       throw BuildError("exporting the build cache to " + text + ": " + e.what());
     }

@@ -175,20 +175,20 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
     options->build_args = parse_build_args(*build_args);
     options->labels = parse_labels(*labels);
     if (*progress == "quiet") options->quiet = true;
-    // SOURCE_DATE_EPOCH: a --build-arg wins over the environment, as in BuildKit.
-    std::optional<std::string> epoch;
-    if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) epoch = env;
-    for (const auto& [key, value] : options->build_args)
-      if (key == "SOURCE_DATE_EPOCH") epoch = value;
-    if (epoch) options->source_date_epoch = builder::parse_source_date_epoch(*epoch);
-    std::optional<OutputSpec> output_spec;
-    if (!output->empty()) output_spec = parse_output(*output);
-    if (*push && options->tags.empty()) throw Error("tag is needed when pushing to registry");
     using Pull = builder::BuildOptions::Pull;
     options->pull = *pull == "always"  ? Pull::kAlways
                     : *pull == "never" ? Pull::kNever
                                        : Pull::kMissing;
-    context.action = [&context, options, secrets, push, iidfile, output_spec] {
+    context.action = [&context, options, secrets, push, iidfile, output] {
+      // SOURCE_DATE_EPOCH: a --build-arg wins over the environment, as in BuildKit.
+      std::optional<std::string> epoch;
+      if (const char* env = std::getenv("SOURCE_DATE_EPOCH"); env && *env) epoch = env;
+      for (const auto& [key, value] : options->build_args)
+        if (key == "SOURCE_DATE_EPOCH") epoch = value;
+      if (epoch) options->source_date_epoch = builder::parse_source_date_epoch(*epoch);
+      std::optional<OutputSpec> output_spec;
+      if (!output->empty()) output_spec = parse_output(*output);
+      if (*push && options->tags.empty()) throw Error("tag is needed when pushing to registry");
       options->secrets.clear();
       for (const auto& secret : *secrets) options->secrets.push_back(parse_secret(secret));
       std::ostream discard(nullptr);

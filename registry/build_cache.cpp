@@ -121,6 +121,16 @@ const CacheRecord* CacheSource::find(std::string_view key) const {
 
 void CacheSource::set_records(std::vector<CacheRecord> records) { records_ = std::move(records); }
 
+void CacheSource::set_content_digests(std::map<std::string, std::string> digests) {
+  content_digests_ = std::move(digests);
+}
+
+std::optional<std::string> CacheSource::content_digest(const std::string& name) const {
+  auto found = content_digests_.find(name);
+  if (found == content_digests_.end()) return std::nullopt;
+  return found->second;
+}
+
 namespace {
 
 std::vector<CacheRecord> parse_records(const json& list, const std::string& where) {
@@ -130,8 +140,8 @@ std::vector<CacheRecord> parse_records(const json& list, const std::string& wher
   return records;
 }
 
-// The records in a cache config blob.
-std::vector<CacheRecord> parse_cache_config(const std::string& bytes, const std::string& where) {
+// The records and content digests in a cache config blob.
+CacheExport parse_cache_config(const std::string& bytes, const std::string& where) {
   json config;
   try {
     config = json::parse(bytes);
@@ -140,7 +150,14 @@ std::vector<CacheRecord> parse_cache_config(const std::string& bytes, const std:
   }
   if (!config.is_object() || config.value("version", 0) != kCacheVersion)
     throw Error(where + ": not a slipway cache of version " + std::to_string(kCacheVersion));
-  return parse_records(config["records"], where);
+  CacheExport cache;
+  cache.records = parse_records(config["records"], where);
+  const json& digests = config.value("content_digests", json::object());
+  if (!digests.is_object()) throw Error(where + ": content_digests is not an object");
+  for (const auto& [name, digest] : digests.items())
+    if (digest.is_string() && store::is_valid_digest(digest.get<std::string>()))
+      cache.content_digests[name] = digest.get<std::string>();
+  return cache;
 }
 
 // A cache in a registry: a cache manifest, or an image with records in its config.
@@ -161,7 +178,9 @@ class RegistrySource : public CacheSource {
     if (store::sha256_digest(bytes) != config.digest)
       throw Error(ref_.string() + ": config blob does not match its digest " + config.digest);
     if (config.media_type == kCacheConfigMediaType) {
-      set_records(parse_cache_config(bytes, ref_.string()));
+      CacheExport cache = parse_cache_config(bytes, ref_.string());
+      set_records(std::move(cache.records));
+      set_content_digests(std::move(cache.content_digests));
       return;
     }
     // An image: its inline cache, if it has one.
@@ -262,7 +281,9 @@ class LocalSource : public CacheSource {
         detail::descriptor_of(manifest.value("config", json::object()), dir.string());
     if (config.media_type != kCacheConfigMediaType)
       throw Error(dir.string() + " holds no slipway build cache");
-    set_records(parse_cache_config(read_layout_blob(dir, config.digest), dir.string()));
+    CacheExport cache = parse_cache_config(read_layout_blob(dir, config.digest), dir.string());
+    set_records(std::move(cache.records));
+    set_content_digests(std::move(cache.content_digests));
   }
 
   bool has_blob(const store::Descriptor& blob) override {
@@ -278,10 +299,13 @@ class LocalSource : public CacheSource {
   }
 };
 
-std::string cache_config_bytes(const std::vector<CacheRecord>& records) {
+std::string cache_config_bytes(const CacheExport& cache) {
   json list = json::array();
-  for (const auto& record : records) list.push_back(record.to_json());
-  return json{{"version", kCacheVersion}, {"records", list}}.dump();
+  for (const auto& record : cache.records) list.push_back(record.to_json());
+  return json{{"version", kCacheVersion},
+              {"records", list},
+              {"content_digests", cache.content_digests}}
+      .dump();
 }
 
 // The distinct layer blobs of the records, in record order.
@@ -316,8 +340,7 @@ void place_blob(const fs::path& from, const fs::path& to) {
   if (ec) throw Error("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
 }
 
-void export_local(store::Store& store, const CacheSpec& spec,
-                  const std::vector<CacheRecord>& records,
+void export_local(store::Store& store, const CacheSpec& spec, const CacheExport& cache,
                   const std::function<void(const store::Descriptor&)>& ensure_blob,
                   std::ostream& out) {
   const fs::path dir = fs::absolute(spec.dir).lexically_normal();
@@ -325,12 +348,13 @@ void export_local(store::Store& store, const CacheSpec& spec,
   remove_tree(staging);
   fs::create_directories(staging / "blobs" / "sha256");
   try {
+    const std::vector<CacheRecord>& records = cache.records;
     std::vector<store::Descriptor> layers = record_layers(records);
     for (const auto& layer : layers) {
       if (!store.has_blob(layer.digest)) ensure_blob(layer);
       place_blob(store.blob_path(layer.digest), layout_blob(staging, layer.digest));
     }
-    std::string config = cache_config_bytes(records);
+    std::string config = cache_config_bytes(cache);
     std::string manifest = cache_manifest_bytes(config, layers);
     write_file_atomic(layout_blob(staging, store::sha256_digest(config)), config);
     write_file_atomic(layout_blob(staging, store::sha256_digest(manifest)), manifest);
@@ -363,13 +387,14 @@ void export_local(store::Store& store, const CacheSpec& spec,
   }
 }
 
-void export_registry(store::Store& store, const CacheSpec& spec,
-                     const std::vector<CacheRecord>& records, const Options& options,
+void export_registry(store::Store& store, const CacheSpec& spec, const CacheExport& cache,
+                     const Options& options,
                      const std::function<void(const store::Descriptor&)>& ensure_blob,
                      std::ostream& out) {
   Reference ref = Reference::parse(spec.ref);
   if (!ref.digest.empty()) throw Error("--cache-to " + spec.text + ": a cache needs a tag");
   Session session(ref, options, "pull,push");
+  const std::vector<CacheRecord>& records = cache.records;
   std::vector<store::Descriptor> layers = record_layers(records);
   std::mutex count_mutex;
   size_t uploaded = 0;
@@ -384,7 +409,7 @@ void export_registry(store::Store& store, const CacheSpec& spec,
         ++uploaded;
       });
   HttpConnection connection(options.tls_verify);
-  std::string config = cache_config_bytes(records);
+  std::string config = cache_config_bytes(cache);
   std::string config_digest = store::sha256_digest(config);
   if (!session.blob_exists(connection, config_digest))
     detail::upload_small_blob(session, connection, config_digest, config);
@@ -409,14 +434,14 @@ std::unique_ptr<CacheSource> CacheSource::open(const CacheSpec& spec, const Opti
   return std::make_unique<RegistrySource>(spec, options);
 }
 
-void export_cache(store::Store& store, const CacheSpec& spec,
-                  const std::vector<CacheRecord>& records, const Options& options,
+void export_cache(store::Store& store, const CacheSpec& spec, const CacheExport& cache,
+                  const Options& options,
                   const std::function<void(const store::Descriptor&)>& ensure_blob,
                   std::ostream& out) {
   if (spec.kind == CacheSpec::Kind::kLocal)
-    export_local(store, spec, records, ensure_blob, out);
+    export_local(store, spec, cache, ensure_blob, out);
   else if (spec.kind == CacheSpec::Kind::kRegistry)
-    export_registry(store, spec, records, options, ensure_blob, out);
+    export_registry(store, spec, cache, options, ensure_blob, out);
   else
     throw Error("inline caches are written into the image config by the builder");
 }

@@ -9,7 +9,7 @@
 //
 // Forms (all plain OCI, so any distribution registry, skopeo and umoci accept them):
 //   registry  an OCI image manifest at REF whose config blob (media type kCacheConfigMediaType)
-//             is {"version":1,"records":[...]} and whose layers are the steps' layer blobs.
+//             is {"version":1,"records":[...],"content_digests":{...}} and whose layers are the steps' layer blobs.
 //   local     the same manifest in an OCI image layout directory (oci-layout, index.json,
 //             blobs/sha256/...), written beside DIR and swapped in with one rename.
 //   inline    the records (of the final image's steps only) under kInlineCacheField in the pushed
@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -75,6 +76,8 @@ class CacheSource {
   const CacheSpec& spec() const { return spec_; }
   const CacheRecord* find(std::string_view key) const;
   size_t size() const { return records_.size(); }
+  // A content digest the exporting build computed for COPY --from (by the builder's memo name).
+  std::optional<std::string> content_digest(const std::string& name) const;
   // Whether the layer blob is still there (HEAD, or a stat): a record whose blob is gone is a
   // miss. Does not download anything.
   virtual bool has_blob(const store::Descriptor& blob) = 0;
@@ -86,18 +89,27 @@ class CacheSource {
  protected:
   explicit CacheSource(CacheSpec spec) : spec_(std::move(spec)) {}
   void set_records(std::vector<CacheRecord> records);
+  void set_content_digests(std::map<std::string, std::string> digests);
 
  private:
   CacheSpec spec_;
   std::vector<CacheRecord> records_;
+  std::map<std::string, std::string> content_digests_;
+};
+
+// What a build exports: its step records, and the COPY --from content digests it knows (so
+// that another store's COPY --from hit needs no files of the source stage).
+struct CacheExport {
+  std::vector<CacheRecord> records;
+  std::map<std::string, std::string> content_digests;
 };
 
 // Writes `records` as a registry or local cache (not inline: the builder puts those in the
 // image config itself). Every record's layer blob must be in the store, or obtainable through
 // `ensure_blob` (called for a blob the destination lacks and the store does not have). Prints
 // one line saying what was exported to `out`.
-void export_cache(store::Store& store, const CacheSpec& spec,
-                  const std::vector<CacheRecord>& records, const Options& options,
+void export_cache(store::Store& store, const CacheSpec& spec, const CacheExport& cache,
+                  const Options& options,
                   const std::function<void(const store::Descriptor&)>& ensure_blob,
                   std::ostream& out);
 

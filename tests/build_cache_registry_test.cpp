@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "tests/registry_fixture.h"
 #include "tests/test_support.h"
@@ -149,6 +150,49 @@ TEST_F(BuildCacheTest, InlineCacheInAPushedImage) {
   EXPECT_EQ(id_a, read_text(iid("inline-b")));
   json config = image_config(store_b(), "inline-b");
   EXPECT_TRUE(config.contains("slipway.build-cache.v1")) << config.dump();
+}
+
+// A chain of hits downloads only the final image's layers: the builder stage, which the final
+// stage only copies from, is never fetched (its COPY --from content digest travels too).
+TEST_F(BuildCacheTest, HitsDownloadOnlyTheLayersTheResultNeeds) {
+  write_text(context() / "Dockerfile",
+             "FROM " + base_name() +
+                 " AS builder\n"
+                 "RUN echo built > /artifact && dd if=/dev/zero of=/big bs=1k count=256\n"
+                 "FROM " +
+                 base_name() +
+                 "\n"
+                 "COPY --from=builder /artifact /artifact\n"
+                 "CMD [\"cat\", \"/artifact\"]\n");
+  const fs::path dir = scratch_.path() / "lazy";
+  auto first = build(store_a(), "one", {"--cache-to", "type=local,dest=" + dir.string() + ",mode=max"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  auto second = build(store_b(), "two", {"--cache-from", "type=local,src=" + dir.string()});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_EQ(count_lines_containing(second.out, " ---> Using cache"), 3) << second.out;
+  EXPECT_EQ(count_lines_containing(second.out, "Running in"), 0) << second.out;
+  EXPECT_EQ(read_text(iid("one")), read_text(iid("two")));
+
+  auto layers_of = [](const fs::path& blobs, const std::string& manifest_digest) {
+    json manifest = json::parse(read_text(blobs / manifest_digest.substr(7)));
+    std::set<std::string> digests;
+    for (const auto& layer : manifest["layers"]) digests.insert(layer["digest"]);
+    return digests;
+  };
+  json index = json::parse(read_text(dir / "index.json"));
+  auto cached = layers_of(dir / "blobs/sha256", index["manifests"][0]["digest"]);
+  auto final_layers = layers_of(store_b() / "oci/blobs/sha256", manifest_digest(store_b(), "two:latest"));
+  int not_needed = 0;
+  for (const auto& digest : cached) {
+    bool in_store = fs::exists(store_b() / "oci/blobs/sha256" / digest.substr(7));
+    if (final_layers.contains(digest)) {
+      EXPECT_TRUE(in_store) << digest;
+    } else {
+      ++not_needed;
+      EXPECT_FALSE(in_store) << "downloaded without need: " << digest;
+    }
+  }
+  EXPECT_EQ(not_needed, 1);  // the builder's RUN layer
 }
 
 TEST_F(BuildCacheTest, SourceDateEpochGivesTheSameDigestsOnTwoStores) {
