@@ -153,7 +153,7 @@ struct StageState {
   std::vector<std::string> env;
   // ARGs declared in this stage (and the stages it builds on), in order; RUN's history lists them.
   std::vector<std::pair<std::string, std::optional<std::string>>> args;
-  bool cmd_set = false;  // a CMD in this stage: ENTRYPOINT then keeps it
+  bool cmd_set = false;        // a CMD in this stage: ENTRYPOINT then keeps it
   std::string last_cache_key;  // of the stage's last step ("" right after FROM an image)
 };
 
@@ -189,7 +189,7 @@ struct SharedBuildState {
   std::unique_ptr<BuildContext> context;
   std::mutex stat_cache_mutex;  // the stat cache is read and updated by every context digest
   std::unique_ptr<StatCache> stat_cache;
-  HashStats hash_stats;       // what the context digests cost, under stat_cache_mutex
+  HashStats hash_stats;  // what the context digests cost, under stat_cache_mutex
   double hash_seconds = 0;
 
   std::mutex pull_mutex;  // one base-image pull at a time: two stages may name the same image
@@ -199,7 +199,7 @@ struct SharedBuildState {
   std::mutex cache_mutex;  // guards the members up to `layers_fetched`
   std::vector<StepRecord> step_records;
   std::map<std::string, registry::CacheSource*> remote_layers;  // layer digest -> its cache
-  std::map<std::string, std::string> content_digests;  // COPY --from memo name -> digest
+  std::map<std::string, std::string> content_digests;           // COPY --from memo name -> digest
   int layers_fetched = 0;
   std::mutex fetch_mutex;  // one cache download at a time per build, so none is fetched twice
 

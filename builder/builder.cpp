@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -746,8 +746,8 @@ void Build::run_onbuild_triggers(const ast::Instruction& from) {
 }
 
 json Build::add_history(json config, const std::string& created_by, bool empty_layer) const {
-  std::string created = options_.source_date_epoch ? timestamp_of(*options_.source_date_epoch)
-                                                   : timestamp_now();
+  std::string created =
+      options_.source_date_epoch ? timestamp_of(*options_.source_date_epoch) : timestamp_now();
   json entry = {{"created", created}, {"created_by", created_by}, {"comment", kHistoryComment}};
   if (empty_layer) entry["empty_layer"] = true;
   config["created"] = entry["created"];
@@ -1013,7 +1013,8 @@ std::string timestamp_of(int64_t seconds) {
 }
 
 int64_t parse_source_date_epoch(const std::string& value) {
-  if (value.empty() || value.size() > 18 || value.find_first_not_of("0123456789") != std::string::npos)
+  if (value.empty() || value.size() > 18 ||
+      value.find_first_not_of("0123456789") != std::string::npos)
     throw Error("invalid SOURCE_DATE_EPOCH \"" + value + "\": want whole seconds since 1970");
   return std::stoll(value);
 }

@@ -1,9 +1,16 @@
 // Public interface of builder/: turns a Dockerfile and a build context into an image in the
 // store, one cached step at a time, printing docker's classic build output.
+//
+// A step's cache key never depends on the machine: the parent image's ID (a digest of its
+// config, so of its layers' content), the expanded instruction, the environment and build args
+// in effect, the layer compression when not gzip, SOURCE_DATE_EPOCH when set, and for COPY/ADD
+// the sources' content digest (path, type, mode, owner, bytes; never mtimes, inodes or the
+// store's path). So the same keys hit in a cache exported from another store
+// (--cache-from/--cache-to, registry/build_cache.h), and the images they give have the same IDs.
 #pragma once
 
-#include <filesystem>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -60,8 +67,8 @@ struct BuildOptions {
 
 struct BuildResult {
   store::Image image;
-  int steps_run = 0;     // steps that executed (a cache miss)
-  int steps_cached = 0;  // steps taken from the build cache
+  int steps_run = 0;       // steps that executed (a cache miss)
+  int steps_cached = 0;    // steps taken from the build cache
   int layers_fetched = 0;  // layers downloaded from a --cache-from cache
 };
 

@@ -181,8 +181,7 @@ store::Image Build::finish_image(store::Image image, const std::string& last_key
     changed = true;
   }
   for (const auto& text : options_.cache_to) {
-    if (registry::CacheSpec::parse(text, true).kind != registry::CacheSpec::Kind::kInline)
-      continue;
+    if (registry::CacheSpec::parse(text, true).kind != registry::CacheSpec::Kind::kInline) continue;
     // BuildKit's inline cache is min mode too: the final image's own steps.
     json list = json::array();
     for (const auto& record : export_records(false, last_key)) list.push_back(record.to_json());
@@ -226,7 +225,8 @@ void Build::export_caches(const std::string& last_key) {
     {
       std::lock_guard lock(shared_->cache_mutex);
       for (const auto& step : shared_->step_records)
-        for (const auto& layer : step.image.layers) image_of_layer.emplace(layer.digest, step.image);
+        for (const auto& layer : step.image.layers)
+          image_of_layer.emplace(layer.digest, step.image);
     }
     auto ensure_blob = [&](const store::Descriptor& blob) {
       auto found = image_of_layer.find(blob.digest);

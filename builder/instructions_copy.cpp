@@ -273,8 +273,8 @@ std::string heredoc_text(const ast::Heredoc& heredoc, const Variables& vars) {
 std::string Build::copy_from_memo_name(const std::string& image_id,
                                        const std::vector<std::string>& specs,
                                        const std::vector<std::string>& excludes) const {
-  return "copyfrom-" + store::digest_hex(store::sha256_digest(
-                           image_id + "\n" + json(specs).dump() + "\n" + json(excludes).dump()));
+  return "copyfrom-" + store::digest_hex(store::sha256_digest(image_id + "\n" + json(specs).dump() +
+                                                              "\n" + json(excludes).dump()));
 }
 
 std::optional<std::string> Build::known_copy_from_digest(const std::string& memo_name) {
@@ -385,7 +385,7 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   std::unique_ptr<BuildContext> owned;
   std::optional<TempDir> heredoc_dir;
   const BuildContext* tree = nullptr;
-  std::string source_image_id;  // of --from
+  std::string source_image_id;             // of --from
   std::function<void()> open_source_tree;  // mounts the --from image as `tree`
   if (!heredocs.empty()) {
     heredoc_dir.emplace(store_.make_temp_dir("heredoc"));

@@ -69,7 +69,8 @@ builder::BuildOptions::Secret parse_secret(const std::string& given) {
 }
 
 // --label K=V (K alone: an empty value, as docker takes it).
-std::vector<std::pair<std::string, std::string>> parse_labels(const std::vector<std::string>& given) {
+std::vector<std::pair<std::string, std::string>> parse_labels(
+    const std::vector<std::string>& given) {
   std::vector<std::pair<std::string, std::string>> labels;
   for (const auto& label : given) {
     size_t eq = label.find('=');
@@ -94,7 +95,8 @@ OutputSpec parse_output(const std::string& given) {
     std::string field = given.substr(start, end - start);
     start = end + 1;
     size_t eq = field.find('=');
-    std::string key = field.substr(0, eq), value = eq == std::string::npos ? "" : field.substr(eq + 1);
+    std::string key = field.substr(0, eq),
+                value = eq == std::string::npos ? "" : field.substr(eq + 1);
     if (key == "type")
       type = value;
     else if (key == "dest")
@@ -143,8 +145,9 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
       ->check(CLI::IsMember({"gzip", "zstd", "none"}));
   build->add_flag("-q,--quiet", options->quiet,
                   "Suppress the build output and print image ID on success");
-  build->add_option("--cache-from", options->cache_from,
-                    "External cache sources (REF, type=registry,ref=REF, type=local,src=DIR)")
+  build
+      ->add_option("--cache-from", options->cache_from,
+                   "External cache sources (REF, type=registry,ref=REF, type=local,src=DIR)")
       ->take_all()
       ->allow_extra_args(false);
   build
@@ -169,8 +172,8 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
                    "Type of progress output: auto, plain, tty (docker's classic lines), quiet")
       ->check(CLI::IsMember({"auto", "plain", "tty", "quiet"}));
   build->add_option("DIR", options->context_dir, "Build context directory")->required();
-  build->callback([&context, options, build_args, pull, secrets, compression, labels, push,
-                   iidfile, output, progress] {
+  build->callback([&context, options, build_args, pull, secrets, compression, labels, push, iidfile,
+                   output, progress] {
     options->compression = store::parse_compression(*compression);
     options->build_args = parse_build_args(*build_args);
     options->labels = parse_labels(*labels);
@@ -205,8 +208,7 @@ void add_build_commands(CLI::App& app, CommandContext& context) {
         registry::Options push_options;
         push_options.quiet = options->quiet;
         for (const auto& tag : options->tags)
-          registry::push(context.store(), registry::Reference::parse(tag), push_options,
-                         std::cout);
+          registry::push(context.store(), registry::Reference::parse(tag), push_options, std::cout);
       }
       return 0;
     };

@@ -60,8 +60,8 @@ Config parse(std::string_view text, const fs::path& file) {
     for (const auto& mirror : config.registry_mirrors) {
       std::string host = mirror_host(mirror);
       bool has_scheme = mirror.find("://") != std::string::npos;
-      if (host.empty() || (has_scheme && !mirror.starts_with("http://") &&
-                           !mirror.starts_with("https://")))
+      if (host.empty() ||
+          (has_scheme && !mirror.starts_with("http://") && !mirror.starts_with("https://")))
         throw Error(file.string() + ": \"registry-mirrors\": invalid mirror \"" + mirror +
                     "\" (want https://host[:port])");
     }

@@ -119,7 +119,9 @@ const CacheRecord* CacheSource::find(std::string_view key) const {
   return nullptr;
 }
 
-void CacheSource::set_records(std::vector<CacheRecord> records) { records_ = std::move(records); }
+void CacheSource::set_records(std::vector<CacheRecord> records) {
+  records_ = std::move(records);
+}
 
 void CacheSource::set_content_digests(std::map<std::string, std::string> digests) {
   content_digests_ = std::move(digests);
@@ -191,7 +193,8 @@ class RegistrySource : public CacheSource {
       throw Error(ref_.string() + ": the image config is not JSON");
     }
     if (!image_config.contains(kInlineCacheField))
-      throw Error(ref_.string() + " has no inline build cache (build it with --cache-to type=inline)");
+      throw Error(ref_.string() +
+                  " has no inline build cache (build it with --cache-to type=inline)");
     set_records(parse_records(image_config[std::string(kInlineCacheField)], ref_.string()));
   }
 
@@ -287,7 +290,7 @@ class LocalSource : public CacheSource {
   }
 
   bool has_blob(const store::Descriptor& blob) override {
-    struct stat st{};
+    struct stat st {};
     return ::stat(layout_blob(spec().dir, blob.digest).c_str(), &st) == 0 &&
            st.st_size == blob.size;
   }
@@ -302,9 +305,8 @@ class LocalSource : public CacheSource {
 std::string cache_config_bytes(const CacheExport& cache) {
   json list = json::array();
   for (const auto& record : cache.records) list.push_back(record.to_json());
-  return json{{"version", kCacheVersion},
-              {"records", list},
-              {"content_digests", cache.content_digests}}
+  return json{
+      {"version", kCacheVersion}, {"records", list}, {"content_digests", cache.content_digests}}
       .dump();
 }
 
@@ -398,16 +400,16 @@ void export_registry(store::Store& store, const CacheSpec& spec, const CacheExpo
   std::vector<store::Descriptor> layers = record_layers(records);
   std::mutex count_mutex;
   size_t uploaded = 0;
-  detail::for_each_parallel(
-      layers.size(), options.parallel, options.tls_verify,
-      [&](size_t i, HttpConnection& connection) {
-        const store::Descriptor& layer = layers[i];
-        if (session.blob_exists(connection, layer.digest)) return;
-        if (!store.has_blob(layer.digest)) ensure_blob(layer);
-        detail::upload_blob(session, connection, layer.digest, store.blob_path(layer.digest));
-        std::lock_guard lock(count_mutex);
-        ++uploaded;
-      });
+  detail::for_each_parallel(layers.size(), options.parallel, options.tls_verify,
+                            [&](size_t i, HttpConnection& connection) {
+                              const store::Descriptor& layer = layers[i];
+                              if (session.blob_exists(connection, layer.digest)) return;
+                              if (!store.has_blob(layer.digest)) ensure_blob(layer);
+                              detail::upload_blob(session, connection, layer.digest,
+                                                  store.blob_path(layer.digest));
+                              std::lock_guard lock(count_mutex);
+                              ++uploaded;
+                            });
   HttpConnection connection(options.tls_verify);
   std::string config = cache_config_bytes(cache);
   std::string config_digest = store::sha256_digest(config);

@@ -9,7 +9,8 @@
 //
 // Forms (all plain OCI, so any distribution registry, skopeo and umoci accept them):
 //   registry  an OCI image manifest at REF whose config blob (media type kCacheConfigMediaType)
-//             is {"version":1,"records":[...],"content_digests":{...}} and whose layers are the steps' layer blobs.
+//             is {"version":1,"records":[...],"content_digests":{...}} and whose layers are the
+//             steps' layer blobs.
 //   local     the same manifest in an OCI image layout directory (oci-layout, index.json,
 //             blobs/sha256/...), written beside DIR and swapped in with one rename.
 //   inline    the records (of the final image's steps only) under kInlineCacheField in the pushed
@@ -39,8 +40,8 @@ inline constexpr std::string_view kCacheConfigMediaType =
 inline constexpr std::string_view kInlineCacheField = "slipway.build-cache.v1";
 
 struct CacheRecord {
-  std::string key;         // "sha256:..."
-  std::string parent_key;  // "" for the first step after FROM
+  std::string key;                                        // "sha256:..."
+  std::string parent_key;                                 // "" for the first step after FROM
   nlohmann::json config_patch = nlohmann::json::array();  // parent config -> this step's config
   std::optional<store::Descriptor> layer;                 // none: the step changed the config only
   std::string diff_id;                                    // of `layer`

@@ -83,7 +83,7 @@ std::string upload_chunks(Session& session, HttpConnection& connection, int fd, 
 // blobs over kChunkedAboveBytes or refused whole with a 413. A failed attempt starts over with
 // a new session.
 void detail::upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
-                 const std::filesystem::path& file) {
+                         const std::filesystem::path& file) {
   const std::string what = "uploading blob " + digest + " to " + session.reference().name();
   UniqueFd fd = open_or_throw(file, O_RDONLY);
   uint64_t size = std::filesystem::file_size(file);

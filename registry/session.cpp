@@ -1,7 +1,5 @@
 #include "registry/session.h"
 
-#include "config/config.h"
-
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
@@ -14,6 +12,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "config/config.h"
 #include "store/digest.h"
 
 namespace slipway::registry::detail {

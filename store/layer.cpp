@@ -2,8 +2,6 @@
 // Compression lives in layer_codec.cpp, applying a tar in layer_apply.cpp.
 #include "store/layer.h"
 
-#include <optional>
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <locale.h>
@@ -18,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 

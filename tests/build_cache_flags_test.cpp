@@ -68,8 +68,8 @@ TEST_F(BuildFlagsTest, BadFlagValuesAreOneLineErrors) {
   auto output = run_slipway(root(), {"build", "-o", "type=tar", context().string()});
   EXPECT_EQ(output.exit_code, 1);
   EXPECT_EQ(output.err, "Error: invalid --output \"type=tar\": type must be oci or docker\n");
-  auto epoch = run_slipway(root(), {"build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday",
-                                    context().string()});
+  auto epoch = run_slipway(
+      root(), {"build", "--build-arg", "SOURCE_DATE_EPOCH=yesterday", context().string()});
   EXPECT_EQ(epoch.exit_code, 1);
   EXPECT_EQ(epoch.err,
             "Error: invalid SOURCE_DATE_EPOCH \"yesterday\": want whole seconds since 1970\n");

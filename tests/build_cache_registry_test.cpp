@@ -68,8 +68,8 @@ class BuildCacheTest : public ::testing::Test {
     return scratch_.path() / (name + ".iid");
   }
 
-  CommandResult build(const fs::path& root, const std::string& name,
-                      std::vector<std::string> extra, const std::vector<std::string>& env = {}) {
+  CommandResult build(const fs::path& root, const std::string& name, std::vector<std::string> extra,
+                      const std::vector<std::string>& env = {}) {
     std::vector<std::string> args = {"build", "-t", name, "--iidfile", iid(name).string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(context().string());
@@ -165,7 +165,8 @@ TEST_F(BuildCacheTest, HitsDownloadOnlyTheLayersTheResultNeeds) {
                  "COPY --from=builder /artifact /artifact\n"
                  "CMD [\"cat\", \"/artifact\"]\n");
   const fs::path dir = scratch_.path() / "lazy";
-  auto first = build(store_a(), "one", {"--cache-to", "type=local,dest=" + dir.string() + ",mode=max"});
+  auto first =
+      build(store_a(), "one", {"--cache-to", "type=local,dest=" + dir.string() + ",mode=max"});
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
   auto second = build(store_b(), "two", {"--cache-from", "type=local,src=" + dir.string()});
   ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
@@ -181,7 +182,8 @@ TEST_F(BuildCacheTest, HitsDownloadOnlyTheLayersTheResultNeeds) {
   };
   json index = json::parse(read_text(dir / "index.json"));
   auto cached = layers_of(dir / "blobs/sha256", index["manifests"][0]["digest"]);
-  auto final_layers = layers_of(store_b() / "oci/blobs/sha256", manifest_digest(store_b(), "two:latest"));
+  auto final_layers =
+      layers_of(store_b() / "oci/blobs/sha256", manifest_digest(store_b(), "two:latest"));
   int not_needed = 0;
   for (const auto& digest : cached) {
     bool in_store = fs::exists(store_b() / "oci/blobs/sha256" / digest.substr(7));
@@ -237,8 +239,8 @@ TEST_F(BuildCacheTest, UnusableCachesAreOneLineWarnings) {
   // Missing from the registry.
   auto missing = build(store_a(), "one", {"--cache-from", registry_.host() + "/nothing:here"});
   ASSERT_EQ(missing.exit_code, 0) << missing.out << missing.err;
-  EXPECT_EQ(count_lines_containing(missing.err, "WARNING: cache " + registry_.host() +
-                                                    "/nothing:here not used: "),
+  EXPECT_EQ(count_lines_containing(
+                missing.err, "WARNING: cache " + registry_.host() + "/nothing:here not used: "),
             1)
       << missing.err;
   EXPECT_EQ(count_lines_containing(missing.out, "Running in"), 2);
@@ -268,7 +270,8 @@ TEST_F(BuildCacheTest, UnusableCachesAreOneLineWarnings) {
   json manifest = json::parse(read_text(dir / "blobs/sha256" / manifest_hex));
   fs::remove(dir / "blobs/sha256" / manifest["layers"][0]["digest"].get<std::string>().substr(7));
   ScratchDir fresh;
-  auto holey = build(fresh.path() / "store", "four", {"--cache-from", "type=local,src=" + dir.string()});
+  auto holey =
+      build(fresh.path() / "store", "four", {"--cache-from", "type=local,src=" + dir.string()});
   ASSERT_EQ(holey.exit_code, 0) << holey.out << holey.err;
   EXPECT_EQ(count_lines_containing(holey.out, "Running in"), 2) << holey.out;
 
@@ -295,7 +298,8 @@ TEST(BuildCacheAuthTest, UnauthorizedCacheIsAWarning) {
   fs::create_directories(files.path() / "ctx");
   write_text(files.path() / "ctx/Dockerfile", "FROM busybox\nRUN true\n");
   auto built = run_slipway_with(
-      root, {"build", "--cache-from", registry.host() + "/cache:x", (files.path() / "ctx").string()},
+      root,
+      {"build", "--cache-from", registry.host() + "/cache:x", (files.path() / "ctx").string()},
       {"DOCKER_CONFIG=" + (files.path() / "docker").string()});
   ASSERT_EQ(built.exit_code, 0) << built.out << built.err;
   EXPECT_EQ(count_lines_containing(built.err, "WARNING: cache " + registry.host() + "/cache:x"), 1)

@@ -72,8 +72,7 @@ TEST(ConfigFileTest, MirrorServesDockerIoNamesWhichKeepTheirNames) {
   LocalRegistry registry;
   ScratchDir dir;
   fs::path publisher = dir.path() / "publisher";
-  auto imported =
-      run_slipway(publisher, {"import", busybox_rootfs_tarball().string(), "busybox"});
+  auto imported = run_slipway(publisher, {"import", busybox_rootfs_tarball().string(), "busybox"});
   ASSERT_EQ(imported.exit_code, 0) << imported.err;
   for (const std::string name : {"library/centos:7", "library/ubuntu:14.04"}) {
     std::string target = registry.host() + "/" + name;
@@ -93,9 +92,9 @@ TEST(ConfigFileTest, MirrorServesDockerIoNamesWhichKeepTheirNames) {
   EXPECT_TRUE(pulled.out.ends_with("\ndocker.io/library/centos:7\n")) << pulled.out;
   EXPECT_NE(pulled.out.find("7: Pulling from library/centos"), std::string::npos) << pulled.out;
 
-  auto ran = run_slipway_with(root, {"run", "--rm", "--network", "none", "ubuntu:14.04", "echo",
-                                     "served by the mirror"},
-                              env);
+  auto ran = run_slipway_with(
+      root, {"run", "--rm", "--network", "none", "ubuntu:14.04", "echo", "served by the mirror"},
+      env);
   ASSERT_EQ(ran.exit_code, 0) << ran.out << ran.err;
   EXPECT_EQ(ran.out, "served by the mirror\n");
   EXPECT_NE(ran.err.find("Unable to find image 'ubuntu:14.04' locally"), std::string::npos)
