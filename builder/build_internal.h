@@ -122,6 +122,9 @@ struct RunMount {
   bool read_only = false;
   bool required = false;
   ast::Position position;  // of the flag, for errors
+  // podman's SELinux relabel options (`z`, `Z`, `relabel=`), accepted so that Containerfiles
+  // written for podman build; they mean nothing here, which the build says once per flag.
+  std::vector<std::string> warnings;
 };
 
 // Parses one --mount value. `expand` expands a value in the stage's scope; `workdir` is the
@@ -137,6 +140,17 @@ struct MountResources {
   std::vector<UniqueFd> locks;                       // flocks of sharing=locked caches
   std::vector<std::unique_ptr<OverlayMount>> views;  // stages/images and rw context views
 };
+
+// /etc/resolv.conf and /etc/hosts for a RUN step, as BuildKit gives every RUN container, also
+// when the image has neither: written into `dir` and bind-mounted read-only, so a step cannot
+// change them and they never reach its layer (the runtime removes the mount points it made).
+// On the host's network the host's resolv.conf is used as it is (a loopback nameserver answers
+// there); in a network of its own, loopback nameservers are dropped and docker's defaults stand
+// in when none is left. The hosts file names localhost and `spec.hostname`.
+void add_run_network_files(runtime::ContainerSpec& spec, const std::filesystem::path& dir,
+                           bool host_network);
+// The resolv.conf text for a RUN step from the host's (see add_run_network_files).
+std::string run_resolv_conf(std::string_view host_text, bool host_network);
 
 // The stages or images named by `from=` in a RUN's --mount flags (for the stage plan).
 std::vector<std::string> run_mount_sources(const ast::Instruction& instruction);

@@ -508,8 +508,14 @@ BuildResult Build::run() {
   if (shared_->failure) std::rethrow_exception(shared_->failure);
 
   BuildResult result;
+  store::Image final_image = shared_->built_stages[last]->image;
+  // start_stage gives a stage without PATH the default one (and drops ONBUILD triggers it ran),
+  // in memory: when no step wrote a config since (`FROM base` alone), the stored image still
+  // lacks it. BuildKit's result always has it, so the config as the stage sees it is written.
+  if (json::parse(store_.read_blob(final_image.id)) != final_image.config)
+    final_image = store_.write_image(final_image.config, final_image.layers);
   const std::string last_key = shared_->built_stages[last]->last_cache_key;
-  result.image = finish_image(shared_->built_stages[last]->image, last_key);
+  result.image = finish_image(final_image, last_key);
   result.steps_run = shared_->steps_run;
   result.steps_cached = shared_->steps_cached;
   warn_unconsumed_build_args();
@@ -835,6 +841,7 @@ store::Image Build::run_step(const ast::Instruction& instruction, const ast::Run
   spec.isolate_network = flags_.get("network") == "none";
   MountResources resources;  // outlives the container: unmounted, unlocked, deleted after it
   prepare_mounts(mounts, spec, resources);
+  add_run_network_files(spec, container.scratch.path(), !spec.isolate_network);
   std::optional<TempDir> script_dir;
   if (const ast::Heredoc* script = shebang_script(run)) {
     script_dir.emplace(store_.make_temp_dir("script"));
@@ -934,12 +941,16 @@ void Build::dispatch(const ast::Instruction& instruction, const ast::RunInstruct
   std::vector<RunMount> mounts;
   Variables vars = scope_variables();
   std::string workdir = stage_->image.config["config"].value("WorkingDir", "");
-  for (const auto& flag : instruction.flags)
-    if (flag.name == "mount")
-      mounts.push_back(parse_run_mount(
-          flag.value.value_or(""), flag.position,
-          [&](const std::string& text) { return words_.expand_word(text, vars); },
-          workdir.empty() ? "/" : workdir));
+  for (const auto& flag : instruction.flags) {
+    if (flag.name != "mount") continue;
+    mounts.push_back(parse_run_mount(
+        flag.value.value_or(""), flag.position,
+        [&](const std::string& text) { return words_.expand_word(text, vars); },
+        workdir.empty() ? "/" : workdir));
+    for (const auto& warning : mounts.back().warnings)
+      out_ << "[WARNING]: " << dockerfile_name() << ":" << flag.position.line << ": " << warning
+           << "\n";
+  }
   // The environment (ENV and ARG values), the network mode and the mounts change what a command
   // does; proxy build-args and secret values do not count (BuildKit drops ProxyEnv from the key
   // and never hashes secrets).

@@ -225,6 +225,9 @@ RunMount parse_run_mount(std::string_view value, ast::Position position,
         m.required = true;
       } else if (key == "required") {
         throw fail("unexpected key 'required' for mount type '" + m.type + "'");
+      } else if (key == "z") {
+        m.warnings.push_back("--mount=" + std::string(value) + ": option '" + field +
+                             "' only relabels for SELinux (podman); ignored");
       } else {
         throw fail("invalid field '" + field + "' must be a key=value pair");
       }
@@ -288,6 +291,9 @@ RunMount parse_run_mount(std::string_view value, ast::Position position,
       m.gid = id_value(10);
     } else if (key == "env") {
       m.env = val;
+    } else if (key == "relabel" && (val == "shared" || val == "private")) {
+      m.warnings.push_back("--mount=" + std::string(value) + ": option '" + field +
+                           "' only relabels for SELinux (podman); ignored");
     } else if (key == "size") {
       if (m.type != "tmpfs") throw fail("unexpected key 'size' for mount type '" + m.type + "'");
       m.size = parse_ram_size(val);
@@ -511,6 +517,54 @@ void Build::prepare_mounts(const std::vector<RunMount>& mounts, runtime::Contain
     }
     spec.mounts.push_back(std::move(mount));
   }
+}
+
+std::string run_resolv_conf(std::string_view host_text, bool host_network) {
+  if (host_network) return std::string(host_text);
+  std::string out;
+  bool has_nameserver = false;
+  size_t start = 0;
+  while (start < host_text.size()) {
+    size_t end = host_text.find('\n', start);
+    if (end == std::string_view::npos) end = host_text.size();
+    std::string_view line = host_text.substr(start, end - start);
+    start = end + 1;
+    std::string_view rest = line;
+    rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
+    if (rest.starts_with("nameserver")) {
+      std::string_view address = rest.substr(10);
+      address.remove_prefix(std::min(address.find_first_not_of(" \t"), address.size()));
+      address = address.substr(0, address.find_first_of(" \t#"));
+      // Another network namespace's loopback is not the host's: such a nameserver never answers.
+      if (address.starts_with("127.") || address == "::1") continue;
+      has_nameserver = true;
+    }
+    out.append(line).push_back('\n');
+  }
+  if (!has_nameserver) out += "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
+  return out;
+}
+
+void add_run_network_files(runtime::ContainerSpec& spec, const fs::path& dir, bool host_network) {
+  std::string host_resolv;
+  try {
+    host_resolv = read_file("/etc/resolv.conf");
+  } catch (const Error&) {
+    // No resolv.conf on the host: the step gets docker's defaults (or nothing, on its network).
+  }
+  write_file_atomic(dir / "resolv.conf", run_resolv_conf(host_resolv, host_network),
+                    /*durable=*/false);
+  write_file_atomic(
+      dir / "hosts",
+      "127.0.0.1\tlocalhost " + spec.hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+      /*durable=*/false);
+  // First, so that a RUN --mount over /etc (which would hide them) still wins.
+  using runtime::ContainerMount;
+  spec.mounts.insert(
+      spec.mounts.begin(),
+      {ContainerMount{ContainerMount::Type::bind, dir / "resolv.conf", "/etc/resolv.conf", true,
+                      ""},
+       ContainerMount{ContainerMount::Type::bind, dir / "hosts", "/etc/hosts", true, ""}});
 }
 
 }  // namespace slipway::builder::detail

@@ -20,6 +20,7 @@
 #include "runtime/containers.h"
 #include "runtime/terminal.h"
 #include "store/digest.h"
+#include "store/reference.h"
 
 namespace slipway::cli {
 namespace {
@@ -61,7 +62,7 @@ std::string status_text(const ContainerRecord& record) {
 // image, else the image's short ID (the name was moved or removed).
 std::string image_column(store::Store& store, const ContainerRecord& record, bool no_trunc) {
   auto image = store.try_find_image(record.image);
-  if (image && image->id == record.image_id) return record.image;
+  if (image && image->id == record.image_id) return store::familiar_reference(record.image);
   return no_trunc ? record.image_id : short_id(record.image_id);
 }
 

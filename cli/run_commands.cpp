@@ -7,6 +7,7 @@
 #include "registry/registry.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
+#include "store/reference.h"
 
 namespace slipway::cli {
 namespace {
@@ -69,7 +70,8 @@ runtime::ContainerRecord create_container(runtime::ContainerStore& containers,
     container.ports.clear();
     container.publish_all = false;
   }
-  return containers.create(*image, args.front(), container);
+  // Recorded as docker shows it: `docker.io/library/busybox` is listed as `busybox`.
+  return containers.create(*image, store::familiar_reference(args.front()), container);
 }
 
 int run_image(store::Store& store, const RunOptions& options, std::vector<std::string> args) {

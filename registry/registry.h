@@ -28,31 +28,16 @@
 #include <string_view>
 #include <vector>
 
+#include "store/reference.h"
+
 namespace slipway::store {
 class Store;
 }
 
 namespace slipway::registry {
 
-// A docker image reference, normalized the way docker does it.
-struct Reference {
-  std::string domain;  // "docker.io", "127.0.0.1:5000", "localhost"
-  std::string path;    // "library/ubuntu", "a/b"
-  std::string tag;     // "latest" when neither a tag nor a digest was given; "" for name@digest
-  std::string digest;  // "sha256:<hex>" or ""
-  bool tag_defaulted = false;  // no tag and no digest was written: tag is "latest"
-
-  // Parses and normalizes `text`. Throws Error("invalid reference format: <text>: <reason>").
-  static Reference parse(std::string_view text);
-
-  std::string name() const;             // "docker.io/library/ubuntu"
-  std::string familiar_name() const;    // "ubuntu", "alice/app", "127.0.0.1:5000/bb"
-  std::string string() const;           // name() with ":tag" and/or "@digest"
-  std::string familiar_string() const;  // familiar_name() with ":tag" and/or "@digest"
-  std::string tag_or_digest() const;    // what goes after /manifests/ (digest wins)
-  std::string endpoint_host() const;    // "registry-1.docker.io" for docker.io, else domain
-  bool is_plain_http_default() const;   // localhost, 127.0.0.0/8, ::1
-};
+// Image references live in store/ (the store keys its names by them); see store/reference.h.
+using Reference = store::Reference;
 
 struct Options {
   // When false, TLS certificates are not verified (--tls-verify=false).

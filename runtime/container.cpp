@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -737,9 +738,43 @@ bool remove_if_created(const ContainerSpec& spec, const std::filesystem::path& r
   return fs::remove(in_upper, ec);
 }
 
+// Removes the directory `rel` from the upper dir when overlayfs copied it up only because a
+// mount point was made (and removed again) inside it: empty, not opaque, and with the owner and
+// mode of the directory below. Without it, every RUN step that gets /etc/resolv.conf on an image
+// whose /etc lacks one would carry an `etc/` entry in its layer. Removing it shows the lower
+// directory again, exactly as it was.
+bool remove_if_bare_copy_up(const ContainerSpec& spec, const std::filesystem::path& rel) {
+  namespace fs = std::filesystem;
+  fs::path prefix = spec.upper_dir;
+  std::error_code ec;
+  for (const auto& part : rel) {
+    prefix /= part;
+    if (fs::is_symlink(fs::symlink_status(prefix, ec))) return false;
+  }
+  fs::path in_upper = spec.upper_dir / rel;
+  struct stat upper {};
+  if (::lstat(in_upper.c_str(), &upper) != 0 || !S_ISDIR(upper.st_mode)) return false;
+  if (!fs::is_empty(in_upper, ec) || ec) return false;
+  char opaque[2];
+  if (::lgetxattr(in_upper.c_str(), "trusted.overlay.opaque", opaque, sizeof opaque) > 0)
+    return false;
+  for (const auto& lower : spec.lower_dirs) {
+    fs::path lower_dir = fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower;
+    struct stat below {};
+    if (::lstat((lower_dir / rel).c_str(), &below) != 0) continue;
+    // The topmost lower that has the path is what the merged view shows without the copy.
+    if (!S_ISDIR(below.st_mode) || below.st_mode != upper.st_mode || below.st_uid != upper.st_uid ||
+        below.st_gid != upper.st_gid)
+      return false;
+    return ::rmdir(in_upper.c_str()) == 0;
+  }
+  return false;
+}
+
 // The runtime creates /proc, /dev and /sys when the image lacks them, and the mount points of
 // extra mounts with their parents. They must not become part of the step's layer: after the
-// run, the parent removes those that are still empty in the upper dir and absent below it.
+// run, the parent removes those that are still empty in the upper dir and absent below it, and
+// the directories that were copied up only to hold them.
 void remove_created_mount_points(const ContainerSpec& spec) {
   namespace fs = std::filesystem;
   for (const char* name : {"proc", "dev", "sys"}) remove_if_created(spec, name);
@@ -747,7 +782,7 @@ void remove_created_mount_points(const ContainerSpec& spec) {
   for (auto m = spec.mounts.rbegin(); m != spec.mounts.rend(); ++m) {
     fs::path rel = clean_target(m->target);
     while (!rel.empty()) {
-      remove_if_created(spec, rel);
+      if (!remove_if_created(spec, rel)) remove_if_bare_copy_up(spec, rel);
       rel = rel.parent_path();
     }
   }

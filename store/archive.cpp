@@ -96,16 +96,6 @@ class FileSource : public ByteSource {
   fs::path path_;
 };
 
-// "docker.io/library/busybox:latest" as docker shows it: "busybox:latest".
-std::string familiar_name(std::string name) {
-  for (std::string_view prefix : {"docker.io/library/", "docker.io/"})
-    if (name.rfind(prefix, 0) == 0 && name.size() > prefix.size()) {
-      name.erase(0, prefix.size());
-      break;
-    }
-  return normalize_image_name(name);
-}
-
 uint64_t count_bytes(ByteSource& source) {
   std::string buffer(kCopyBlock, '\0');
   uint64_t total = 0;
@@ -364,7 +354,7 @@ std::vector<std::string> Store::load_archive(const fs::path& input) {
       for (const auto& layer : item["Layers"]) files.push_back(archive.path(layer));
       std::vector<std::string> names;
       for (const auto& name : item.value("RepoTags", json::array()))
-        if (name.is_string()) names.push_back(familiar_name(name.get<std::string>()));
+        if (name.is_string()) names.push_back(normalize_image_name(name.get<std::string>()));
       store_image(archive.read(config_name), files, names, config_name);
     }
   } else if (archive.has("index.json") && archive.has("oci-layout")) {
@@ -405,7 +395,7 @@ std::vector<std::string> Store::load_archive(const fs::path& input) {
       if (name.empty()) name = annotations.value("org.opencontainers.image.ref.name", "");
       std::vector<std::string> names;
       if (name.find(':') != std::string::npos || name.find('/') != std::string::npos)
-        names.push_back(familiar_name(name));
+        names.push_back(normalize_image_name(name));
       store_image(verified(manifest["config"].value("digest", "")), files, names, digest);
     }
   } else {

@@ -17,7 +17,6 @@
 namespace slipway::store {
 namespace fs = std::filesystem;
 using internal::FileLock;
-using internal::kRefNameAnnotation;
 using nlohmann::json;
 
 namespace {
@@ -85,10 +84,11 @@ RemovedImage Store::remove_image(std::string_view reference, bool force) {
     };
     std::vector<std::string> names;
     for (const auto& entry : index["manifests"]) {
-      auto annotations = entry.value("annotations", json::object());
-      if (!annotations.contains(kRefNameAnnotation)) continue;
-      if (image_id_of(entry.at("digest")) == image.id)
-        names.push_back(annotations[kRefNameAnnotation].get<std::string>());
+      std::string name = internal::stored_name(entry);
+      if (name.empty()) continue;
+      if (image_id_of(entry.at("digest")) == image.id &&
+          std::find(names.begin(), names.end(), name) == names.end())
+        names.push_back(name);
     }
     std::string by_name;
     try {
@@ -108,9 +108,9 @@ RemovedImage Store::remove_image(std::string_view reference, bool force) {
     }
     json kept = json::array();
     for (const auto& entry : index["manifests"]) {
-      auto annotations = entry.value("annotations", json::object());
-      std::string name = annotations.value(kRefNameAnnotation, "");
-      if (std::find(untag.begin(), untag.end(), name) == untag.end()) kept.push_back(entry);
+      std::string name = internal::stored_name(entry);
+      if (name.empty() || std::find(untag.begin(), untag.end(), name) == untag.end())
+        kept.push_back(entry);
     }
     result.untagged = untag;
     // A held image loses its names but stays, as docker keeps a container's image.

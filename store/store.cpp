@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "store/digest.h"
+#include "store/reference.h"
 #include "store/store_internal.h"
 
 namespace slipway::store {
@@ -57,16 +58,6 @@ class TeeSource : public ByteSource {
   ByteSink& sink_;
 };
 
-bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
-         c == '/';
-}
-
-bool is_tag_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
-
 }  // namespace
 
 std::pair<std::string, std::string> split_name_tag(std::string_view name_tag) {
@@ -80,28 +71,28 @@ std::pair<std::string, std::string> split_name_tag(std::string_view name_tag) {
 // ---------------------------------------------------------------- names and digests
 
 std::string normalize_image_name(std::string_view name) {
-  if (name.empty()) throw Error("invalid image name \"\": empty");
-  auto [repo, tag] = split_name_tag(name);
-  std::string quoted = "invalid image name \"" + std::string(name) + "\": ";
-  if (repo.empty()) throw Error(quoted + "empty repository");
-  if (tag.empty() || tag.size() > 128) throw Error(quoted + "tag must be 1 to 128 characters");
-  for (char c : tag)
-    if (!is_tag_char(c)) throw Error(quoted + "tag may contain only [A-Za-z0-9_.-]");
-  // A registry host part ("host:5000/...") may contain a port colon and upper case.
-  size_t first_slash = repo.find('/');
-  std::string_view path = repo;
-  if (first_slash != std::string::npos) {
-    std::string_view host = std::string_view(repo).substr(0, first_slash);
-    if (host.find_first_of(".:") != std::string_view::npos || host == "localhost")
-      path = std::string_view(repo).substr(first_slash + 1);
-  }
-  if (path.empty() || path.front() == '/' || path.back() == '/' ||
-      path.find("//") != std::string_view::npos)
-    throw Error(quoted + "bad repository path");
-  for (char c : path)
-    if (!is_name_char(c)) throw Error(quoted + "repository name must be lowercase [a-z0-9._/-]");
-  return repo + ":" + tag;
+  Reference ref = Reference::parse(name);
+  if (!ref.digest.empty())
+    throw Error("invalid reference format: \"" + std::string(name) +
+                "\": a name with a digest cannot be used here; give NAME[:TAG]");
+  return ref.familiar_name() + ":" + ref.tag;
 }
+
+namespace internal {
+
+std::string stored_name(const json& index_entry) {
+  auto annotations = index_entry.value("annotations", json::object());
+  auto it = annotations.find(kRefNameAnnotation);
+  if (it == annotations.end() || !it->is_string()) return "";
+  std::string raw = it->get<std::string>();
+  try {
+    return normalize_image_name(raw);
+  } catch (const Error&) {
+    return raw;  // not a reference docker would take: shown and matched as it is
+  }
+}
+
+}  // namespace internal
 
 std::string chain_id(std::string_view parent_chain_id, std::string_view diff_id) {
   if (parent_chain_id.empty()) return std::string(diff_id);
@@ -360,10 +351,14 @@ std::vector<NamedImage> Store::list_images() const {
   std::vector<NamedImage> out;
   const json index = read_index();
   for (const auto& entry : index["manifests"]) {
+    std::string name = internal::stored_name(entry);
+    if (name.empty()) continue;
+    auto [repo, tag] = split_name_tag(name);
+    // A store from before normalization can hold one name in two forms; the later entry is the
+    // newer tag, and wins.
+    std::erase_if(
+        out, [&](const NamedImage& named) { return named.repository == repo && named.tag == tag; });
     auto annotations = entry.value("annotations", json::object());
-    if (!annotations.contains(std::string(kRefNameAnnotation))) continue;
-    auto [repo, tag] =
-        split_name_tag(annotations[std::string(kRefNameAnnotation)].get<std::string>());
     out.push_back({repo, tag, load_image(entry.at("digest").get<std::string>()),
                    annotations.value(kTaggedAtAnnotation, "")});
   }
@@ -383,11 +378,12 @@ std::optional<std::string> Store::find_manifest(const json& index,
   }
   const json manifests = index.value("manifests", json::array());
   if (wanted_name) {
-    for (const auto& entry : manifests) {
-      auto annotations = entry.value("annotations", json::object());
-      if (annotations.value(kRefNameAnnotation, "") == *wanted_name)
-        return entry.at("digest").get<std::string>();
-    }
+    // The last match: the newer of two forms of one name in a store from before normalization.
+    std::optional<std::string> found;
+    for (const auto& entry : manifests)
+      if (internal::stored_name(entry) == *wanted_name)
+        found = entry.at("digest").get<std::string>();
+    if (found) return found;
   }
   if (!could_be_id) return std::nullopt;
   auto id_matches = [&](const std::string& manifest_digest) {
@@ -399,7 +395,7 @@ std::optional<std::string> Store::find_manifest(const json& index,
     }
   };
   for (const auto& entry : manifests) {
-    if (!entry.value("annotations", json::object()).contains(kRefNameAnnotation)) continue;
+    if (internal::stored_name(entry).empty()) continue;
     std::string digest = entry.at("digest");
     if (id_matches(digest)) return digest;
   }
@@ -439,10 +435,8 @@ void Store::tag(std::string_view name, const Image& image) {
   FileLock lock(root_ / "lock");
   json index = read_index();
   json manifests = json::array();
-  for (auto& entry : index["manifests"]) {
-    auto annotations = entry.value("annotations", json::object());
-    if (annotations.value(kRefNameAnnotation, "") != full_name) manifests.push_back(entry);
-  }
+  for (auto& entry : index["manifests"])
+    if (internal::stored_name(entry) != full_name) manifests.push_back(entry);
   manifests.push_back(
       {{"mediaType", image.manifest_media_type},
        {"digest", image.manifest_digest},

@@ -1,7 +1,8 @@
 // Public interface of store/: where images, layers and the build cache live on disk.
 //
 // Layout under the root (default /var/lib/slipway, or --root / SLIPWAY_ROOT):
-//   oci/                 a valid OCI image layout: oci-layout, index.json (named images),
+//   oci/                 a valid OCI image layout: oci-layout, index.json (named images, each
+//                        name in docker's familiar form, "ubuntu:14.04"; see store/reference.h),
 //                        blobs/sha256/<hex> (layers, configs, manifests; immutable)
 //   layers/<chain-hex>/  an unpacked layer in overlay form: diff/ (an overlay lowerdir), layer.json
 //   l/<short>            short symlinks to layers/*/diff, so deep images fit in one mount option
@@ -147,8 +148,10 @@ class PartialBlob {
 // Splits "repo:tag" at the tag colon (not a registry port colon); "repo" gives tag "latest".
 std::pair<std::string, std::string> split_name_tag(std::string_view name_tag);
 
-// "busybox" -> "busybox:latest"; validates the characters docker allows. Throws Error on a bad
-// name, naming it and what is wrong.
+// The name the store keys an image by: docker's familiar form with a tag ("busybox" ->
+// "busybox:latest", "docker.io/library/ubuntu:14.04" -> "ubuntu:14.04", "host:5000/a/b" ->
+// "host:5000/a/b:latest"). Throws Error ("invalid reference format: ...") on a bad name or one
+// with a digest.
 std::string normalize_image_name(std::string_view name);
 
 // OCI chain ID: the diff_id for the bottom layer, sha256(parent + " " + diff_id) above it.

@@ -5,6 +5,7 @@
 #include <sys/file.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/error.h"
@@ -32,5 +33,11 @@ class FileLock {
 // Annotation keys the store writes into oci/index.json entries.
 inline constexpr const char* kRefNameAnnotation = "org.opencontainers.image.ref.name";
 inline constexpr const char* kTaggedAtAnnotation = "io.slipway.tagged";
+
+// The name an oci/index.json entry gives its image, in the familiar form ("ubuntu:14.04"), or ""
+// for an unnamed entry. Stores written before names were normalized may hold
+// "docker.io/library/ubuntu:14.04": such names are normalized when read (never rewritten on open,
+// so read-only commands stay read-only; the next tag() of the name rewrites it).
+std::string stored_name(const nlohmann::json& index_entry);
 
 }  // namespace slipway::store::internal

@@ -151,7 +151,7 @@ TEST_F(ImageCliTest, ImagesFlagsFormatAndFilter) {
   EXPECT_NE(unclosed.err.find("unclosed"), std::string::npos) << unclosed.err;
   auto bad_filter = slipway({"images", "Bad:Name"});
   EXPECT_EQ(bad_filter.exit_code, 1);
-  EXPECT_NE(bad_filter.err.find("invalid image name \"Bad:Name\""), std::string::npos);
+  EXPECT_NE(bad_filter.err.find("invalid reference format: \"Bad:Name\""), std::string::npos);
 }
 
 TEST_F(ImageCliTest, InspectHasDockersShape) {

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "store/digest.h"
+#include "store/reference.h"
 #include "tests/test_support.h"
 
 namespace slipway::store {
@@ -24,7 +25,7 @@ TEST(ImageNameTest, AddsLatestAndKeepsRegistryPorts) {
 }
 
 TEST(ImageNameTest, RejectsBadNamesWithTheReason) {
-  auto message = [](const char* name) {
+  auto message = [](const std::string& name) {
     try {
       normalize_image_name(name);
     } catch (const Error& e) {
@@ -33,12 +34,32 @@ TEST(ImageNameTest, RejectsBadNamesWithTheReason) {
     return std::string("accepted");
   };
   EXPECT_EQ(message("Busybox"),
-            "invalid image name \"Busybox\": repository name must be lowercase [a-z0-9._/-]");
-  EXPECT_EQ(message("app:"), "invalid image name \"app:\": tag must be 1 to 128 characters");
-  EXPECT_EQ(message("app:a+b"),
-            "invalid image name \"app:a+b\": tag may contain only [A-Za-z0-9_.-]");
-  EXPECT_EQ(message("a//b"), "invalid image name \"a//b\": bad repository path");
-  EXPECT_EQ(message(""), "invalid image name \"\": empty");
+            "invalid reference format: \"Busybox\": repository name must be lowercase");
+  EXPECT_EQ(message("app:").rfind("invalid reference format: \"app:\": tag must match", 0), 0u);
+  EXPECT_EQ(message("app:a+b").rfind("invalid reference format: \"app:a+b\": tag must match", 0),
+            0u);
+  EXPECT_EQ(message("a//b"),
+            "invalid reference format: \"a//b\": repository path has an empty component");
+  EXPECT_EQ(message(""),
+            "invalid reference format: \"\": repository name must have at least one component");
+  EXPECT_EQ(message("busybox@sha256:" + std::string(64, 'a')).rfind("invalid reference format", 0),
+            0u);
+}
+
+// ubuntu, library/ubuntu, docker.io/ubuntu, docker.io/library/ubuntu and
+// index.docker.io/library/ubuntu are one repository, kept and shown as docker shows it.
+TEST(ImageNameTest, DockerHubFormsAreOneName) {
+  for (const char* form :
+       {"ubuntu:14.04", "library/ubuntu:14.04", "docker.io/ubuntu:14.04",
+        "docker.io/library/ubuntu:14.04", "index.docker.io/library/ubuntu:14.04"})
+    EXPECT_EQ(normalize_image_name(form), "ubuntu:14.04") << form;
+  EXPECT_EQ(normalize_image_name("docker.io/alice106/ubuntu:14.04"), "alice106/ubuntu:14.04");
+  EXPECT_EQ(normalize_image_name("docker.io/library/a/b"), "library/a/b:latest");
+  EXPECT_EQ(normalize_image_name("host:5000/a/b:tag"), "host:5000/a/b:tag");
+  EXPECT_EQ(familiar_reference("docker.io/library/ubuntu"), "ubuntu");
+  EXPECT_EQ(familiar_reference("index.docker.io/library/ubuntu:14.04"), "ubuntu:14.04");
+  EXPECT_EQ(familiar_reference("3f2a9c0d"), "3f2a9c0d");
+  EXPECT_EQ(familiar_reference(std::string(64, 'a')), std::string(64, 'a'));
 }
 
 TEST(DigestTest, Sha256OfKnownInputs) {

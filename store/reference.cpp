@@ -1,11 +1,13 @@
-// Docker image references (github.com/distribution/reference grammar and its normalization).
+// Docker image references (github.com/distribution/reference grammar and its normalization);
+// see store/reference.h.
+#include "store/reference.h"
+
 #include <algorithm>
 #include <cctype>
 
 #include "common/error.h"
-#include "registry/registry.h"
 
-namespace slipway::registry {
+namespace slipway::store {
 namespace {
 
 constexpr std::string_view kDockerHub = "docker.io";
@@ -243,4 +245,14 @@ bool Reference::is_plain_http_default() const {
   return parts == 4;
 }
 
-}  // namespace slipway::registry
+std::string familiar_reference(std::string_view text) {
+  try {
+    Reference ref = Reference::parse(text);
+    if (ref.tag_defaulted) ref.tag.clear();
+    return ref.familiar_string();
+  } catch (const Error&) {
+    return std::string(text);
+  }
+}
+
+}  // namespace slipway::store
