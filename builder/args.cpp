@@ -205,7 +205,7 @@ void Build::warn_unconsumed_build_args() {
   std::set<std::string> unused;
   for (const auto& [key, value] : options_.build_args)
     if (!shared_->consumed_build_args.contains(key) && !is_proxy_arg(key) &&
-        !automatic.contains(key))
+        !automatic.contains(key) && key != "SOURCE_DATE_EPOCH")
       unused.insert(key);
   if (unused.empty()) return;
   out_ << "[Warning] One or more build-args ["

@@ -25,6 +25,7 @@
 #include "builder/shell_words.h"
 #include "common/fs.h"
 #include "grammar/ast.h"
+#include "registry/build_cache.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -166,7 +167,16 @@ struct StageState {
   std::vector<std::string> env;
   // ARGs declared in this stage (and the stages it builds on), in order; RUN's history lists them.
   std::vector<std::pair<std::string, std::optional<std::string>>> args;
-  bool cmd_set = false;  // a CMD in this stage: ENTRYPOINT then keeps it
+  bool cmd_set = false;        // a CMD in this stage: ENTRYPOINT then keeps it
+  std::string last_cache_key;  // of the stage's last step ("" right after FROM an image)
+};
+
+// One step as the build met it (run or cached), for --cache-to.
+struct StepRecord {
+  std::string key, parent_key;
+  nlohmann::json parent_config;
+  size_t parent_layers = 0;
+  store::Image image;  // the step's result
 };
 
 // Where each stage's instructions are.
@@ -193,8 +203,19 @@ struct SharedBuildState {
   std::unique_ptr<BuildContext> context;
   std::mutex stat_cache_mutex;  // the stat cache is read and updated by every context digest
   std::unique_ptr<StatCache> stat_cache;
+  HashStats hash_stats;  // what the context digests cost, under stat_cache_mutex
+  double hash_seconds = 0;
 
   std::mutex pull_mutex;  // one base-image pull at a time: two stages may name the same image
+
+  // --cache-from caches, opened before the stages start (read-only afterwards).
+  std::vector<std::unique_ptr<registry::CacheSource>> cache_sources;
+  std::mutex cache_mutex;  // guards the members up to `layers_fetched`
+  std::vector<StepRecord> step_records;
+  std::map<std::string, registry::CacheSource*> remote_layers;  // layer digest -> its cache
+  std::map<std::string, std::string> content_digests;           // COPY --from memo name -> digest
+  int layers_fetched = 0;
+  std::mutex fetch_mutex;  // one cache download at a time per build, so none is fetched twice
 
   std::mutex output_mutex;  // whole lines of the stages' output go to `out` under it
   std::ostream& out;
@@ -280,6 +301,24 @@ class Build {
   void config_step(const nlohmann::json& step_description, const std::string& created_by,
                    Mutate&& mutate);
   std::string cache_key(const nlohmann::json& step_description) const;
+  // builder_cache.cpp: the --cache-from side. The image a step of `key` gave, put together from
+  // a record of a --cache-from cache on top of the current image; nullopt when no cache has it
+  // (or its layer blob is gone there).
+  std::optional<store::Image> remote_cache_lookup(const std::string& key);
+  // Downloads the layers of `image` that came from a --cache-from cache and are not in the
+  // store yet; called before anything reads the image's files.
+  void ensure_layers(const store::Image& image);
+  // Notes a finished step (for --cache-to) and makes it the stage's last key.
+  void record_step(const std::string& key, const store::Image& parent);
+  // Opens the --cache-from caches (warning about those that cannot be used).
+  void open_cache_sources();
+  // The records of this build to export: every step (mode=max) or the final image's chain,
+  // which ends at `last_key`.
+  std::vector<registry::CacheRecord> export_records(bool max, const std::string& last_key);
+  // After the build: the final image with --label and an inline cache, complete in the store;
+  // then the caches written. Returns the (possibly changed) final image.
+  store::Image finish_image(store::Image image, const std::string& last_key);
+  void export_caches(const std::string& last_key);
   nlohmann::json add_history(nlohmann::json config, const std::string& created_by,
                              bool empty_layer) const;
   // Stores the layer made in `upper` on top of the current image (or, when `upper` is empty, only
@@ -319,9 +358,14 @@ class Build {
                     const std::string& dest, const std::string& chown, const std::string& chmod,
                     const std::optional<std::string>& checksum, bool unpack);
   BuildContext& context();
-  std::string image_content_digest(const std::string& image_id, const BuildContext& tree,
-                                   const std::vector<Source>& sources,
-                                   const std::vector<std::string>& excludes);
+  // COPY --from content digests, remembered by source image ID, specs and excludes (in the
+  // store's cache dir and in exported caches) so that a hit needs the source's files nowhere.
+  std::string copy_from_memo_name(const std::string& image_id,
+                                  const std::vector<std::string>& specs,
+                                  const std::vector<std::string>& excludes) const;
+  std::optional<std::string> known_copy_from_digest(const std::string& memo_name);
+  void remember_copy_from_digest(const std::string& memo_name, const std::string& digest,
+                                 bool write);
   // The CopyOptions of a --link step: --chmod as given, --chown names looked up in the image
   // below. `key` gets the ids they stand for, since a linked layer's key does not follow that
   // image.
@@ -366,8 +410,10 @@ inline constexpr std::string_view kCacheKeyVersion = "slipway-build-step-v2";
 template <typename Apply>
 void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
   std::string key = cache_key(step_description);
+  const store::Image parent = stage_->image;
   auto use_cache = [&] {
     auto hit = store_.cache_lookup(key);
+    if (!hit) hit = remote_cache_lookup(key);
     if (!hit) return false;
     out_ << " ---> Using cache\n";
     stage_->image = std::move(*hit);
@@ -376,15 +422,23 @@ void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
   };
   std::optional<store::StepLock> building;
   if (!options_.no_cache) {
-    if (use_cache()) return;
-    // Another build (process or stage) may be running this very step: wait for it and take
-    // its result rather than run the step a second time.
-    building.emplace(store_.lock_step(key));
-    if (use_cache()) return;
+    bool hit = use_cache();
+    if (!hit) {
+      // Another build (process or stage) may be running this very step: wait for it and take
+      // its result rather than run the step a second time.
+      building.emplace(store_.lock_step(key));
+      hit = use_cache();
+    }
+    if (hit) {
+      record_step(key, parent);
+      return;
+    }
   }
+  ensure_layers(stage_->image);
   stage_->image = apply();
   store_.cache_record(key, stage_->image);
   ++shared_->steps_run;
+  record_step(key, parent);
 }
 
 template <typename Mutate>

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -443,6 +445,7 @@ BuildResult Build::run() {
   std::vector<std::vector<size_t>> dependencies = stage_dependencies(instructions);
   std::vector<bool> needed = needed_stages(dependencies);
   shared_->built_stages.resize(plans_.size());
+  open_cache_sources();
 
   for (const auto& warning : dockerfile.warnings)
     out_ << "[WARNING]: " << dockerfile_name() << ":" << warning.line << ": " << warning.message
@@ -505,12 +508,14 @@ BuildResult Build::run() {
   if (shared_->failure) std::rethrow_exception(shared_->failure);
 
   BuildResult result;
-  result.image = shared_->built_stages[last]->image;
+  store::Image final_image = shared_->built_stages[last]->image;
   // start_stage gives a stage without PATH the default one (and drops ONBUILD triggers it ran),
   // in memory: when no step wrote a config since (`FROM base` alone), the stored image still
   // lacks it. BuildKit's result always has it, so the config as the stage sees it is written.
-  if (json::parse(store_.read_blob(result.image.id)) != result.image.config)
-    result.image = store_.write_image(result.image.config, result.image.layers);
+  if (json::parse(store_.read_blob(final_image.id)) != final_image.config)
+    final_image = store_.write_image(final_image.config, final_image.layers);
+  const std::string last_key = shared_->built_stages[last]->last_cache_key;
+  result.image = finish_image(final_image, last_key);
   result.steps_run = shared_->steps_run;
   result.steps_cached = shared_->steps_cached;
   warn_unconsumed_build_args();
@@ -518,6 +523,20 @@ BuildResult Build::run() {
   out_ << "Successfully built " << short_id(result.image.id) << "\n";
   for (const auto& tag : options_.tags)
     out_ << "Successfully tagged " << store::normalize_image_name(tag) << "\n";
+  export_caches(last_key);
+  result.layers_fetched = shared_->layers_fetched;
+  if (std::getenv("SLIPWAY_HASH_STATS") != nullptr) {
+    // For benchmarks: what hashing the context for COPY/ADD keys cost (stderr, one line).
+    std::lock_guard lock(shared_->stat_cache_mutex);
+    const HashStats& h = shared_->hash_stats;
+    std::fprintf(stderr,
+                 "context hashing: %.3f s, %llu entries, %llu files read (%llu bytes), %llu from "
+                 "the stat cache\n",
+                 shared_->hash_seconds, static_cast<unsigned long long>(h.entries),
+                 static_cast<unsigned long long>(h.files_hashed),
+                 static_cast<unsigned long long>(h.bytes_hashed),
+                 static_cast<unsigned long long>(h.cache_hits));
+  }
   out_.flush();
   return result;
 }
@@ -578,8 +597,16 @@ void Build::consume_build_arg(const std::string& name) {
 std::string Build::content_digest(const BuildContext& tree, const std::vector<Source>& sources) {
   std::lock_guard lock(shared_->stat_cache_mutex);
   StatCache* cache = shared_->stat_cache.get();
-  std::string digest = tree.digest(sources, cache);
+  auto start = std::chrono::steady_clock::now();
+  HashStats stats;
+  std::string digest = tree.digest(sources, cache, &stats);
   if (cache) cache->save();
+  shared_->hash_stats.entries += stats.entries;
+  shared_->hash_stats.files_hashed += stats.files_hashed;
+  shared_->hash_stats.bytes_hashed += stats.bytes_hashed;
+  shared_->hash_stats.cache_hits += stats.cache_hits;
+  shared_->hash_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return digest;
 }
 
@@ -725,8 +752,9 @@ void Build::run_onbuild_triggers(const ast::Instruction& from) {
 }
 
 json Build::add_history(json config, const std::string& created_by, bool empty_layer) const {
-  json entry = {
-      {"created", timestamp_now()}, {"created_by", created_by}, {"comment", kHistoryComment}};
+  std::string created =
+      options_.source_date_epoch ? timestamp_of(*options_.source_date_epoch) : timestamp_now();
+  json entry = {{"created", created}, {"created_by", created_by}, {"comment", kHistoryComment}};
   if (empty_layer) entry["empty_layer"] = true;
   config["created"] = entry["created"];
   config["history"].push_back(std::move(entry));
@@ -737,7 +765,11 @@ std::string Build::cache_key(const json& step_description) const {
   std::string compression;
   if (options_.compression != store::Compression::kGzip)
     compression = store::layer_media_type(options_.compression) + "\n";
-  return store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + compression +
+  // A step's result holds SOURCE_DATE_EPOCH (times, clamped mtimes): part of the key when set.
+  std::string epoch;
+  if (options_.source_date_epoch)
+    epoch = "source-date-epoch=" + std::to_string(*options_.source_date_epoch) + "\n";
+  return store::sha256_digest(std::string(kCacheKeyVersion) + "\n" + compression + epoch +
                               stage_->image.id + "\n" + step_description.dump());
 }
 
@@ -747,7 +779,8 @@ store::Image Build::commit_step(const fs::path& upper, const std::string& create
   if (!keep_empty_layer && fs::is_empty(upper))
     return store_.write_image(add_history(parent.config, created_by, true), parent.layers);
   std::string parent_chain = parent.chain_ids().empty() ? "" : parent.chain_ids().back();
-  store::StoredLayer layer = store_.commit_layer(upper, parent_chain, options_.compression);
+  store::StoredLayer layer =
+      store_.commit_layer(upper, parent_chain, options_.compression, options_.source_date_epoch);
   json new_config = parent.config;
   new_config["rootfs"]["diff_ids"].push_back(layer.diff_id);
   new_config = add_history(std::move(new_config), created_by, false);
@@ -768,6 +801,7 @@ std::vector<std::string> Build::shell_argv(const ast::Command& command) const {
 
 std::string Build::numeric_user(const std::string& user) {
   if (user.empty() || is_numeric_user(user)) return user;
+  ensure_layers(stage_->image);
   OverlayMount view(store_, stage_->image, "user");
   Owner owner = resolve_chown(user, view.merged());
   return std::to_string(owner.uid) + ":" + std::to_string(owner.gid);
@@ -978,6 +1012,22 @@ std::string timestamp_now() {
   size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
   std::snprintf(buffer + n, sizeof buffer - n, ".%09lldZ", static_cast<long long>(nanos));
   return buffer;
+}
+
+std::string timestamp_of(int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buffer[64];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
+}
+
+int64_t parse_source_date_epoch(const std::string& value) {
+  if (value.empty() || value.size() > 18 ||
+      value.find_first_not_of("0123456789") != std::string::npos)
+    throw Error("invalid SOURCE_DATE_EPOCH \"" + value + "\": want whole seconds since 1970");
+  return std::stoll(value);
 }
 
 BuildResult build(store::Store& store, const BuildOptions& options, std::ostream& out) {

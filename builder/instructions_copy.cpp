@@ -265,29 +265,45 @@ std::string heredoc_text(const ast::Heredoc& heredoc, const Variables& vars) {
 
 }  // namespace
 
-// The content digest of `sources` in the rootfs of image `image_id` (mounted as `tree`). An image
-// ID fixes its layers and so their content: the digest is kept in the store's cache dir under
-// the image and the selection, so an unchanged COPY --from hashes nothing again. (GC may drop
-// the file; it is then computed again.)
-std::string Build::image_content_digest(const std::string& image_id, const BuildContext& tree,
-                                        const std::vector<Source>& sources,
-                                        const std::vector<std::string>& excludes) {
-  json selection = json::array();
-  for (const auto& source : sources) selection.push_back({source.spec, source.path});
-  fs::path memo =
-      store_.root() / "cache" /
-      ("copyfrom-" + store::digest_hex(store::sha256_digest(image_id + "\n" + selection.dump() +
-                                                            "\n" + json(excludes).dump())));
+// COPY --from's content digest of `specs` in the rootfs of image `image_id`. An image ID fixes
+// its layers and so their content, and with them what the specs match: the digest is kept under
+// the image and the specs, in the store's cache dir (GC may drop the file; it is then computed
+// again) and in exported build caches, so an unchanged COPY --from hashes nothing again, and on
+// another store needs neither the source stage's files nor their download.
+std::string Build::copy_from_memo_name(const std::string& image_id,
+                                       const std::vector<std::string>& specs,
+                                       const std::vector<std::string>& excludes) const {
+  return "copyfrom-" + store::digest_hex(store::sha256_digest(image_id + "\n" + json(specs).dump() +
+                                                              "\n" + json(excludes).dump()));
+}
+
+std::optional<std::string> Build::known_copy_from_digest(const std::string& memo_name) {
   try {
-    std::string known = read_file(memo);
-    if (store::is_valid_digest(known)) return known;
+    std::string known = read_file(store_.root() / "cache" / memo_name);
+    if (store::is_valid_digest(known)) {
+      remember_copy_from_digest(memo_name, known, /*write=*/false);
+      return known;
+    }
   } catch (const Error&) {
-    // No memo yet, or GC just removed it: compute it.
+    // No memo here yet, or GC just removed it.
   }
-  std::string digest = tree.digest(sources);
-  fs::create_directories(memo.parent_path());
-  write_file_atomic(memo, digest, /*durable=*/false);  // a lost memo is only recomputed
-  return digest;
+  for (const auto& source : shared_->cache_sources)
+    if (auto known = source->content_digest(memo_name)) {
+      remember_copy_from_digest(memo_name, *known, /*write=*/true);
+      return known;
+    }
+  return std::nullopt;
+}
+
+void Build::remember_copy_from_digest(const std::string& memo_name, const std::string& digest,
+                                      bool write) {
+  if (write) {
+    fs::path memo = store_.root() / "cache" / memo_name;
+    fs::create_directories(memo.parent_path());
+    write_file_atomic(memo, digest, /*durable=*/false);  // a lost memo is only recomputed
+  }
+  std::lock_guard lock(shared_->cache_mutex);
+  shared_->content_digests[memo_name] = digest;
 }
 
 BuildContext& Build::context() {
@@ -369,7 +385,8 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   std::unique_ptr<BuildContext> owned;
   std::optional<TempDir> heredoc_dir;
   const BuildContext* tree = nullptr;
-  std::string source_image_id;  // of --from
+  std::string source_image_id;             // of --from
+  std::function<void()> open_source_tree;  // mounts the --from image as `tree`
   if (!heredocs.empty()) {
     heredoc_dir.emplace(store_.make_temp_dir("heredoc"));
     for (const auto* heredoc : heredocs) {
@@ -393,12 +410,17 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
                                 "\" (a stage must be defined before it is used; an image must "
                                 "be imported or pulled first)");
     }
-    from_view.emplace(store_, source_image, "copy-from");
-    owned = std::make_unique<BuildContext>(
-        from_view->merged(), excludes.empty() ? IgnoreRules{} : with_excludes({}, specs, excludes),
-        false);
-    tree = owned.get();
     source_image_id = source_image.id;
+    // The source stage's files are mounted only when needed: to hash them (no memo of this copy
+    // anywhere) or to copy them (the step misses).
+    open_source_tree = [&, source_image] {
+      ensure_layers(source_image);
+      from_view.emplace(store_, source_image, "copy-from");
+      owned = std::make_unique<BuildContext>(
+          from_view->merged(),
+          excludes.empty() ? IgnoreRules{} : with_excludes({}, specs, excludes), false);
+      tree = owned.get();
+    };
   } else if (!excludes.empty()) {
     owned = std::make_unique<BuildContext>(
         options_.context_dir, with_excludes(context().rules().patterns(), specs, excludes), true);
@@ -408,16 +430,33 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
   }
 
   std::vector<Source> sources;
-  try {
-    sources = tree->resolve(specs);
-  } catch (const Error& e) {
-    throw PositionedError(instruction.start, e.what());
-  }
+  auto resolve_sources = [&] {
+    if (tree == nullptr) open_source_tree();
+    try {
+      sources = tree->resolve(specs);
+    } catch (const Error& e) {
+      throw PositionedError(instruction.start, e.what());
+    }
+  };
   // Like BuildKit, the key follows the content of what is copied, not the whole source: a
   // change elsewhere in the source stage keeps the step cached.
-  std::string digest = source_image_id.empty()
-                           ? content_digest(*tree, sources)
-                           : image_content_digest(source_image_id, *tree, sources, excludes);
+  std::string digest;
+  bool sources_resolved = false;
+  if (source_image_id.empty()) {
+    resolve_sources();
+    sources_resolved = true;
+    digest = content_digest(*tree, sources);
+  } else {
+    std::string memo = copy_from_memo_name(source_image_id, specs, excludes);
+    if (auto known = known_copy_from_digest(memo)) {
+      digest = *known;
+    } else {
+      resolve_sources();
+      sources_resolved = true;
+      digest = tree->digest(sources);
+      remember_copy_from_digest(memo, digest, /*write=*/true);
+    }
+  }
 
   std::string created_by = keyword;
   if (parents) created_by += " --parents";
@@ -434,6 +473,10 @@ void Build::copy_step(const ast::Instruction& instruction, const ast::FileTransf
               {"unpack", unpack}, {"sources", digest}};
   // Writes the sources below `root`, which stands for the container's "/".
   auto write_sources = [&](const fs::path& root, const CopyOptions& options) {
+    if (!sources_resolved) {
+      resolve_sources();
+      sources_resolved = true;
+    }
     std::vector<Source> plain;
     for (const auto& source : sources) {
       if (is_add && unpack && source.entry.kind == FileKind::regular &&
@@ -491,6 +534,7 @@ CopyOptions Build::linked_copy_options(const std::string& chown, const std::stri
   CopyOptions options;
   if (!chmod.empty()) options.chmod = parse_chmod(chmod);
   if (!chown.empty()) {
+    ensure_layers(stage_->image);
     options.chown = resolve_chown(chown, OverlayMount(store_, stage_->image, "chown").merged());
     key["owner"] = {options.chown->uid, options.chown->gid};
   }
@@ -503,8 +547,11 @@ void Build::linked_step(const json& step_description, const std::string& created
   const std::string key = cache_key(step_description);
   const std::string linked_key =
       store::sha256_digest(std::string(kCacheKeyVersion) + "\nlinked\n" + step_description.dump());
+  const store::Image parent_image = stage_->image;
   auto reuse = [&] {
-    if (auto hit = store_.cache_lookup(key)) {
+    auto hit = store_.cache_lookup(key);
+    if (!hit) hit = remote_cache_lookup(key);
+    if (hit) {
       stage_->image = std::move(*hit);
       return true;
     }
@@ -533,6 +580,7 @@ void Build::linked_step(const json& step_description, const std::string& created
     if (hit) {
       out_ << " ---> Using cache\n";
       ++shared_->steps_cached;
+      record_step(key, parent_image);
       return;
     }
   }
@@ -544,6 +592,7 @@ void Build::linked_step(const json& step_description, const std::string& created
   store_.cache_record(key, stage_->image);
   store_.cache_record(linked_key, stage_->image);
   ++shared_->steps_run;
+  record_step(key, parent_image);
 }
 
 // ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, unpacked only with

@@ -446,8 +446,10 @@ void Build::prepare_mounts(const std::vector<RunMount>& mounts, runtime::Contain
           mount.source = resources.views.back()->merged() / rel;
         }
       } else {
+        store::Image source_image = mount_source_image(m);
+        ensure_layers(source_image);
         resources.views.push_back(
-            std::make_unique<OverlayMount>(store_, mount_source_image(m), "mount-from"));
+            std::make_unique<OverlayMount>(store_, source_image, "mount-from"));
         mount.source = in_view(resources.views.back()->merged(), m);
       }
     } else if (m.type == "cache") {
@@ -468,7 +470,9 @@ void Build::prepare_mounts(const std::vector<RunMount>& mounts, runtime::Contain
         // Made under a temporary name and renamed, so a concurrent build sees all or nothing.
         TempDir fresh(caches, ".new-");
         if (!m.from.empty()) {
-          OverlayMount view(store_, mount_source_image(m), "mount-from");
+          store::Image source_image = mount_source_image(m);
+          ensure_layers(source_image);
+          OverlayMount view(store_, source_image, "mount-from");
           fs::copy(in_view(view.merged(), m), fresh.path(),
                    fs::copy_options::recursive | fs::copy_options::copy_symlinks);
         }

@@ -1,10 +1,12 @@
 // slipway's entry point: global options, the subcommands each area adds (commands.h), and the
 // one place where errors become a line on stderr and an exit code.
+#include <cstdlib>
 #include <iostream>
 
 #include "builder/builder.h"
 #include "cli/commands.h"
 #include "cli/help.h"
+#include "config/config.h"
 #include "runtime/runtime.h"
 
 namespace slipway::cli {
@@ -77,6 +79,12 @@ int main(int argc, char** argv) {
     std::cerr << line << "\n";
   };
   try {
+    // The config file's data-root, when neither --root nor SLIPWAY_ROOT chose the store. A bad
+    // config file fails every command with its one-line error.
+    const config::Config& config = config::current();
+    if (app.count("--root") == 0 && std::getenv("SLIPWAY_ROOT") == nullptr &&
+        !config.data_root.empty())
+      context.root = config.data_root;
     return context.action ? context.action() : 0;
   } catch (const cli::UsageError& e) {
     report(e.what());  // docker's words, with "See 'slipway run --help'."

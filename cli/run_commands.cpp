@@ -7,8 +7,8 @@
 
 #include "cli/commands.h"
 #include "cli/help.h"
-#include "registry/registry.h"
 #include "cli/run_settings.h"
+#include "registry/registry.h"
 #include "runtime/attach.h"
 #include "runtime/containers.h"
 #include "store/reference.h"

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "config/config.h"
 #include "cli/filters.h"
 #include "cli/format.h"
 #include "cli/ps.h"
@@ -66,19 +67,24 @@ std::string binary_size(double size) {
   return buffer;
 }
 
-// The registry configuration `info` reports. Registries named by a plain host (localhost,
-// 127.0.0.1) are reached over http, as docker's default insecure 127.0.0.0/8. Hook: the mirrors
-// and insecure registries of the config file (/etc/slipway/config.json) belong here once the
-// registry layer reads it.
+// The registry configuration `info` reports: the config file's mirrors and insecure registries
+// (config/config.h), besides what slipway reaches over http anyway (127.0.0.0/8, ::1).
 Value registry_config() {
+  Value mirrors = Value::array();
+  for (const auto& mirror : config::registry_mirrors()) mirrors.push_back(mirror);
+  Value index_configs = {{"docker.io",
+                          {{"Name", "docker.io"},
+                           {"Mirrors", mirrors},
+                           {"Secure", true},
+                           {"Official", true}}}};
+  for (const auto& registry : config::current().insecure_registries)
+    index_configs[registry] = {{"Name", registry},
+                               {"Mirrors", Value::array()},
+                               {"Secure", false},
+                               {"Official", false}};
   return Value{{"InsecureRegistryCIDRs", {"127.0.0.0/8", "::1/128"}},
-               {"IndexConfigs",
-                {{"docker.io",
-                  {{"Name", "docker.io"},
-                   {"Mirrors", Value::array()},
-                   {"Secure", true},
-                   {"Official", true}}}}},
-               {"Mirrors", Value::array()}};
+               {"IndexConfigs", index_configs},
+               {"Mirrors", mirrors}};
 }
 
 Value info_value(store::Store& store) {

@@ -11,7 +11,9 @@
 #include <optional>
 #include <ostream>
 #include <thread>
+#include <utility>
 
+#include "config/config.h"
 #include "registry/progress.h"
 #include "registry/registry.h"
 #include "registry/session.h"
@@ -197,8 +199,10 @@ void pull_layer(store::Store& store, Session& session, HttpConnection& connectio
   if (consumer_error) std::rethrow_exception(consumer_error);
 }
 
-std::string get_small_blob(Session& session, HttpConnection& connection,
-                           const store::Descriptor& blob) {
+}  // namespace
+
+std::string detail::get_small_blob(Session& session, HttpConnection& connection,
+                                   const store::Descriptor& blob) {
   HttpRequest request;
   request.url = session.repo_url("blobs/" + blob.digest);
   request.max_body = kMaxConfigBytes;
@@ -211,7 +215,7 @@ std::string get_small_blob(Session& session, HttpConnection& connection,
   return response.body;
 }
 
-store::Descriptor descriptor_of(const json& entry, const std::string& what) {
+store::Descriptor detail::descriptor_of(const json& entry, const std::string& what) {
   try {
     store::Descriptor d{entry.value("mediaType", ""), entry.at("digest").get<std::string>(),
                         entry.at("size").get<int64_t>()};
@@ -222,6 +226,19 @@ store::Descriptor descriptor_of(const json& entry, const std::string& what) {
     throw Error(what + " has an invalid descriptor: " + entry.dump());
   }
 }
+
+void detail::fetch_layer(store::Store& store, Session& session, HttpConnection& connection,
+                         const store::Descriptor& blob, const std::string& parent_chain,
+                         const std::string& diff_id) {
+  std::ostream discard(nullptr);
+  PullProgress progress(discard, 0);
+  store::PartialBlob partial = store.open_partial_blob(blob);
+  pull_layer(store, session, connection, blob, partial, parent_chain, diff_id, progress);
+}
+
+namespace {
+using detail::descriptor_of;
+using detail::get_small_blob;
 
 std::string pick_platform(const Manifest& index, const std::string& platform,
                           const std::string& name) {
@@ -248,16 +265,20 @@ std::string pick_platform(const Manifest& index, const std::string& platform,
 
 }  // namespace
 
-std::string pull(store::Store& store, const Reference& ref, const Options& options,
-                 std::ostream& out) {
+namespace {
+
+// Pulls `ref` from `endpoint` (ref itself, or the same repository on a mirror): the image is
+// named, recorded and reported as `ref`.
+std::string pull_from(store::Store& store, const Reference& ref, const Reference& endpoint,
+                      const Options& options, std::ostream& out, bool first_attempt) {
   // Quiet: progress goes nowhere, only the final name is printed.
   std::ostream discard(nullptr);
   PullProgress progress(options.quiet ? discard : out,
                         options.quiet ? 0 : options.terminal_columns);
   auto say = [&](const std::string& line) { progress.message(line); };
-  if (ref.tag_defaulted) say("Using default tag: " + ref.tag);
+  if (ref.tag_defaulted && first_attempt) say("Using default tag: " + ref.tag);
 
-  Session session(ref, options, "pull");
+  Session session(endpoint, options, "pull");
   HttpConnection connection(options.tls_verify);
   Manifest manifest = get_manifest(session, connection, ref.tag_or_digest());
   // Like docker, the digest reported and recorded as the repo digest is the one the reference
@@ -354,6 +375,27 @@ std::string pull(store::Store& store, const Reference& ref, const Options& optio
       ref.familiar_string());
   out << ref.string() << "\n" << std::flush;
   return manifest.digest;
+}
+
+}  // namespace
+
+std::string pull(store::Store& store, const Reference& ref, const Options& options,
+                 std::ostream& out) {
+  // docker.io names go to the configured mirrors first, in order, then to Docker Hub itself; a
+  // mirror that fails (down, or without the image) is skipped.
+  bool first = true;
+  if (ref.domain == "docker.io") {
+    for (const auto& host : config::registry_mirrors()) {
+      Reference mirror = ref;
+      mirror.domain = host;
+      try {
+        return pull_from(store, ref, mirror, options, out, std::exchange(first, false));
+      } catch (const Error&) {
+        continue;
+      }
+    }
+  }
+  return pull_from(store, ref, ref, options, out, first);
 }
 
 }  // namespace slipway::registry

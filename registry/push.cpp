@@ -77,11 +77,13 @@ std::string upload_chunks(Session& session, HttpConnection& connection, int fd, 
   return url;
 }
 
+}  // namespace
+
 // POST for a session, then one PUT with the whole blob, or PATCH chunks and a closing PUT for
 // blobs over kChunkedAboveBytes or refused whole with a 413. A failed attempt starts over with
 // a new session.
-void upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
-                 const std::filesystem::path& file) {
+void detail::upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
+                         const std::filesystem::path& file) {
   const std::string what = "uploading blob " + digest + " to " + session.reference().name();
   UniqueFd fd = open_or_throw(file, O_RDONLY);
   uint64_t size = std::filesystem::file_size(file);
@@ -127,6 +129,26 @@ void upload_blob(Session& session, HttpConnection& connection, const std::string
     session.fail(what, done);
   }
 }
+
+void detail::upload_small_blob(Session& session, HttpConnection& connection,
+                               const std::string& digest, const std::string& bytes) {
+  const std::string what = "uploading blob " + digest + " to " + session.reference().name();
+  HttpRequest start;
+  start.method = "POST";
+  start.url = session.repo_url("blobs/uploads/");
+  HttpResponse started = session.send(connection, start);
+  if (started.status != 202) session.fail(what, started);
+  HttpRequest put;
+  put.method = "PUT";
+  put.headers.push_back("Content-Type: application/octet-stream");
+  put.url = detail::add_query(next_location(start.url, started, what), "digest", digest);
+  put.body = bytes;
+  HttpResponse done = session.send(connection, put);
+  if (done.status != 201) session.fail(what, done);
+}
+
+namespace {
+using detail::upload_blob;
 
 // Asks the registry to mount `digest` from `from` (another repository on it). True on 201; on a
 // 202 the registry opened an ordinary upload session instead, which is cancelled.

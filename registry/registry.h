@@ -15,6 +15,9 @@
 // environment variables. Auth follows the registry's WWW-Authenticate challenge (Basic, or Bearer
 // tokens fetched anonymously or with the credentials of ~/.docker/config.json). Credentials never
 // appear in output or errors. Every error is a slipway::Error naming the registry and what failed.
+// The config file (config/config.h) adds insecure registries, and mirrors that pull tries in order
+// for docker.io names before Docker Hub (the image keeps its docker.io name). The build cache's
+// transport (--cache-to/--cache-from) is in build_cache.h.
 #pragma once
 
 #include <cstdint>

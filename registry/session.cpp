@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "config/config.h"
 #include "store/digest.h"
 
 namespace slipway::registry::detail {
@@ -212,6 +213,16 @@ double retry_delay_seconds(const HttpResponse* response, int attempt) {
 
 // ---------------------------------------------------------------- session
 
+// The config file's "insecure-registries", and its mirrors written with http://.
+static bool configured_insecure(const std::string& domain) {
+  const config::Config& config = config::current();
+  for (const auto& host : config.insecure_registries)
+    if (config::mirror_host(host) == domain) return true;
+  for (const auto& mirror : config.registry_mirrors)
+    if (mirror.starts_with("http://") && config::mirror_host(mirror) == domain) return true;
+  return false;
+}
+
 Session::Session(const Reference& ref, const Options& options, std::string actions,
                  std::optional<Credentials> credentials)
     : ref_(ref),
@@ -220,7 +231,8 @@ Session::Session(const Reference& ref, const Options& options, std::string actio
   // A loopback registry is plain http unless certs.d has a directory for it (it speaks TLS then).
   bool insecure = (ref.is_plain_http_default() && !registry_certs_dir(ref.domain)) ||
                   std::find(options.insecure_registries.begin(), options.insecure_registries.end(),
-                            ref.domain) != options.insecure_registries.end();
+                            ref.domain) != options.insecure_registries.end() ||
+                  configured_insecure(ref.domain);
   base_url_ = (insecure ? "http://" : "https://") + ref.endpoint_host();
   credentials_ =
       credentials ? std::move(credentials) : find_credentials(docker_config_file(), ref.domain);

@@ -15,6 +15,7 @@
 
 #include "registry/http.h"
 #include "registry/registry.h"
+#include "store/store.h"
 
 namespace slipway::registry::detail {
 
@@ -128,5 +129,22 @@ Manifest get_manifest(Session& session, HttpConnection& connection,
 
 // A "<12 hex>" short form of a digest, as docker prints layers.
 std::string short_digest(std::string_view digest);
+
+// pull.cpp: GET of a small blob (config), its size checked (the caller checks the digest).
+std::string get_small_blob(Session& session, HttpConnection& connection,
+                           const store::Descriptor& blob);
+// pull.cpp: a manifest entry as a descriptor; throws Error naming `what` when it is not one.
+store::Descriptor descriptor_of(const nlohmann::json& entry, const std::string& what);
+// pull.cpp: downloads one layer blob into the store (resuming a partial download, checked
+// against its digest and `diff_id`, unpacked on `parent_chain`), with no progress output.
+void fetch_layer(store::Store& store, Session& session, HttpConnection& connection,
+                 const store::Descriptor& blob, const std::string& parent_chain,
+                 const std::string& diff_id);
+// push.cpp: uploads a blob file (POST, then PUT, or PATCH chunks) unless HEAD finds it.
+void upload_blob(Session& session, HttpConnection& connection, const std::string& digest,
+                 const std::filesystem::path& file);
+// push.cpp: uploads a small in-memory blob (a config) in one POST + PUT.
+void upload_small_blob(Session& session, HttpConnection& connection, const std::string& digest,
+                       const std::string& bytes);
 
 }  // namespace slipway::registry::detail

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <map>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -155,8 +156,11 @@ class ScopedUtf8Locale {
 
 class LayerTarWriter {
  public:
-  LayerTarWriter(const fs::path& upper_dir, ByteSink& sink)
-      : upper_dir_(upper_dir), archive_(archive_write_new()), buffer_(kReadChunk) {
+  LayerTarWriter(const fs::path& upper_dir, ByteSink& sink, std::optional<int64_t> clamp_mtime)
+      : upper_dir_(upper_dir),
+        clamp_mtime_(clamp_mtime),
+        archive_(archive_write_new()),
+        buffer_(kReadChunk) {
     if (!archive_) throw Error("cannot create tar writer");
     context_.sink = &sink;
     archive* a = archive_.get();
@@ -217,7 +221,7 @@ class LayerTarWriter {
     if (S_ISSOCK(st.st_mode)) return;  // a tar cannot hold sockets; docker skips them too
 
     ArchiveEntryPtr entry(archive_entry_new());
-    set_common_fields(entry.get(), st);
+    set_common_fields(entry.get(), st, clamp_mtime_);
 
     // Overlay whiteout (0/0 char device) -> `.wh.NAME`, an empty regular file as docker writes it.
     if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
@@ -459,13 +463,16 @@ class LayerTarWriter {
     return opaque;
   }
 
-  // Normalized header fields: numeric ids only, whole-second mtime, no atime/ctime, so the same
-  // tree always gives the same bytes.
-  static void set_common_fields(archive_entry* entry, const struct stat& st) {
+  // Normalized header fields: numeric ids only, whole-second mtime (at most `clamp_mtime` when
+  // given: SOURCE_DATE_EPOCH), no atime/ctime, so the same tree always gives the same bytes.
+  static void set_common_fields(archive_entry* entry, const struct stat& st,
+                                std::optional<int64_t> clamp_mtime) {
     archive_entry_set_mode(entry, st.st_mode);  // file type + permissions incl. suid/sgid/sticky
     archive_entry_set_uid(entry, st.st_uid);
     archive_entry_set_gid(entry, st.st_gid);
-    archive_entry_set_mtime(entry, st.st_mtim.tv_sec, 0);
+    int64_t mtime = st.st_mtim.tv_sec;
+    if (clamp_mtime && mtime > *clamp_mtime) mtime = *clamp_mtime;
+    archive_entry_set_mtime(entry, mtime, 0);
   }
 
   void write_header(archive_entry* entry, const std::string& path) {
@@ -478,6 +485,7 @@ class LayerTarWriter {
   }
 
   fs::path upper_dir_;
+  std::optional<int64_t> clamp_mtime_;
   SinkContext context_;
   ArchiveWritePtr archive_;
   std::vector<char> buffer_;
@@ -487,9 +495,10 @@ class LayerTarWriter {
 
 }  // namespace
 
-uint64_t write_layer_tar(const fs::path& upper_dir, ByteSink& sink) {
+uint64_t write_layer_tar(const fs::path& upper_dir, ByteSink& sink,
+                         std::optional<int64_t> clamp_mtime) {
   ScopedUtf8Locale utf8_names;
-  LayerTarWriter writer(upper_dir, sink);
+  LayerTarWriter writer(upper_dir, sink, clamp_mtime);
   return writer.run();
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,8 +40,10 @@ Compression parse_compression(std::string_view name);
 // before children, normalized headers (no uname/gname, numeric ids, PAX for long names and
 // xattrs), so the same tree always gives the same bytes. Overlay whiteouts become `.wh.` entries,
 // opaque dirs get a `.wh..wh..opq` entry, trusted.overlay.* xattrs are never copied.
+// `clamp_mtime` (seconds, SOURCE_DATE_EPOCH) caps every entry's mtime, for reproducible layers.
 // Returns the number of tar bytes written.
-uint64_t write_layer_tar(const std::filesystem::path& upper_dir, ByteSink& sink);
+uint64_t write_layer_tar(const std::filesystem::path& upper_dir, ByteSink& sink,
+                         std::optional<int64_t> clamp_mtime = std::nullopt);
 
 struct LayerDigests {
   std::string diff_id;     // sha256 of the uncompressed tar

@@ -265,14 +265,14 @@ StoredLayer Store::import_layer(const fs::path& tar_file, std::string_view paren
 }
 
 StoredLayer Store::commit_layer(const fs::path& upper_dir, std::string_view parent_chain_id,
-                                Compression compression) {
+                                Compression compression, std::optional<int64_t> clamp_mtime) {
   TempDir staged = make_temp_dir("layer");
   fs::path blob_tmp = staged.path() / "blob";
   LayerDigests digests;
   {
     UniqueFd blob_fd = open_or_throw(blob_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     LayerBlobWriter writer(blob_fd.get(), compression);
-    write_layer_tar(upper_dir, writer);
+    write_layer_tar(upper_dir, writer, clamp_mtime);
     digests = writer.finish();
   }
   Descriptor desc = install_blob(blob_tmp, digests, compression);

@@ -197,8 +197,10 @@ class Store {
                            Compression compression = Compression::kGzip);
   // Makes a layer from a finished RUN step's overlay upper dir, then moves that dir into place as
   // the layer's unpacked form (no second extraction). The upper dir is gone afterwards.
+  // `clamp_mtime` (SOURCE_DATE_EPOCH) caps the mtimes in the tar (not in the unpacked dir).
   StoredLayer commit_layer(const std::filesystem::path& upper_dir, std::string_view parent_chain_id,
-                           Compression compression = Compression::kGzip);
+                           Compression compression = Compression::kGzip,
+                           std::optional<int64_t> clamp_mtime = std::nullopt);
   // Stores a layer blob as it arrives from a registry: `blob` yields the bytes as stored
   // (gzip, zstd or plain), which are checked against expected.digest and expected.size and
   // unpacked in the same pass, and, unless empty, against `expected_diff_id` (what the image's
