@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "builder/build_internal.h"
+#include "network/network.h"
 #include "store/digest.h"
 
 namespace slipway::builder::detail {
@@ -521,28 +522,7 @@ void Build::prepare_mounts(const std::vector<RunMount>& mounts, runtime::Contain
 
 std::string run_resolv_conf(std::string_view host_text, bool host_network) {
   if (host_network) return std::string(host_text);
-  std::string out;
-  bool has_nameserver = false;
-  size_t start = 0;
-  while (start < host_text.size()) {
-    size_t end = host_text.find('\n', start);
-    if (end == std::string_view::npos) end = host_text.size();
-    std::string_view line = host_text.substr(start, end - start);
-    start = end + 1;
-    std::string_view rest = line;
-    rest.remove_prefix(std::min(rest.find_first_not_of(" \t"), rest.size()));
-    if (rest.starts_with("nameserver")) {
-      std::string_view address = rest.substr(10);
-      address.remove_prefix(std::min(address.find_first_not_of(" \t"), address.size()));
-      address = address.substr(0, address.find_first_of(" \t#"));
-      // Another network namespace's loopback is not the host's: such a nameserver never answers.
-      if (address.starts_with("127.") || address == "::1") continue;
-      has_nameserver = true;
-    }
-    out.append(line).push_back('\n');
-  }
-  if (!has_nameserver) out += "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
-  return out;
+  return network::container_resolv_conf(std::string(host_text), {}, {}, {});
 }
 
 void add_run_network_files(runtime::ContainerSpec& spec, const fs::path& dir, bool host_network) {

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   app.formatter(cli::docker_help_formatter());  // copied into every subcommand added below
   cli::CommandContext context;
   app.add_option("--root", context.root, "Store root (default $SLIPWAY_ROOT or /var/lib/slipway)");
-  app.add_flag("-v,--version", "Print version information and quit");  // answered below
+  app.add_flag("-v,--version")->description("Print version information and quit");  // answered below
   cli::add_build_commands(app, context);
   cli::add_image_commands(app, context);
   cli::add_run_commands(app, context);

@@ -119,7 +119,6 @@ struct ContainerRecord {
   int restart_count = 0;
   std::vector<PortMapping> ports;          // published now, with the ports bound: while running
   std::vector<NetworkEndpoint> endpoints;  // its addresses: while running
-  std::vector<PortMapping> ports;  // published now, with the ports bound: while running
   RunSettings settings;            // limits, restart policy, caps, ... (container_settings.h)
 };
 
