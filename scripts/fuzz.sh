@@ -18,6 +18,7 @@ shift || true
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD/..}
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+scripts/install-deps.sh --with-sanitizers
 CC=clang CXX=clang++ cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLIPWAY_SANITIZE=address,undefined,fuzzer-no-link -DSLIPWAY_FUZZ=ON "${launcher[@]}" >/dev/null
 

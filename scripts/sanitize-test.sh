@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The sanitizer step of the test command (scripts/test.sh runs it after the main suite).
+# The sanitizer step (README "Which tests run where"): meant to follow the main suite in
+# scripts/test.sh once the merged tree passes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Sanitizer step (README "Tests"): a clang build with AddressSanitizer and UndefinedBehavior-
@@ -20,6 +21,7 @@ sanitized_tests=(
   # the fuzz corpora
   fuzz
 )
+scripts/install-deps.sh --with-sanitizers
 CC=clang CXX=clang++ cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSLIPWAY_SANITIZE=address,undefined,fuzzer-no-link -DSLIPWAY_FUZZ=ON >/dev/null
 build_targets=(fuzz_targets)

@@ -9,7 +9,3 @@ scripts/build.sh
 # with forwarding and NAT rules, and the suite must never touch this machine's interfaces. Tests
 # that need a second machine make further namespaces of their own (ip netns add).
 unshare --net sh -c 'ip link set lo up && exec ctest --test-dir build --output-on-failure -j "$(nproc)"'
-
-# Sanitizer step (README "Tests"): the unit tests, chosen integration tests and the fuzz corpora
-# under AddressSanitizer and UndefinedBehaviorSanitizer.
-scripts/sanitize-test.sh

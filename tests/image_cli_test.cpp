@@ -182,7 +182,8 @@ TEST_F(ImageCliTest, InspectHasDockersShape) {
   auto missing = slipway({"inspect", "app:1", "nope"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_EQ(json::parse(missing.out).size(), 1u);
-  EXPECT_EQ(missing.err, "Error: no such image: nope\n");
+  // docker's words for a name that is neither an image nor a container.
+  EXPECT_EQ(missing.err, "Error: No such object: nope\n");
 }
 
 TEST_F(ImageCliTest, HistoryListsStepsNewestFirst) {
@@ -225,7 +226,8 @@ TEST_F(ImageCliTest, HistoryListsStepsNewestFirst) {
 
   auto missing = slipway({"history", "nope"});
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_EQ(missing.err, "Error: no such image: nope\n");
+  // docker's words for a name that is neither an image nor a container.
+  EXPECT_EQ(missing.err, "Error: No such object: nope\n");
 }
 
 TEST_F(ImageCliTest, RmiUntagsAndDeletesLikeDocker) {

@@ -236,9 +236,20 @@ TEST_F(RunMountTest, NetworkNoneHasOnlyLoopback) {
       "RUN --network=host ls /sys/class/net > /host\n",
       "net1:1");
   EXPECT_EQ(shell("net1:1", "cat /isolated"), "lo\n");
+  // This process's own network namespace, from /proc (/sys/class/net shows the namespace of
+  // whoever mounted /sys, which is not ours when the suite runs under `unshare --net`).
   std::string host_interfaces;
-  for (const auto& entry : fs::directory_iterator("/sys/class/net"))
-    host_interfaces += entry.path().filename().string() + "\n";
+  std::istringstream dev(read_file("/proc/self/net/dev"));
+  std::string line;
+  std::getline(dev, line);
+  std::getline(dev, line);  // two header lines
+  while (std::getline(dev, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string name = line.substr(0, colon);
+    name.erase(0, name.find_first_not_of(' '));
+    host_interfaces += name + "\n";
+  }
   std::string seen_default = shell("net1:1", "cat /default");
   std::string seen_host = shell("net1:1", "cat /host");
   // `ls` sorts like the C locale; compare as sets of lines.
