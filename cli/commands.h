@@ -12,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 
@@ -72,6 +73,11 @@ void check_image_not_in_use(store::Store& store, const std::string& reference, b
 // runtime::parse_detach_keys for a command's --detach-keys: an invalid one is a StartError with
 // the `exit_code` the command gives errors before anything runs (run: 125, exec: 1).
 std::string parse_detach_keys_option(const std::string& spec, int exit_code);
+
+// Runs `action` on each container named, as docker does: an error goes to stderr as one line and
+// makes the exit status 1; the other names still run (cli/container_commands.cpp).
+int for_each_container(const std::vector<std::string>& references,
+                       const std::function<void(const std::string&)>& action);
 
 // The JSON `container inspect` prints for one container, or nullopt when there is no such
 // container (cli/container_commands.cpp).

@@ -155,10 +155,10 @@ int list_containers(store::Store& store, const PsOptions& options) {
   return print_containers(store, options, rows);
 }
 
-// Runs `action` on each container named, like docker: errors go to stderr one a line and make
-// the exit status 1, the others still run.
-template <typename Action>
-int for_each_container(const std::vector<std::string>& references, Action action) {
+}  // namespace
+
+int for_each_container(const std::vector<std::string>& references,
+                       const std::function<void(const std::string&)>& action) {
   int status = 0;
   for (const auto& reference : references) {
     try {
@@ -171,6 +171,8 @@ int for_each_container(const std::vector<std::string>& references, Action action
   }
   return status;
 }
+
+namespace {
 
 struct StartOptions {
   bool attach = false;

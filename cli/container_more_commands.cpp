@@ -41,21 +41,6 @@ std::unique_ptr<runtime::ContainerCgroup> running_cgroup(const ContainerRecord& 
   return runtime::ContainerCgroup::of_process(record.process.pid);
 }
 
-template <typename Action>
-int each_container(const std::vector<std::string>& references, Action action) {
-  int status = 0;
-  for (const auto& reference : references) {
-    try {
-      action(reference);
-    } catch (const std::exception& e) {
-      std::cout.flush();
-      std::cerr << "Error: " << e.what() << "\n";
-      status = 1;
-    }
-  }
-  return status;
-}
-
 // ---- cp
 
 // "NAME:PATH" names a container path; anything else (including "-" and paths with a '/' before
@@ -175,7 +160,7 @@ int rename_container(store::Store& store, const std::string& reference, std::str
 
 int pause_containers(store::Store& store, const std::vector<std::string>& references, bool pause) {
   ContainerStore containers(store);
-  return each_container(references, [&](const std::string& reference) {
+  return for_each_container(references, [&](const std::string& reference) {
     ContainerRecord record = containers.find(reference);
     auto cgroup = running_cgroup(record);
     if (!cgroup) throw Error("Container " + record.id + " is not running");
@@ -330,7 +315,7 @@ int update_containers(store::Store& store, const UpdateFlags& flags) {
   if (!flags.restart.empty()) restart = runtime::parse_restart_policy(flags.restart);
   if (!asked.any() && !restart)
     throw Error("you must provide one or more flags when using this command");
-  return each_container(flags.containers, [&](const std::string& reference) {
+  return for_each_container(flags.containers, [&](const std::string& reference) {
     ContainerRecord found = containers.find(reference);
     ContainerStore::Lock lock(containers, found.id);
     ContainerRecord record = containers.load(found.id);

@@ -62,25 +62,6 @@ bool Filters::labels_match(const nlohmann::json& labels) const {
   return true;
 }
 
-std::chrono::system_clock::time_point parse_rfc3339(const std::string& text) {
-  std::tm tm{};
-  if (!strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return {};
-  auto point = std::chrono::system_clock::from_time_t(timegm(&tm));
-  // Fractional seconds, so that containers created within one second keep their order.
-  size_t dot = text.find('.');
-  if (dot != std::string::npos && dot > 10) {
-    size_t end = dot + 1;
-    std::string digits;
-    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])) &&
-           digits.size() < 9)
-      digits += text[end++];
-    digits.resize(9, '0');
-    point += std::chrono::duration_cast<std::chrono::system_clock::duration>(
-        std::chrono::nanoseconds(std::stoll(digits)));
-  }
-  return point;
-}
-
 std::chrono::system_clock::time_point parse_until(const std::string& value) {
   auto now = std::chrono::system_clock::now();
   // A Go duration: one or more NUMBER UNIT pairs (h, m, s, ms).

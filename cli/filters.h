@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
+
 namespace slipway::cli {
 
 class Filters {
@@ -40,8 +42,5 @@ class Filters {
 // docker's `until` filter: a duration before now ("24h", "1h30m", "10s") or a time (RFC 3339,
 // "2006-01-02", "2006-01-02T15:04:05", Unix seconds). Throws Error naming the value.
 std::chrono::system_clock::time_point parse_until(const std::string& value);
-
-// An RFC 3339 time ("2024-05-01T10:00:00.123Z") as a time point; the epoch when unreadable.
-std::chrono::system_clock::time_point parse_rfc3339(const std::string& text);
 
 }  // namespace slipway::cli

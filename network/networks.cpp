@@ -2,7 +2,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,7 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/fs.h"
+#include "common/random.h"
 #include "network/kernel.h"
 #include "network/network.h"
 
@@ -22,34 +23,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kDefaultBridge = "slipway0";
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  for (size_t filled = 0; filled < bytes;) {
-    ssize_t got = ::getrandom(raw.data() + filled, bytes - filled, 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw_errno("cannot read random bytes");
-    filled += static_cast<size_t>(got);
-  }
-  static const char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
-}
-
-std::string now_rfc3339() {
-  struct timespec now {};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  struct tm utc {};
-  ::gmtime_r(&now.tv_sec, &utc);
-  char buffer[64];
-  size_t length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buffer + length, sizeof buffer - length, ".%09ldZ", now.tv_nsec);
-  return buffer;
-}
 
 // The start time of process `pid` (/proc/PID/stat field 22), 0 when there is none.
 uint64_t process_start(pid_t pid) {
@@ -276,7 +249,7 @@ class Networks::Locked {
       network.subnet = free_pool(others, socket);
       network.gateway = network.subnet.base + 1;
     }
-    network.created = now_rfc3339();
+    network.created = rfc3339_now();
     save_config(network);
     return network;
   }
@@ -331,7 +304,7 @@ NetworkConfig Networks::create(const std::string& name, std::optional<Subnet> su
   network.id = random_hex(32);
   network.bridge = "slw-" + network.id.substr(0, 11);
   network.internal = internal;
-  network.created = now_rfc3339();
+  network.created = rfc3339_now();
   if (subnet) {
     for (const auto& n : all)
       if (n.subnet.overlaps(*subnet))

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/random.h"
+
 namespace slipway::runtime {
 namespace {
 namespace fs = std::filesystem;
@@ -25,24 +26,6 @@ using nlohmann::json;
 
 bool is_container_id(std::string_view text) {
   return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-}
-
-std::string random_hex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  size_t filled = 0;
-  while (filled < bytes) {
-    ssize_t got = ::getrandom(raw.data() + filled, bytes - filled, 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw_errno("cannot read random bytes for a container ID");
-    filled += static_cast<size_t>(got);
-  }
-  static const char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
 }
 
 // docker's rule for container names (daemon/names: RestrictedNamePattern).
@@ -398,17 +381,6 @@ bool ProcessIdentity::alive() const {
   if (pid <= 0) return false;
   ProcessIdentity current = ProcessIdentity::of(pid);
   return current.pid == pid && current.start_time == start_time;
-}
-
-std::string rfc3339_now() {
-  struct timespec now {};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  struct tm utc {};
-  ::gmtime_r(&now.tv_sec, &utc);
-  char buffer[64];
-  size_t length = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buffer + length, sizeof buffer - length, ".%09ldZ", now.tv_nsec);
-  return buffer;
 }
 
 ContainerStore::ContainerStore(store::Store& store)

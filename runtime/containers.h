@@ -34,11 +34,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "runtime/container_mounts.h"
 #include "runtime/container_network.h"
 #include "runtime/container_settings.h"
-#include "runtime/container_mounts.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -119,7 +120,7 @@ struct ContainerRecord {
   int restart_count = 0;
   std::vector<PortMapping> ports;          // published now, with the ports bound: while running
   std::vector<NetworkEndpoint> endpoints;  // its addresses: while running
-  RunSettings settings;            // limits, restart policy, caps, ... (container_settings.h)
+  RunSettings settings;  // limits, restart policy, caps, ... (container_settings.h)
 };
 
 // What `create` needs to know; the rest of the record comes from the image.
@@ -142,8 +143,6 @@ struct ContainerOptions {
   std::vector<std::pair<std::string, std::string>> volumes_from;  // --volumes-from: {ref, mode}
   bool read_only = false;                                         // --read-only
 };
-
-std::string rfc3339_now();
 
 // The containers of one store.
 class ContainerStore {

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "store/digest.h"
 #include "store/reference.h"
@@ -26,16 +27,6 @@ namespace {
 using internal::FileLock;
 using internal::kRefNameAnnotation;
 using internal::kTaggedAtAnnotation;
-
-// The current UTC time as RFC 3339 with seconds.
-std::string utc_now() {
-  std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
 
 bool is_hex_prefix(std::string_view text) {
   return text.size() >= 4 && text.size() <= 64 &&
@@ -452,7 +443,8 @@ void Store::tag(std::string_view name, const Image& image) {
       {{"mediaType", image.manifest_media_type},
        {"digest", image.manifest_digest},
        {"size", fs::file_size(blob_path(image.manifest_digest))},
-       {"annotations", {{kRefNameAnnotation, full_name}, {kTaggedAtAnnotation, utc_now()}}}});
+       {"annotations",
+        {{kRefNameAnnotation, full_name}, {kTaggedAtAnnotation, rfc3339_now_seconds()}}}});
   index["manifests"] = std::move(manifests);
   write_index(index);
 }

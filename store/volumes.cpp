@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,8 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/random.h"
 
 namespace slipway::store {
 namespace {
@@ -29,33 +30,6 @@ UniqueFd lock_volumes(const fs::path& dir) {
     if (errno != EINTR) throw_errno("cannot lock " + path.string());
   }
   return fd;
-}
-
-std::string random_name() {
-  unsigned char raw[32];
-  size_t filled = 0;
-  while (filled < sizeof raw) {
-    ssize_t got = ::getrandom(raw + filled, sizeof raw - filled, 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw_errno("cannot read random bytes for a volume name");
-    filled += static_cast<size_t>(got);
-  }
-  static const char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
-}
-
-std::string created_now() {
-  time_t now = ::time(nullptr);
-  struct tm utc {};
-  ::gmtime_r(&now, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
 }
 
 // The options of docker's local driver: only these keys, and only combinations it can mount.
@@ -160,7 +134,7 @@ std::pair<Volume, bool> VolumeStore::create(std::string_view name,
   std::string wanted(name);
   std::map<std::string, std::string> all_labels = labels;
   if (wanted.empty()) {
-    wanted = random_name();
+    wanted = random_hex(32);
     all_labels.emplace(kAnonymousVolumeLabel, "");
   }
   check_volume_name(wanted);
@@ -170,7 +144,7 @@ std::pair<Volume, bool> VolumeStore::create(std::string_view name,
 
   Volume volume;
   volume.name = wanted;
-  volume.created_at = created_now();
+  volume.created_at = rfc3339_now_seconds();
   volume.labels = all_labels;
   volume.options = options;
   volume.mountpoint = dir_ / wanted / "_data";
