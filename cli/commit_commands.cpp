@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #include <algorithm>
 #include <iostream>
@@ -35,6 +36,10 @@ class WritableLayer {
         lowers_(containers.image_store().layer_dirs(
             containers.image_store().load_image(record.image_manifest))) {
     for (const char* name : {"proc", "dev", "sys"}) mount_points_.insert(name);
+    // The network files bind-mounted into every container: empty files made as mount points
+    // when the image lacks them, and /etc copied up only to hold them.
+    for (const char* name : {"etc", "etc/hostname", "etc/hosts", "etc/resolv.conf"})
+      mount_points_.insert(name);
     for (const auto& mount : record.mounts) {
       fs::path rel = fs::path(mount.destination).relative_path();
       for (; !rel.empty(); rel = rel.parent_path()) mount_points_.insert(rel.string());
@@ -50,20 +55,40 @@ class WritableLayer {
     });
   }
 
-  // A mount point (or a parent made for one) that holds nothing and is not in the image.
+  // A mount point the runtime made (an empty file or directory the image lacks), a parent made
+  // for one, or a directory of the image that overlayfs copied up only to hold such mount points
+  // (same owner and mode as below, not opaque).
   bool runtime_made(const fs::path& rel) const {
     if (!mount_points_.count(rel.string())) return false;
-    std::error_code ec;
     fs::path path = upper_ / rel;
-    if (!fs::is_directory(fs::symlink_status(path, ec)) || in_image(rel)) return false;
+    struct stat upper {};
+    if (::lstat(path.c_str(), &upper) != 0) return false;
+    if (S_ISREG(upper.st_mode)) return upper.st_size == 0 && !in_image(rel);
+    if (!S_ISDIR(upper.st_mode)) return false;
+    if (in_image(rel) && !bare_copy_up(rel, upper)) return false;
+    std::error_code ec;
     for (const auto& entry : fs::directory_iterator(path, ec)) {
       fs::path child = rel / entry.path().filename();
       if (!runtime_made(child)) return false;
     }
-    return true;
+    return !ec;
   }
 
  private:
+  bool bare_copy_up(const fs::path& rel, const struct stat& upper) const {
+    char opaque[2];
+    if (::lgetxattr((upper_ / rel).c_str(), "trusted.overlay.opaque", opaque, sizeof opaque) > 0)
+      return false;
+    // lowers_ is topmost first: the first that has the path is what the image shows.
+    for (const auto& lower : lowers_) {
+      struct stat below {};
+      if (::lstat((lower / rel).c_str(), &below) != 0) continue;
+      return S_ISDIR(below.st_mode) && below.st_mode == upper.st_mode &&
+             below.st_uid == upper.st_uid && below.st_gid == upper.st_gid;
+    }
+    return false;
+  }
+
   fs::path upper_;
   std::vector<fs::path> lowers_;
   std::set<std::string> mount_points_;

@@ -238,6 +238,14 @@ void drop_privileges(const ChildPlan& plan) {
   uint64_t keep = 0;
   for (int cap : kDefaultCapabilities) keep |= uint64_t{1} << cap;
   if (plan.capabilities) keep = *plan.capabilities;
+  // A process can only keep what it has: where slipway itself runs without some capability (a
+  // container or VM without CAP_SYS_RESOURCE, say), --privileged and --cap-add ALL mean all that
+  // is left, as runc leaves out what its own bounding set lacks.
+  __user_cap_header_struct own_header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct own[2]{};
+  check(plan, static_cast<int>(::syscall(SYS_capget, &own_header, own)),
+        "cannot read capabilities");
+  keep &= (uint64_t{own[1].permitted} << 32) | own[0].permitted;
   // Without a devices cgroup a node made with mknod would open any host device.
   if (plan.device_cgroup_tasks_fd < 0 && !plan.privileged) keep &= ~(uint64_t{1} << CAP_MKNOD);
   if (plan.no_new_privileges)
@@ -517,7 +525,7 @@ void reset_signals(const ChildPlan& plan) {
   drop_privileges(plan);
   check(plan, ::chdir(plan.working_dir.c_str()), "cannot enter working directory ",
         plan.working_dir.c_str());
-  if (plan.init) become_init(plan.error_fd);  // returns in the command's process
+  if (plan.init) become_init();  // returns in the command's process
   exec_command(plan);
 }
 

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,7 +10,7 @@
 
 namespace slipway::runtime {
 
-void become_init(int error_fd) {
+void become_init() {
   sigset_t all, previous;
   sigfillset(&all);
   // Blocked before the fork, so that no signal meant for the command is lost in between.
@@ -23,8 +24,12 @@ void become_init(int error_fd) {
     ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     return;
   }
-  ::close(error_fd);
-  for (int fd = 0; fd < 3; ++fd) ::close(fd);  // the command holds the output open, not init
+  // init was forked, not executed: it still holds every descriptor of the setup (the container's
+  // lock, cgroup files, the caller's output pipe), which close-on-exec would have closed. Holding
+  // them, it would keep `run -d`'s caller waiting for end of file and `rm -f` waiting for the
+  // lock. The command holds the output, init nothing.
+  if (::syscall(SYS_close_range, 0U, ~0U, 0U) < 0)
+    for (int fd = 0; fd < 4096; ++fd) ::close(fd);
   ::prctl(PR_SET_NAME, "init", 0, 0, 0);
   for (;;) {
     siginfo_t info{};

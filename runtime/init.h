@@ -9,8 +9,8 @@
 namespace slipway::runtime {
 
 // Forks. Returns in the child (which then executes the command); the parent never returns.
-// `error_fd`, the start-error pipe, is closed in the parent so that the child's execve is what
-// closes the pipe for the waiting supervisor.
-void become_init(int error_fd);
+// The parent closes every descriptor it holds, the start-error pipe among them, so
+// that the child's execve is what closes that pipe for the waiting supervisor.
+void become_init();
 
 }  // namespace slipway::runtime

@@ -108,8 +108,7 @@ class CliPullTest : public BusyboxStoreTest {
   void TearDown() override { remove_containers_and_expect_no_mounts(); }
 };
 
-// Fails in the tree that merged every subsystem (see the issue notes); disabled until fixed.
-TEST_F(CliPullTest, DISABLED_RunPullsAMissingImageWithDockersLines) {
+TEST_F(CliPullTest, RunPullsAMissingImageWithDockersLines) {
   LocalRegistry registry;
   std::string name = registry.host() + "/tools/bb:1";
   ASSERT_EQ(run_slipway(root(), {"tag", "busybox", name}).exit_code, 0);
@@ -134,7 +133,7 @@ TEST_F(CliPullTest, DISABLED_RunPullsAMissingImageWithDockersLines) {
   EXPECT_NE(always.err.find("1: Pulling from tools/bb"), std::string::npos) << always.err;
   EXPECT_EQ(always.err.find("Unable to find image"), std::string::npos);
   ScratchDir other;
-  auto created = run_slipway(other.path(), {"create", "--name", "cc", name});
+  auto created = run_slipway(other.path(), {"create", "--name", "cc", name, "true"});
   EXPECT_EQ(created.exit_code, 0) << created.err;
   EXPECT_NE(created.err.find("Unable to find image '" + name + "' locally"), std::string::npos);
   EXPECT_EQ(run_slipway(other.path(), {"rm", "cc"}).exit_code, 0);

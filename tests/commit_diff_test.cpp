@@ -70,8 +70,7 @@ TEST_F(CommitDiffTest, CommitLeavesVolumesOut) {
   EXPECT_EQ(listed.out, "seed\n0\nz\n");
 }
 
-// Fails in the tree that merged every subsystem (see the issue notes); disabled until fixed.
-TEST_F(CommitDiffTest, DISABLED_CommitOfARunningContainerAndBadInput) {
+TEST_F(CommitDiffTest, CommitOfARunningContainerAndBadInput) {
   auto started = slipway(
       {"run", "-d", "--name", "live", "busybox", "sh", "-c", "echo hot > /hot && sleep 30"});
   ASSERT_EQ(started.exit_code, 0) << started.err;

@@ -223,8 +223,7 @@ TEST_F(ContainerFilesTest, TopRenamePauseAndStats) {
   EXPECT_EQ(inspect("other").at("State").at("Status"), "exited");
 }
 
-// Hangs in the tree that merged every subsystem (see the issue notes); disabled until fixed.
-TEST_F(ContainerFilesTest, DISABLED_InitReapsAndForwardsSignals) {
+TEST_F(ContainerFilesTest, InitReapsAndForwardsSignals) {
   // Without --init the shell is PID 1; with it, PID 1 is the init and the shell PID 2.
   auto plain = slipway({"run", "--rm", "busybox", "sh", "-c", "echo $$"});
   EXPECT_EQ(plain.out, "1\n");

@@ -226,8 +226,8 @@ TEST_F(ImageCliTest, HistoryListsStepsNewestFirst) {
 
   auto missing = slipway({"history", "nope"});
   EXPECT_EQ(missing.exit_code, 1);
-  // docker's words for a name that is neither an image nor a container.
-  EXPECT_EQ(missing.err, "Error: No such object: nope\n");
+  // history reads images only: docker says "No such image" here, not "No such object".
+  EXPECT_EQ(missing.err, "Error: no such image: nope\n");
 }
 
 TEST_F(ImageCliTest, RmiUntagsAndDeletesLikeDocker) {
