@@ -74,6 +74,15 @@ void check_image_not_in_use(store::Store& store, const std::string& reference, b
 // the `exit_code` the command gives errors before anything runs (run: 125, exec: 1).
 std::string parse_detach_keys_option(const std::string& spec, int exit_code);
 
+// Prints `warning` and docker's "Are you sure you want to continue? [y/N] ", reads a line: true
+// for y, Y or yes (cli/store_commands.cpp).
+bool confirm(const std::string& warning);
+
+// Removes the volumes no container (in any state) uses, only anonymous ones unless `all`
+// (volume prune, system prune --volumes); returns their names and the bytes freed
+// (cli/volume_commands.cpp).
+std::pair<std::vector<std::string>, uint64_t> remove_unused_volumes(store::Store& store, bool all);
+
 // Runs `action` on each container named, as docker does: an error goes to stderr as one line and
 // makes the exit status 1; the other names still run (cli/container_commands.cpp).
 int for_each_container(const std::vector<std::string>& references,

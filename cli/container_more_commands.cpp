@@ -226,12 +226,37 @@ struct Sample {
   std::chrono::steady_clock::time_point when;
 };
 
-int show_stats(store::Store& store, const std::vector<std::string>& references, bool no_stream) {
+struct StatsOptions {
+  bool no_stream = false, all = false, no_trunc = false;
+  std::string format;
+  std::vector<std::string> containers;
+};
+
+// One row of docker stats: the fields of its formatter.statsContext.
+gotemplate::Value stats_row(const ContainerRecord& record, bool no_trunc, const std::string& cpu,
+                            const std::string& memory_usage, const std::string& memory_percent,
+                            const std::string& net_io, const std::string& block_io,
+                            const std::string& pids) {
+  std::string id = no_trunc ? record.id : record.id.substr(0, 12);
+  return gotemplate::Value{{"BlockIO", block_io},
+                           {"CPUPerc", cpu},
+                           {"Container", id},
+                           {"ID", id},
+                           {"MemPerc", memory_percent},
+                           {"MemUsage", memory_usage},
+                           {"Name", record.name},
+                           {"NetIO", net_io},
+                           {"PIDs", pids}};
+}
+
+int show_stats(store::Store& store, const StatsOptions& options) {
+  const auto& references = options.containers;
+  const bool no_stream = options.no_stream;
   ContainerStore containers(store);
   std::vector<ContainerRecord> records;
   if (references.empty()) {
     for (const auto& record : containers.list())
-      if (is_running(record)) records.push_back(record);
+      if (options.all || is_running(record)) records.push_back(record);
   } else {
     for (const auto& reference : references) records.push_back(containers.find(reference));
   }
@@ -248,14 +273,12 @@ int show_stats(store::Store& store, const std::vector<std::string>& references, 
   for (bool first = true;; first = false) {
     std::this_thread::sleep_for(std::chrono::milliseconds(first ? 500 : 1000));
     std::map<std::string, Sample> current = sample_all();
-    std::vector<std::vector<std::string>> rows = {{"CONTAINER ID", "NAME", "CPU %",
-                                                   "MEM USAGE / LIMIT", "MEM %", "NET I/O",
-                                                   "BLOCK I/O", "PIDS"}};
+    std::vector<gotemplate::Value> rows;
     for (const auto& record : records) {
       auto it = current.find(record.id);
       if (it == current.end()) {
-        rows.push_back({record.id.substr(0, 12), record.name, "0.00%", "0B / 0B", "0.00%",
-                        "0B / 0B", "0B / 0B", "0"});
+        rows.push_back(stats_row(record, options.no_trunc, "0.00%", "0B / 0B", "0.00%", "0B / 0B",
+                                 "0B / 0B", "0"));
         continue;
       }
       const Sample& now = it->second;
@@ -276,18 +299,33 @@ int show_stats(store::Store& store, const std::vector<std::string>& references, 
       char cpu_text[32], memory_text[32];
       std::snprintf(cpu_text, sizeof cpu_text, "%.2f%%", cpu);
       std::snprintf(memory_text, sizeof memory_text, "%.2f%%", memory_percent);
-      rows.push_back(
-          {record.id.substr(0, 12), record.name, cpu_text,
-           binary_size(static_cast<double>(now.cgroup.memory)) + " / " +
-               binary_size(static_cast<double>(limit)),
-           memory_text,
-           human_size(static_cast<double>(rx)) + " / " + human_size(static_cast<double>(tx)),
-           human_size(static_cast<double>(now.cgroup.block_read)) + " / " +
-               human_size(static_cast<double>(now.cgroup.block_write)),
-           std::to_string(now.cgroup.pids)});
+      rows.push_back(stats_row(
+          record, options.no_trunc, cpu_text,
+          binary_size(static_cast<double>(now.cgroup.memory)) + " / " +
+              binary_size(static_cast<double>(limit)),
+          memory_text,
+          human_size(static_cast<double>(rx)) + " / " + human_size(static_cast<double>(tx)),
+          human_size(static_cast<double>(now.cgroup.block_read)) + " / " +
+              human_size(static_cast<double>(now.cgroup.block_write)),
+          std::to_string(now.cgroup.pids)));
     }
     if (!no_stream) std::cout << "\033[2J\033[H";
-    print_table(rows);
+    gotemplate::ExecuteOptions exec;
+    exec.type_name = "*formatter.statsContext";
+    print_formatted(
+        options.format,
+        "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}"
+        "\t{{.BlockIO}}\t{{.PIDs}}",
+        {{"BlockIO", "BLOCK I/O"},
+         {"CPUPerc", "CPU %"},
+         {"Container", "CONTAINER"},
+         {"ID", "CONTAINER ID"},
+         {"MemPerc", "MEM %"},
+         {"MemUsage", "MEM USAGE / LIMIT"},
+         {"Name", "NAME"},
+         {"NetIO", "NET I/O"},
+         {"PIDs", "PIDS"}},
+        rows, exec);
     std::cout.flush();
     if (no_stream) return 0;
     previous = std::move(current);
@@ -463,11 +501,7 @@ void add_container_more_commands(CLI::App& app, CommandContext& context) {
       });
     }
 
-    struct StatsArgs {
-      bool no_stream = false, all = false;
-      std::vector<std::string> containers;
-    };
-    auto stats_args = std::make_shared<StatsArgs>();
+    auto stats_args = std::make_shared<StatsOptions>();
     auto* stats = parent->add_subcommand("stats",
                                          "Display a live stream of container(s) resource "
                                          "usage statistics");
@@ -475,11 +509,13 @@ void add_container_more_commands(CLI::App& app, CommandContext& context) {
                     "Disable streaming stats and only pull the first result");
     stats->add_flag("-a,--all", stats_args->all,
                     "Show all containers (default shows just running)");
+    stats->add_flag("--no-trunc", stats_args->no_trunc, "Do not truncate output");
+    stats->add_option("--format", stats_args->format,
+                      "Format output using a custom template: 'table', 'table TEMPLATE', 'json', "
+                      "or a Go template");
     stats->add_option("CONTAINER", stats_args->containers);
     stats->callback([&context, stats_args] {
-      context.action = [&context, stats_args] {
-        return show_stats(context.store(), stats_args->containers, stats_args->no_stream);
-      };
+      context.action = [&context, stats_args] { return show_stats(context.store(), *stats_args); };
     });
 
     auto update_flags = std::make_shared<UpdateFlags>();

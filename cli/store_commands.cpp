@@ -147,20 +147,13 @@ int load_images(store::Store& store, const std::string& input, bool quiet) {
   return 0;
 }
 
-bool confirm(const std::string& warning) {
-  std::cout << warning << "\nAre you sure you want to continue? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
-}
-
 int prune_images(store::Store& store, bool all, bool force) {
   if (!force && !confirm(all ? "WARNING! This will remove all images without at least one name "
                                "and the build cache of unnamed intermediate images."
                              : "WARNING! This will remove all data no image or build cache "
                                "entry uses."))
     return 0;
-  store::GcReport report = store.collect_garbage(store::GcOptions{all});
+  store::GcReport report = store.collect_garbage(store::GcOptions{.all = all});
   if (!report.deleted_images.empty()) {
     std::cout << "Deleted Images:\n";
     for (const auto& id : report.deleted_images) std::cout << "deleted: " << id << "\n";
@@ -204,9 +197,9 @@ int disk_usage(store::Store& store, const std::string& format, bool verbose) {
       containers_reclaimable += size;
   }
   auto row = [](const std::string& type, size_t total, size_t active, uint64_t size,
-                const std::string& reclaimable) {
+                const std::string& reclaimable_text) {
     return gotemplate::Value{{"Active", std::to_string(active)},
-                             {"Reclaimable", reclaimable},
+                             {"Reclaimable", reclaimable_text},
                              {"Size", human_size4(size)},
                              {"TotalCount", std::to_string(total)},
                              {"Type", type}};
@@ -295,6 +288,13 @@ int disk_usage(store::Store& store, const std::string& format, bool verbose) {
 }
 
 }  // namespace
+
+bool confirm(const std::string& warning) {
+  std::cout << warning << "\nAre you sure you want to continue? [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
+}
 
 void add_store_commands(CLI::App& app, CommandContext& context) {
   struct Arguments {

@@ -9,10 +9,10 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "config/config.h"
 #include "cli/filters.h"
 #include "cli/format.h"
 #include "cli/ps.h"
+#include "config/config.h"
 #include "runtime/containers.h"
 
 namespace slipway::cli {
@@ -72,16 +72,12 @@ std::string binary_size(double size) {
 Value registry_config() {
   Value mirrors = Value::array();
   for (const auto& mirror : config::registry_mirrors()) mirrors.push_back(mirror);
-  Value index_configs = {{"docker.io",
-                          {{"Name", "docker.io"},
-                           {"Mirrors", mirrors},
-                           {"Secure", true},
-                           {"Official", true}}}};
+  Value index_configs = {
+      {"docker.io",
+       {{"Name", "docker.io"}, {"Mirrors", mirrors}, {"Secure", true}, {"Official", true}}}};
   for (const auto& registry : config::current().insecure_registries)
-    index_configs[registry] = {{"Name", registry},
-                               {"Mirrors", Value::array()},
-                               {"Secure", false},
-                               {"Official", false}};
+    index_configs[registry] = {
+        {"Name", registry}, {"Mirrors", Value::array()}, {"Secure", false}, {"Official", false}};
   return Value{{"InsecureRegistryCIDRs", {"127.0.0.0/8", "::1/128"}},
                {"IndexConfigs", index_configs},
                {"Mirrors", mirrors}};
@@ -196,13 +192,6 @@ int show_version(const std::string& format) {
   return 0;
 }
 
-bool confirm(const std::string& warning) {
-  std::cout << warning << "\nAre you sure you want to continue? [y/N] " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "Y" || answer == "yes";
-}
-
 const std::set<std::string> kPruneFilterKeys = {"until", "label", "label!"};
 
 // Removes stopped containers that pass `filters`; returns their IDs and the bytes freed.
@@ -246,21 +235,22 @@ int container_prune(store::Store& store, const PruneOptions& options) {
 int builder_prune(store::Store& store, const PruneOptions& options) {
   Filters filters(options.filters,
                   {"until", "id", "parent", "type", "description", "inuse", "shared", "private"});
-  if (filters.has("until") || filters.has("id") || filters.has("parent") || filters.has("type") ||
-      filters.has("description") || filters.has("inuse") || filters.has("shared") ||
-      filters.has("private")) {
-    // Every cache entry of slipway's is one kind ("regular"): only `until` narrows them, and GC
-    // cannot select by age yet.
-    for (const auto& value : filters.values("until")) parse_until(value);
-    throw Error("builder prune --filter is not supported yet: slipway prunes the whole cache");
-  }
+  // Every cache entry of slipway's is one kind (BuildKit's "regular", never shared or in use by a
+  // running build): `until` narrows them by when they were recorded; the keys that select one
+  // BuildKit record have nothing here to select.
+  for (const char* key : {"id", "parent", "type", "description", "inuse", "shared", "private"})
+    if (filters.has(key))
+      throw Error(std::string("builder prune --filter ") + key +
+                  " selects BuildKit records; slipway's cache has only until=");
+  store::GcOptions gc{.all = true};
+  for (const auto& value : filters.values("until")) gc.recorded_before = parse_until(value);
   if (!options.force &&
       !confirm(options.all ? "WARNING! This will remove all build cache."
                            : "WARNING! This will remove all dangling build cache."))
     return 0;
   // The cache of unnamed (intermediate) images goes; an entry of a named image costs nothing
   // beyond the image, which stays, so -a frees the same bytes.
-  store::GcReport report = store.collect_garbage(store::GcOptions{true});
+  store::GcReport report = store.collect_garbage(gc);
   std::cout << "Deleted build cache objects: " << report.cache_entries << "\n\n"
             << "Total reclaimed space: " << human_size4(report.reclaimed_bytes) << "\n";
   return 0;
@@ -280,7 +270,17 @@ int system_prune(store::Store& store, const PruneOptions& options) {
     for (const auto& id : removed) std::cout << id << "\n";
     std::cout << "\n";
   }
-  // Hook: --volumes prunes the volumes no container uses once volumes exist.
+  uint64_t volumes_reclaimed = 0;
+  if (options.volumes) {
+    // docker's system prune --volumes: the anonymous volumes no container uses.
+    auto [deleted, bytes] = remove_unused_volumes(store, false);
+    volumes_reclaimed = bytes;
+    if (!deleted.empty()) {
+      std::cout << "Deleted Volumes:\n";
+      for (const auto& name : deleted) std::cout << name << "\n";
+      std::cout << "\n";
+    }
+  }
   std::vector<std::string> untagged;
   if (options.all) {
     // docker's -a: every image no container (of any state) uses.
@@ -298,7 +298,7 @@ int system_prune(store::Store& store, const PruneOptions& options) {
         untagged.push_back(name);
     }
   }
-  store::GcReport report = store.collect_garbage(store::GcOptions{true});
+  store::GcReport report = store.collect_garbage(store::GcOptions{.all = true});
   if (!untagged.empty() || !report.deleted_images.empty()) {
     std::cout << "Deleted Images:\n";
     for (const auto& name : untagged) std::cout << "untagged: " << name << "\n";
@@ -307,7 +307,8 @@ int system_prune(store::Store& store, const PruneOptions& options) {
   }
   if (report.cache_entries > 0)
     std::cout << "Deleted build cache objects: " << report.cache_entries << "\n\n";
-  std::cout << "Total reclaimed space: " << human_size4(reclaimed + report.reclaimed_bytes) << "\n";
+  std::cout << "Total reclaimed space: "
+            << human_size4(reclaimed + volumes_reclaimed + report.reclaimed_bytes) << "\n";
   return 0;
 }
 

@@ -110,15 +110,23 @@ int remove_volumes(store::Store& store, bool force, const std::vector<std::strin
 }
 
 int prune_volumes(store::Store& store, bool all, bool force) {
-  if (!force) {
-    std::cout << "WARNING! This will remove "
-              << (all ? "all local volumes" : "anonymous local volumes")
-              << " not used by at least one container.\n"
-              << "Are you sure you want to continue? [y/N] " << std::flush;
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "y" && answer != "Y" && answer != "yes") return 0;
+  if (!force && !confirm(std::string("WARNING! This will remove ") +
+                         (all ? "all local volumes" : "anonymous local volumes") +
+                         " not used by at least one container."))
+    return 0;
+  auto [deleted, reclaimed] = remove_unused_volumes(store, all);
+  if (!deleted.empty()) {
+    std::cout << "Deleted Volumes:\n";
+    for (const auto& name : deleted) std::cout << name << "\n";
+    std::cout << "\n";
   }
+  std::cout << "Total reclaimed space: " << human_size(static_cast<double>(reclaimed)) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+std::pair<std::vector<std::string>, uint64_t> remove_unused_volumes(store::Store& store, bool all) {
   store::VolumeStore volumes(store.root());
   auto users = volume_users(store);
   std::vector<std::string> deleted;
@@ -134,16 +142,8 @@ int prune_volumes(store::Store& store, bool all, bool force) {
     deleted.push_back(volume.name);
     reclaimed += size;
   }
-  if (!deleted.empty()) {
-    std::cout << "Deleted Volumes:\n";
-    for (const auto& name : deleted) std::cout << name << "\n";
-    std::cout << "\n";
-  }
-  std::cout << "Total reclaimed space: " << human_size(static_cast<double>(reclaimed)) << "\n";
-  return 0;
+  return {deleted, reclaimed};
 }
-
-}  // namespace
 
 std::set<std::string> volumes_used_by_containers(store::Store& store) {
   std::set<std::string> names;

@@ -243,7 +243,15 @@ GcReport Store::collect_garbage(const GcOptions& options) {
     } catch (const Error&) {
     }
     bool intact = is_valid_digest(digest) && has_blob(digest);
-    if (fresh || (intact && (!options.all || named.count(digest_hex(digest))))) {
+    bool too_recent = false;
+    if (options.recorded_before) {
+      auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+          options.recorded_before->time_since_epoch());
+      struct timespec before {};
+      before.tv_sec = static_cast<time_t>(seconds.count());
+      too_recent = newer_or_equal(mtime, before);
+    }
+    if (fresh || (intact && (!options.all || too_recent || named.count(digest_hex(digest))))) {
       if (intact) mark_manifest(digest_hex(digest));
       continue;
     }

@@ -32,6 +32,7 @@
 //   removed it (and then simply missing: a cache miss or "no such image").
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -103,6 +104,8 @@ struct RemovedImage {
 
 struct GcOptions {
   bool all = false;  // also drop build cache entries of unnamed (intermediate) images
+  // With `all`: only the entries recorded before this time (builder prune --filter until=).
+  std::optional<std::chrono::system_clock::time_point> recorded_before = std::nullopt;
 };
 
 struct GcReport {

@@ -79,6 +79,13 @@ TEST_F(CliSystemTest, SystemAndBuilderPrune) {
   ASSERT_EQ(slipway({"run", "-d", "--name", "keeps", "app", "sleep", "60"}).exit_code, 0);
   ASSERT_EQ(slipway({"run", "--name", "gone", "busybox", "true"}).exit_code, 0);
 
+  // until=24h: every entry is newer, none goes; a BuildKit-only key is refused.
+  auto recent = slipway({"builder", "prune", "-f", "--filter", "until=24h"});
+  ASSERT_EQ(recent.exit_code, 0) << recent.err;
+  EXPECT_EQ(recent.out.rfind("Deleted build cache objects: 0\n", 0), 0u) << recent.out;
+  auto unknown = slipway({"builder", "prune", "-f", "--filter", "inuse=true"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("builder prune --filter inuse"), std::string::npos) << unknown.err;
   auto builder = slipway({"builder", "prune", "-f"});
   ASSERT_EQ(builder.exit_code, 0) << builder.err;
   EXPECT_NE(builder.out.find("Total reclaimed space: "), std::string::npos) << builder.out;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -215,6 +216,16 @@ TEST_F(ContainerFilesTest, TopRenamePauseAndStats) {
       << stats.out;
   EXPECT_NE(stats.out.find("renamed"), std::string::npos);
   EXPECT_NE(stats.out.find("iB / "), std::string::npos) << stats.out;
+  auto formatted = slipway(
+      {"stats", "--no-stream", "--format", "{{.Name}}|{{.Container}}|{{.PIDs}}", "renamed"});
+  ASSERT_EQ(formatted.exit_code, 0) << formatted.err;
+  EXPECT_TRUE(std::regex_match(formatted.out, std::regex("renamed\\|[0-9a-f]{12}\\|[1-9][0-9]*\n")))
+      << formatted.out;
+  auto as_json = slipway({"stats", "--no-stream", "--format", "json", "renamed"});
+  json row = json::parse(as_json.out);
+  for (const char* key :
+       {"BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name", "NetIO", "PIDs"})
+    EXPECT_TRUE(row.contains(key)) << key << " " << as_json.out;
 
   // A paused container still stops.
   ASSERT_EQ(slipway({"pause", "other"}).exit_code, 0);

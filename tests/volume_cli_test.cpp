@@ -315,6 +315,35 @@ TEST_F(VolumeCliTest, ConcurrentCreationOfOneNameGivesOneVolume) {
   EXPECT_EQ(leftovers, (std::vector<std::string>{"lock", "shared"}));
 }
 
+TEST_F(VolumeCliTest, SystemPruneVolumesTakesOnlyUnusedAnonymousOnes) {
+  // An anonymous volume of a removed container, one of a running container, and a named one.
+  ASSERT_EQ(slipway({"create", "--name", "gone", "-v", "/anon", "busybox", "true"}).exit_code, 0);
+  ASSERT_EQ(
+      slipway({"run", "-d", "--name", "kept", "-v", "/held", "busybox", "sleep", "60"}).exit_code,
+      0);
+  ASSERT_EQ(slipway({"volume", "create", "named"}).exit_code, 0);
+  ASSERT_EQ(volume_names().size(), 3u);
+  std::string gone_volume =
+      trimmed(slipway({"inspect", "--format", "{{range .Mounts}}{{.Name}}{{end}}", "gone"}).out);
+  ASSERT_EQ(gone_volume.size(), 64u) << gone_volume;
+  ASSERT_EQ(slipway({"rm", "gone"}).exit_code, 0);  // without -v: its volume stays
+
+  // Without --volumes, system prune leaves volumes alone.
+  auto plain = slipway({"system", "prune", "-f"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(plain.out.find("Deleted Volumes:"), std::string::npos) << plain.out;
+  EXPECT_EQ(volume_names().size(), 3u);
+
+  auto pruned = slipway({"system", "prune", "-f", "--volumes"});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  EXPECT_NE(pruned.out.find("Deleted Volumes:\n" + gone_volume + "\n"), std::string::npos)
+      << pruned.out;
+  std::vector<std::string> left = volume_names();
+  EXPECT_EQ(std::count(left.begin(), left.end(), gone_volume), 0);
+  EXPECT_EQ(std::count(left.begin(), left.end(), "named"), 1);  // named: only volume prune -a
+  EXPECT_EQ(left.size(), 2u);  // named, and the running container's
+}
+
 TEST_F(VolumeCliTest, GcNeverRemovesAVolumeAndSystemDfListsThem) {
   ASSERT_EQ(run_ok({"-v", "keep:/k", "busybox", "sh", "-c", "echo 12345 > /k/f"}), "");
   auto pruned = slipway({"image", "prune", "-a", "-f"});
