@@ -129,8 +129,11 @@ uint64_t parse_size(const std::string& text) {
                                                        {"g", 1024.0 * 1024 * 1024},
                                                        {"t", 1024.0 * 1024 * 1024 * 1024}};
   auto unit_it = kUnits.find(unit);
-  if (number < 0 || unit_it == kUnits.end()) throw Error("invalid size: '" + text + "'");
-  return static_cast<uint64_t>(number * unit_it->second);
+  // NaN fails the first test; a size past 2^64 bytes (the fuzzer found 5.6e40) is no size at
+  // all, and converting it would be undefined.
+  double bytes = unit_it == kUnits.end() ? -1 : number * unit_it->second;
+  if (!(bytes >= 0) || bytes >= 18446744073709551616.0) throw Error("invalid size: '" + text + "'");
+  return static_cast<uint64_t>(bytes);
 }
 
 // tmpfs options as mount(8) takes them: the flags this runtime applies (ro) or always sets
