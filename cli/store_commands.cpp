@@ -204,9 +204,9 @@ int disk_usage(store::Store& store, const std::string& format, bool verbose) {
       containers_reclaimable += size;
   }
   auto row = [](const std::string& type, size_t total, size_t active, uint64_t size,
-                const std::string& reclaimable) {
+                const std::string& reclaimable_text) {
     return gotemplate::Value{{"Active", std::to_string(active)},
-                             {"Reclaimable", reclaimable},
+                             {"Reclaimable", reclaimable_text},
                              {"Size", human_size4(size)},
                              {"TotalCount", std::to_string(total)},
                              {"Type", type}};
