@@ -258,8 +258,8 @@ TEST_F(RunMountTest, NetworkNoneHasOnlyLoopback) {
     std::vector<std::string> lines;
     std::istringstream in(text);
     // The default bridge comes and goes with other tests' containers in this namespace.
-    for (std::string line; std::getline(in, line);)
-      if (line != "slipway0") lines.push_back(line);
+    for (std::string name; std::getline(in, name);)
+      if (name != "slipway0") lines.push_back(name);
     std::sort(lines.begin(), lines.end());
     return lines;
   };
