@@ -93,19 +93,4 @@ if [ "${1:-}" = --inside ]; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "run as root"
-[ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (scripts/build.sh)"
-command -v podman >/dev/null || die "podman is not installed (scripts/install-deps.sh --with-peers)"
-work=$(mktemp -d /var/tmp/network-bench.XXXXXX)
-netns=slwbench-$$
-cleanup() {
-  ip netns del "$netns" 2>/dev/null || true
-  # podman's overlay mounts went with the private mount namespace; the files remain.
-  rm -rf "$work"
-}
-trap cleanup EXIT
-podman_config "$work"
-"$repo/testdata/make-busybox-rootfs.sh" "$work/busybox.tar"
-ip netns add "$netns"
-echo "network-bench: slipway and podman on their default bridges, in network namespace $netns"
-nsenter --net="/run/netns/$netns" unshare -m --propagation private -- "$self" --inside "$work"
+podman_bench_start network-bench "network-bench: slipway and podman on their default bridges"

@@ -39,3 +39,23 @@ podman_enter() {
   podman=(podman --root "$work/podman" --runroot "$work/podman-run" --storage-driver overlay
     --runtime runc --cgroup-manager cgroupfs --events-backend none)
 }
+
+# podman_bench_start NAME HEADER, in the bench script (which defines die, repo and self): checks
+# root, slipway and podman; makes a temp dir with podman's config and a busybox rootfs tar
+# (busybox.tar) and a network namespace, both removed at exit; prints HEADER; and runs the script
+# again as `SCRIPT --inside WORK` inside that network namespace and a private mount namespace.
+podman_bench_start() {
+  local name=$1 header=$2
+  [ "$(id -u)" = 0 ] || die "run as root"
+  [ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (scripts/build.sh slipway)"
+  command -v podman > /dev/null || die "podman is not installed (scripts/install-deps.sh --with-peers)"
+  work=$(mktemp -d "/var/tmp/$name.XXXXXX")
+  netns=$name-$$
+  # podman's overlay mounts go with the private mount namespace; the files remain until here.
+  trap 'ip netns del "$netns" 2> /dev/null || true; rm -rf "$work"' EXIT
+  podman_config "$work"
+  "$repo/testdata/make-busybox-rootfs.sh" "$work/busybox.tar"
+  ip netns add "$netns"
+  echo "$header (network namespace $netns)"
+  nsenter --net="/run/netns/$netns" unshare -m --propagation private -- "$self" --inside "$work"
+}

@@ -109,18 +109,4 @@ if [ "${1:-}" = --inside ]; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "run as root"
-[ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (scripts/build.sh slipway)"
-command -v podman > /dev/null || die "podman is not installed (scripts/install-deps.sh --with-peers)"
-work=$(mktemp -d /var/tmp/startup-bench.XXXXXX)
-netns=slwstart-$$
-cleanup() {
-  ip netns del "$netns" 2> /dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-podman_config "$work"
-"$repo/testdata/make-busybox-rootfs.sh" "$work/busybox.tar"
-ip netns add "$netns"
-echo "startup-bench: slipway $(SLIPWAY_ROOT=$work/slipway "$SLIPWAY" -v 2>/dev/null | head -1) against $(podman --version); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-nsenter --net="/run/netns/$netns" unshare -m --propagation private -- "$self" --inside "$work"
+podman_bench_start startup-bench "startup-bench: slipway $("$SLIPWAY" -v 2> /dev/null | head -1) against $(podman --version 2> /dev/null); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
