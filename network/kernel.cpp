@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/shared_library.h"
 
 namespace slipway::network::detail {
 namespace {
@@ -43,8 +44,33 @@ struct RouteDeleter {
 struct CacheDeleter {
   void operator()(nl_cache* cache) const { nl_cache_free(cache); }
 };
+// libnftables, loaded when a command first writes rules rather than linked: it brings mnl, nftnl,
+// xtables, jansson and gmp, which every other command would otherwise map and relocate at start.
+struct Nftables {
+  nft_ctx* (*ctx_new)(uint32_t flags);
+  void (*ctx_free)(nft_ctx* ctx);
+  int (*ctx_buffer_output)(nft_ctx* ctx);
+  int (*ctx_buffer_error)(nft_ctx* ctx);
+  const char* (*ctx_get_error_buffer)(nft_ctx* ctx);
+  int (*run_cmd_from_buffer)(nft_ctx* ctx, const char* buffer);
+
+  static const Nftables& get() {
+    static const SharedLibrary library("libnftables.so.1", "libnftables1", "networking");
+    static const Nftables api = [] {
+      Nftables loaded;
+      library.bind(loaded.ctx_new, "nft_ctx_new");
+      library.bind(loaded.ctx_free, "nft_ctx_free");
+      library.bind(loaded.ctx_buffer_output, "nft_ctx_buffer_output");
+      library.bind(loaded.ctx_buffer_error, "nft_ctx_buffer_error");
+      library.bind(loaded.ctx_get_error_buffer, "nft_ctx_get_error_buffer");
+      library.bind(loaded.run_cmd_from_buffer, "nft_run_cmd_from_buffer");
+      return loaded;
+    }();
+    return api;
+  }
+};
 struct NftDeleter {
-  void operator()(nft_ctx* ctx) const { nft_ctx_free(ctx); }
+  void operator()(nft_ctx* ctx) const { Nftables::get().ctx_free(ctx); }
 };
 using Link = std::unique_ptr<rtnl_link, LinkDeleter>;
 using NlAddr = std::unique_ptr<nl_addr, NlAddrDeleter>;
@@ -262,13 +288,14 @@ std::string rules_text(const std::vector<NetworkConfig>& networks) {
 }
 
 void write_rules(const std::vector<NetworkConfig>& networks) {
-  std::unique_ptr<nft_ctx, NftDeleter> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+  const Nftables& nft = Nftables::get();
+  std::unique_ptr<nft_ctx, NftDeleter> ctx(nft.ctx_new(NFT_CTX_DEFAULT));
   if (!ctx) throw Error("cannot start libnftables");
-  nft_ctx_buffer_output(ctx.get());
-  nft_ctx_buffer_error(ctx.get());
+  nft.ctx_buffer_output(ctx.get());
+  nft.ctx_buffer_error(ctx.get());
   std::string text = rules_text(networks);
-  if (nft_run_cmd_from_buffer(ctx.get(), text.c_str()) != 0) {
-    std::string error = nft_ctx_get_error_buffer(ctx.get());
+  if (nft.run_cmd_from_buffer(ctx.get(), text.c_str()) != 0) {
+    std::string error = nft.ctx_get_error_buffer(ctx.get());
     while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
     if (size_t newline = error.find('\n'); newline != std::string::npos) error.resize(newline);
     throw Error("cannot write slipway's nftables rules: " + error);

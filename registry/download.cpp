@@ -1,8 +1,7 @@
 // ADD <url>: one GET of an arbitrary http(s) file, streamed to the caller.
-#include <curl/curl.h>
-
 #include <exception>
 
+#include "registry/curl_api.h"
 #include "registry/http.h"
 #include "registry/registry.h"
 
@@ -45,7 +44,7 @@ DownloadedUrl download_url(const std::string& url,
   DownloadedUrl downloaded;
   downloaded.status = response.status;
   if (auto modified = response.header("last-modified")) {
-    time_t seconds = curl_getdate(modified->c_str(), nullptr);
+    time_t seconds = detail::curl().getdate(modified->c_str(), nullptr);
     if (seconds >= 0) downloaded.last_modified = static_cast<int64_t>(seconds);
   }
   return downloaded;

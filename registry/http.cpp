@@ -1,6 +1,5 @@
 #include "registry/http.h"
 
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,25 +11,18 @@
 #include <fstream>
 #include <iterator>
 
+#include "registry/curl_api.h"
+
 namespace slipway::registry::detail {
 namespace {
 
-struct CurlGlobal {
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-  ~CurlGlobal() { curl_global_cleanup(); }
-};
-
-void ensure_curl_global() {
-  static CurlGlobal global;
-}
-
 struct CurlSlistDeleter {
-  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+  void operator()(curl_slist* list) const { curl().slist_free_all(list); }
 };
 using SlistPtr = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 
 struct CurlUrlDeleter {
-  void operator()(CURLU* url) const { curl_url_cleanup(url); }
+  void operator()(CURLU* url) const { curl().url_cleanup(url); }
 };
 
 std::string lower(std::string_view text) {
@@ -229,12 +221,11 @@ std::vector<std::string> HttpResponse::all_headers(std::string_view lower_name) 
 }
 
 void HttpConnection::CurlDeleter::operator()(void* easy) const {
-  curl_easy_cleanup(static_cast<CURL*>(easy));
+  curl().easy_cleanup(static_cast<CURL*>(easy));
 }
 
 HttpConnection::HttpConnection(bool tls_verify) : tls_verify_(tls_verify) {
-  ensure_curl_global();
-  easy_.reset(curl_easy_init());
+  easy_.reset(curl().easy_init());
   if (!easy_) throw Error("libcurl: cannot create a handle");
 }
 
@@ -243,93 +234,93 @@ HttpConnection::~HttpConnection() = default;
 HttpResponse HttpConnection::perform(const HttpRequest& request) {
   CURL* easy = static_cast<CURL*>(easy_.get());
   // reset() keeps the connection cache, so the next request reuses the open connection.
-  curl_easy_reset(easy);
+  curl().easy_reset(easy);
   HttpResponse response;
   Transfer transfer{request, response, 0, false, nullptr};
   char error_buffer[CURL_ERROR_SIZE] = {};
 
-  check(curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str()), "URL");
-  check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer), "error buffer");
-  check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "nosignal");
-  check(curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L), "follow");
-  check(curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 10L), "max redirects");
-  check(curl_easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L), "unrestricted auth");
-  check(curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols");
-  check(curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "protocols");
-  check(curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS), "http version");
-  check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 30L), "connect timeout");
+  check(curl().easy_setopt(easy, CURLOPT_URL, request.url.c_str()), "URL");
+  check(curl().easy_setopt(easy, CURLOPT_ERRORBUFFER, error_buffer), "error buffer");
+  check(curl().easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "nosignal");
+  check(curl().easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L), "follow");
+  check(curl().easy_setopt(easy, CURLOPT_MAXREDIRS, 10L), "max redirects");
+  check(curl().easy_setopt(easy, CURLOPT_UNRESTRICTED_AUTH, 0L), "unrestricted auth");
+  check(curl().easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"), "redirect protocols");
+  check(curl().easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https"), "protocols");
+  check(curl().easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS), "http version");
+  check(curl().easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, 30L), "connect timeout");
   // A stalled transfer (under 1 byte/s for 60 s) is a dropped connection.
-  check(curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L), "low speed limit");
-  check(curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 60L), "low speed time");
-  check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L), "keepalive");
-  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L), "verify peer");
-  check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L), "verify host");
+  check(curl().easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L), "low speed limit");
+  check(curl().easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, 60L), "low speed time");
+  check(curl().easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L), "keepalive");
+  check(curl().easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_verify_ ? 1L : 0L), "verify peer");
+  check(curl().easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_verify_ ? 2L : 0L), "verify host");
   std::string ca_bundle;
   if (tls_verify_ && request.url.starts_with("https://")) {
     ca_bundle = registry_ca_bundle(url_authority(request.url));
     if (!ca_bundle.empty()) {
       curl_blob blob{ca_bundle.data(), ca_bundle.size(), CURL_BLOB_NOCOPY};
-      check(curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob), "CA bundle");
+      check(curl().easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob), "CA bundle");
     }
   }
   // Larger buffers than curl's 16/64 KiB defaults: fewer callbacks and syscalls per blob. libcurl
   // refuses to resize a buffer an earlier (failed) transfer on this handle left allocated; the
   // transfer then runs with the buffer it has, and the retry reports the real cause (an
   // unresolvable host, a refused connection) rather than this.
-  (void)curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L << 10);
-  (void)curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10);
-  check(curl_easy_setopt(easy, CURLOPT_USERAGENT, "slipway/0.1"), "user agent");
-  check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "header callback");
-  check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, &transfer), "header data");
-  check(curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write), "write callback");
-  check(curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer), "write data");
+  (void)curl().easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L << 10);
+  (void)curl().easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 256L << 10);
+  check(curl().easy_setopt(easy, CURLOPT_USERAGENT, "slipway/0.1"), "user agent");
+  check(curl().easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header), "header callback");
+  check(curl().easy_setopt(easy, CURLOPT_HEADERDATA, &transfer), "header data");
+  check(curl().easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write), "write callback");
+  check(curl().easy_setopt(easy, CURLOPT_WRITEDATA, &transfer), "write data");
 
   bool streamed = request.body_fd >= 0 || static_cast<bool>(request.body_reader);
   bool has_body = streamed || !request.body.empty();
   uint64_t body_size = streamed ? request.body_size : request.body.size();
   if (request.method == "HEAD") {
-    check(curl_easy_setopt(easy, CURLOPT_NOBODY, 1L), "HEAD");
+    check(curl().easy_setopt(easy, CURLOPT_NOBODY, 1L), "HEAD");
   } else if (request.method == "PUT" || request.method == "PATCH" ||
              (request.method == "POST" && has_body)) {
-    check(curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L), "upload");
-    check(curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read), "read callback");
-    check(curl_easy_setopt(easy, CURLOPT_READDATA, &transfer), "read data");
-    check(curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size)),
+    check(curl().easy_setopt(easy, CURLOPT_UPLOAD, 1L), "upload");
+    check(curl().easy_setopt(easy, CURLOPT_READFUNCTION, on_read), "read callback");
+    check(curl().easy_setopt(easy, CURLOPT_READDATA, &transfer), "read data");
+    check(curl().easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size)),
           "body size");
     if (request.method != "PUT")
-      check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
+      check(curl().easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
   } else if (request.method == "POST") {
-    check(curl_easy_setopt(easy, CURLOPT_POST, 1L), "POST");
-    check(curl_easy_setopt(easy, CURLOPT_POSTFIELDS, ""), "POST body");
-    check(curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L), "POST size");
+    check(curl().easy_setopt(easy, CURLOPT_POST, 1L), "POST");
+    check(curl().easy_setopt(easy, CURLOPT_POSTFIELDS, ""), "POST body");
+    check(curl().easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L), "POST size");
   } else if (request.method != "GET") {
-    check(curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
+    check(curl().easy_setopt(easy, CURLOPT_CUSTOMREQUEST, request.method.c_str()), "method");
   }
 
   SlistPtr list;
   auto append = [&](const std::string& line) {
-    curl_slist* head = curl_slist_append(list.get(), line.c_str());
+    curl_slist* head = curl().slist_append(list.get(), line.c_str());
     if (!head) throw Error("libcurl: out of memory");
     (void)list.release();  // append returned the same list, now one longer
     list.reset(head);
   };
   for (const auto& header : request.headers) append(header);
   append("Expect:");  // no 100-continue round trip before uploads
-  check(curl_easy_setopt(easy, CURLOPT_HTTPHEADER, list.get()), "headers");
+  check(curl().easy_setopt(easy, CURLOPT_HTTPHEADER, list.get()), "headers");
 
-  CURLcode code = curl_easy_perform(easy);
+  CURLcode code = curl().easy_perform(easy);
   if (transfer.callback_error) std::rethrow_exception(transfer.callback_error);
   char* effective = nullptr;
-  if (curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective)
+  if (curl().easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &effective) == CURLE_OK && effective)
     response.effective_url = effective;
   long status = 0;
-  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  curl().easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   if (status != 0) response.status = status;
   if (code != CURLE_OK) {
     if (code == CURLE_WRITE_ERROR && transfer.aborted && request.on_body &&
         response.status >= 200 && response.status < 300)
       throw TransportError("transfer stopped by the receiver");
-    std::string detail = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
+    std::string detail = error_buffer[0] ? error_buffer : curl().easy_strerror(code);
     while (!detail.empty() && detail.back() == '\n') detail.pop_back();
     // Print the URL without its query: presigned redirect targets carry secrets there.
     std::string shown = request.url.substr(0, request.url.find('?'));
@@ -345,17 +336,17 @@ HttpResponse HttpConnection::perform(const HttpRequest& request) {
 }
 
 std::string resolve_url(std::string_view base, std::string_view location) {
-  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl_url());
+  std::unique_ptr<CURLU, CurlUrlDeleter> url(curl().url());
   if (!url) throw Error("libcurl: out of memory");
   std::string base_text(base), location_text(location);
-  if (curl_url_set(url.get(), CURLUPART_URL, base_text.c_str(), 0) != CURLUE_OK ||
-      curl_url_set(url.get(), CURLUPART_URL, location_text.c_str(), 0) != CURLUE_OK)
+  if (curl().url_set(url.get(), CURLUPART_URL, base_text.c_str(), 0) != CURLUE_OK ||
+      curl().url_set(url.get(), CURLUPART_URL, location_text.c_str(), 0) != CURLUE_OK)
     throw Error("registry sent a Location that is not a URL: " + location_text);
   char* resolved = nullptr;
-  if (curl_url_get(url.get(), CURLUPART_URL, &resolved, 0) != CURLUE_OK)
+  if (curl().url_get(url.get(), CURLUPART_URL, &resolved, 0) != CURLUE_OK)
     throw Error("cannot resolve Location " + location_text);
   std::string out = resolved;
-  curl_free(resolved);
+  curl().free(resolved);
   return out;
 }
 

@@ -1,6 +1,5 @@
 #include "registry/session.h"
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include "common/fs.h"
 #include "config/config.h"
+#include "registry/curl_api.h"
 #include "store/digest.h"
 
 namespace slipway::registry::detail {
@@ -201,7 +201,7 @@ double retry_delay_seconds(const HttpResponse* response, int attempt) {
       char* end = nullptr;
       double seconds = std::strtod(after->c_str(), &end);
       if (end != after->c_str() && *end == '\0') return std::clamp(seconds, 0.0, kMaxWait);
-      time_t when = curl_getdate(after->c_str(), nullptr);
+      time_t when = curl().getdate(after->c_str(), nullptr);
       if (when > 0)
         return std::clamp(static_cast<double>(when - std::time(nullptr)), 0.0, kMaxWait);
     }

@@ -8,6 +8,8 @@ packages=(
   # libraries (DESIGN.md "Dependencies")
   antlr4 libantlr4-runtime-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
   libarchive-dev libxxhash-dev libgtest-dev libisal-dev libzstd-dev libcli11-dev
+  # the static archives slipway links libarchive with (CMakeLists.txt, SLIPWAY_STATIC_DEPS)
+  libacl1-dev libbz2-dev liblz4-dev liblzma-dev zlib1g-dev
   # networking (network/): netlink through libnl-route-3, packet filtering through libnftables;
   # the tests make their own namespaces and veths with iproute2 and read rules with nft
   libnl-3-dev libnl-route-3-dev libnftables-dev iproute2 nftables

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/io_block.h"
 #include "store/layer_archive.h"
 
 namespace slipway::store {
@@ -54,8 +55,6 @@ namespace {
 // blocks anyway; libarchive's blocking only added a copy of every byte (~4% of the layer's CPU
 // on a Debian rootfs) and does not change the tar's bytes.
 constexpr int kTarBlockSize = 0;
-// File contents are read in chunks of this size.
-constexpr size_t kReadChunk = 1024 * 1024;
 // The unit of a sparse entry's map: the page size, and the block size of the usual filesystems.
 constexpr uint64_t kSparseBlock = 4096;
 
@@ -157,10 +156,7 @@ class ScopedUtf8Locale {
 class LayerTarWriter {
  public:
   LayerTarWriter(const fs::path& upper_dir, ByteSink& sink, std::optional<int64_t> clamp_mtime)
-      : upper_dir_(upper_dir),
-        clamp_mtime_(clamp_mtime),
-        archive_(archive_write_new()),
-        buffer_(kReadChunk) {
+      : upper_dir_(upper_dir), clamp_mtime_(clamp_mtime), archive_(archive_write_new()) {
     if (!archive_) throw Error("cannot create tar writer");
     context_.sink = &sink;
     archive* a = archive_.get();
@@ -488,7 +484,10 @@ class LayerTarWriter {
   std::optional<int64_t> clamp_mtime_;
   SinkContext context_;
   ArchiveWritePtr archive_;
-  std::vector<char> buffer_;
+  // File contents are read in chunks of this size. An IoBlock, not a fresh zero-filled vector:
+  // the 1 MiB was cleared and page-faulted for every layer, even one of a few hundred bytes
+  // (issue 14); a block from the free list is reused across the layers of a build.
+  IoBlock buffer_;
   // (device, inode) -> tar path of the first name seen, for hardlink entries.
   std::map<std::pair<dev_t, ino_t>, std::string> first_paths_;
 };

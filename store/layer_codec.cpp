@@ -39,7 +39,7 @@ namespace {
 // The compressors take their input in blocks of this size and their output is collected into
 // blocks of this size before one write(2) and one digest update; decompression reads its input in
 // blocks of this size.
-constexpr size_t kIoBlock = 1024 * 1024;
+constexpr size_t kIoBlock = IoBlock::kSize;
 // ISA-L takes 32-bit lengths.
 constexpr size_t kMaxIsalChunk = std::numeric_limits<uint32_t>::max();
 
@@ -82,7 +82,9 @@ namespace {
 
 // One block of bytes between two stages.
 struct Block {
-  std::vector<uint8_t> data;  // kIoBlock bytes once in use
+  // kIoBlock bytes from the process's free list, not zero-filled: a build commits a layer per
+  // step, and fresh zeroed 1 MiB buffers per layer were most of a small layer's commit (issue 14).
+  IoBlock data;
   size_t size = 0;
   bool last = false;  // the end of the stream
 };
@@ -97,10 +99,6 @@ class BlockRing {
   // Three would do (one being filled, one being consumed, one queued); a fourth absorbs bursts
   // (a run of big files for the producer, incompressible data for the compressor).
   static constexpr size_t kBlocks = 4;
-
-  BlockRing() {
-    for (Block& block : blocks_) block.data.resize(kIoBlock);
-  }
 
   // Producer: the block to fill next, waiting for one to be free. Throws the consumer's error.
   Block& free_block() {
@@ -184,8 +182,7 @@ class BlockPipe {
 
   BlockPipe(Consumer consume, bool own_thread, const char* what) : consume_(std::move(consume)) {
     if (!own_thread) {
-      inline_block_.data.resize(kIoBlock);
-      block_ = &inline_block_;
+      block_ = &inline_block_.emplace();
       return;
     }
     ring_ = std::make_unique<BlockRing>();
@@ -245,7 +242,7 @@ class BlockPipe {
   }
 
   Consumer consume_;
-  Block inline_block_;  // the only block when there is no thread
+  std::optional<Block> inline_block_;  // the only block when there is no thread
   std::unique_ptr<BlockRing> ring_;
   Block* block_ = nullptr;  // the block the producer fills
   std::thread thread_;
@@ -298,7 +295,7 @@ class Compressor {
 
   // Takes the next input block (all of it); the last one also ends the stream.
   void compress(const Block& input) {
-    compress_zstd(input.data.data(), input.size, input.last ? ZSTD_e_end : ZSTD_e_continue);
+    compress_zstd(input.data.bytes(), input.size, input.last ? ZSTD_e_end : ZSTD_e_continue);
     if (input.last) output_.pass(true);
   }
 
@@ -313,7 +310,7 @@ class Compressor {
     ZSTD_inBuffer in{data, size, 0};
     for (;;) {
       Block& block = output_space();
-      ZSTD_outBuffer out{block.data.data() + block.size, kIoBlock - block.size, 0};
+      ZSTD_outBuffer out{block.data.bytes() + block.size, kIoBlock - block.size, 0};
       size_t remaining = ZSTD_compressStream2(zstd_.get(), &out, &in, mode);
       check_zstd(remaining, "zstd compression failed");
       block.size += out.pos;
@@ -339,17 +336,20 @@ class Compressor {
 // (each with a deflate state of its own); the blob thread takes the compressed blocks in order,
 // computes the CRC32 of their input, writes and digests them. The jobs live in a ring of kJobs
 // slots, reused: the caller waits for a slot once the ring is full, so memory stays bounded.
-// Without encoders, everything runs inline on the caller's thread, with the same bytes.
+// Without encoders, everything runs inline on the caller's thread, with the same bytes. The
+// threads start only when the first block fills up: a layer smaller than one block (most RUN
+// steps of a build) is compressed inline, without starting and joining three threads.
 class ParallelGzip {
  public:
-  ParallelGzip(BlobFile& blob, unsigned encoders) : blob_(blob) {
-    for (Job& job : jobs_) job.input.resize(kIoBlock);
-    if (encoders == 0) {
-      inline_encoder_ = std::make_unique<Encoder>();
-      return;
-    }
+  ParallelGzip(BlobFile& blob, unsigned encoders) : blob_(blob), encoders_(encoders) {}
+
+  // Stops and joins the threads (the caller unwinds from an error, or the stream has ended).
+  ~ParallelGzip() { stop(); }
+
+  // Caller: starts the encoder and blob threads (before the first full block is submitted).
+  void start_threads() {
     try {
-      for (unsigned i = 0; i < encoders; ++i) {
+      for (unsigned i = 0; i < encoders_; ++i) {
         threads_.emplace_back([this, encoder = std::make_shared<Encoder>()] { encode(*encoder); });
       }
       threads_.emplace_back([this] { write_blocks(); });
@@ -358,9 +358,6 @@ class ParallelGzip {
       throw Error(std::string("cannot start the layer compression threads: ") + e.what());
     }
   }
-
-  // Stops and joins the threads (the caller unwinds from an error, or the stream has ended).
-  ~ParallelGzip() { stop(); }
 
   ParallelGzip(const ParallelGzip&) = delete;
   ParallelGzip& operator=(const ParallelGzip&) = delete;
@@ -372,7 +369,7 @@ class ParallelGzip {
       if (filling_ == nullptr) filling_ = &filling_job();
       Job& job = *filling_;
       size_t n = std::min(size, kIoBlock - job.input_size);
-      std::memcpy(job.input.data() + job.input_size, data, n);
+      std::memcpy(job.input.bytes() + job.input_size, data, n);
       job.input_size += n;
       data += n;
       size -= n;
@@ -384,7 +381,7 @@ class ParallelGzip {
   void finish() {
     if (filling_ == nullptr) filling_ = &filling_job();
     submit(true);
-    if (inline_encoder_) return;
+    if (!threaded()) return;
     {
       std::unique_lock lock(mutex_);
       changed_.wait(lock, [&] { return next_write_ == submitted_ || error_; });
@@ -404,9 +401,12 @@ class ParallelGzip {
   static constexpr std::array<uint8_t, 10> kHeader{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
 
   struct Job {
-    std::vector<uint8_t> input;  // kIoBlock bytes
+    IoBlock input;  // kIoBlock bytes, reused across layers (not zero-filled)
     size_t input_size = 0;
-    std::vector<uint8_t> output;  // grows to what the block needs, then is reused
+    // Grows to what the block needs, then is reused; never zero-filled, so pages a small
+    // layer's output does not reach are never touched.
+    std::unique_ptr<uint8_t[]> output;
+    size_t output_capacity = 0;
     size_t output_size = 0;
     bool last = false;
     bool compressed = false;  // guarded by mutex_
@@ -418,15 +418,19 @@ class ParallelGzip {
     // Level 1 with the large level buffer: the fast setting the design measured (~400 MB/s).
     // Levels 2 and 3 save 1% and 3% of the blob for 15% and 60% more compression time
     // (bench/README.md).
-    std::vector<uint8_t> level_buf = std::vector<uint8_t>(ISAL_DEF_LVL1_DEFAULT);
+    // ISA-L initialises what it uses of it; zero-filling all of it cost a fault per page.
+    std::unique_ptr<uint8_t[]> level_buf =
+        std::make_unique_for_overwrite<uint8_t[]>(ISAL_DEF_LVL1_DEFAULT);
   };
+
+  bool threaded() const { return !threads_.empty(); }
 
   Job& job(uint64_t seq) { return jobs_[seq % kJobs]; }
 
   // Caller: the job being filled, waiting for its slot to be written out first.
   Job& filling_job() {
     Job& next = job(submitted_);
-    if (!inline_encoder_) {
+    if (threaded()) {
       std::unique_lock lock(mutex_);
       // One slot more than the jobs in flight: the job before the oldest unwritten one keeps
       // the dictionary of the oldest.
@@ -441,7 +445,9 @@ class ParallelGzip {
     Job& next = *filling_;
     filling_ = nullptr;
     next.last = last;
-    if (inline_encoder_) {
+    if (!threaded() && !last && encoders_ > 0) start_threads();
+    if (!threaded()) {
+      if (!inline_encoder_) inline_encoder_ = std::make_unique<Encoder>();
       compress(submitted_, *inline_encoder_);
       write_out(next);
       next.input_size = 0;
@@ -462,40 +468,48 @@ class ParallelGzip {
     isal_zstream& zs = encoder.stream;
     isal_deflate_init(&zs);
     zs.level = 1;
-    zs.level_buf = encoder.level_buf.data();
-    zs.level_buf_size = static_cast<uint32_t>(encoder.level_buf.size());
+    zs.level_buf = encoder.level_buf.get();
+    zs.level_buf_size = static_cast<uint32_t>(ISAL_DEF_LVL1_DEFAULT);
     zs.gzip_flag = IGZIP_DEFLATE;
     if (seq > 0) {
       Job& previous = job(seq - 1);  // full: only the last block is short
-      int status = isal_deflate_set_dict(&zs, previous.input.data() + kIoBlock - kDictSize,
+      int status = isal_deflate_set_dict(&zs, previous.input.bytes() + kIoBlock - kDictSize,
                                          static_cast<uint32_t>(kDictSize));
       if (status != COMP_OK)
         throw Error("gzip compression failed (isal_deflate_set_dict " + std::to_string(status) +
                     ")");
     }
-    zs.next_in = current.input.data();
+    zs.next_in = current.input.bytes();
     zs.avail_in = static_cast<uint32_t>(current.input_size);
     zs.end_of_stream = current.last ? 1 : 0;
     zs.flush = current.last ? NO_FLUSH : SYNC_FLUSH;
     // Room for incompressible input (stored blocks) at once; grown if ever short.
-    if (current.output.size() < kIoBlock + kIoBlock / 8)
-      current.output.resize(kIoBlock + kIoBlock / 8);
     current.output_size = 0;
+    reserve_output(current, current.input_size + current.input_size / 8 + 1024);
     for (;;) {
-      if (current.output_size == current.output.size())
-        current.output.resize(current.output.size() * 2);
-      zs.next_out = current.output.data() + current.output_size;
-      zs.avail_out = static_cast<uint32_t>(current.output.size() - current.output_size);
+      if (current.output_size == current.output_capacity)
+        reserve_output(current, current.output_capacity * 2);
+      zs.next_out = current.output.get() + current.output_size;
+      zs.avail_out = static_cast<uint32_t>(current.output_capacity - current.output_size);
       int status = isal_deflate(&zs);
       if (status != COMP_OK)
         throw Error("gzip compression failed (isal_deflate " + std::to_string(status) + ")");
-      current.output_size = current.output.size() - zs.avail_out;
+      current.output_size = current.output_capacity - zs.avail_out;
       if (current.last) {
         if (zs.internal_state.state == ZSTATE_END) return;
       } else if (zs.avail_in == 0 && zs.avail_out > 0) {
         return;  // all input compressed and flushed to a byte boundary
       }
     }
+  }
+
+  // Makes job.output hold at least `capacity` bytes, keeping its first output_size bytes.
+  static void reserve_output(Job& job, size_t capacity) {
+    if (job.output_capacity >= capacity) return;
+    auto bigger = std::make_unique_for_overwrite<uint8_t[]>(capacity);
+    if (job.output_size > 0) std::memcpy(bigger.get(), job.output.get(), job.output_size);
+    job.output = std::move(bigger);
+    job.output_capacity = capacity;
   }
 
   // Blob thread (or inline): writes one compressed block, with the header before the first and
@@ -505,9 +519,9 @@ class ParallelGzip {
       blob_.write(kHeader.data(), kHeader.size());
       header_written_ = true;
     }
-    crc_ = crc32_gzip_refl(crc_, done.input.data(), done.input_size);
+    crc_ = crc32_gzip_refl(crc_, done.input.bytes(), done.input_size);
     input_size_ += done.input_size;
-    blob_.write(done.output.data(), done.output_size);
+    blob_.write(done.output.get(), done.output_size);
     if (done.last) {
       std::array<uint8_t, 8> trailer{};
       const auto isize = static_cast<uint32_t>(input_size_);  // ISIZE: the size modulo 2^32
@@ -591,8 +605,9 @@ class ParallelGzip {
   }
 
   BlobFile& blob_;
+  unsigned encoders_;  // encoder threads, once started (0: all inline)
   std::array<Job, kJobs> jobs_;
-  std::unique_ptr<Encoder> inline_encoder_;  // without threads
+  std::unique_ptr<Encoder> inline_encoder_;  // while there are no threads
   Job* filling_ = nullptr;                   // the caller's job, once it has waited for it
   std::vector<std::thread> threads_;
   // The blob thread's (or the caller's, inline).
@@ -625,11 +640,11 @@ class LayerBlobWriter::Impl {
     }
     if (compression == Compression::kNone) {
       // Nothing to compress: the tar blocks go straight to the blob stage.
-      input_.emplace([this](const Block& block) { blob_.write(block.data.data(), block.size); },
+      input_.emplace([this](const Block& block) { blob_.write(block.data.bytes(), block.size); },
                      threaded_, "layer blob");
       return;
     }
-    output_.emplace([this](const Block& block) { blob_.write(block.data.data(), block.size); },
+    output_.emplace([this](const Block& block) { blob_.write(block.data.bytes(), block.size); },
                     threaded_, "layer blob");
     compressor_.emplace(compression, *output_);
     input_.emplace([this](const Block& block) { compressor_->compress(block); }, threaded_,
@@ -648,7 +663,7 @@ class LayerBlobWriter::Impl {
     while (size > 0) {
       Block& block = input_->current();
       size_t n = std::min(size, kIoBlock - block.size);
-      std::memcpy(block.data.data() + block.size, bytes, n);
+      std::memcpy(block.data.bytes() + block.size, bytes, n);
       block.size += n;
       bytes += n;
       size -= n;

@@ -328,6 +328,9 @@ class Store {
   std::optional<std::string> find_manifest(const nlohmann::json& index,
                                            std::string_view reference) const;
   nlohmann::json read_repo_digests() const;
+  // load_image; with `verify`, also checks that the manifest's and the config's bytes hash to
+  // their digests (throws Error if not), from the same single read of each.
+  Image read_image(std::string_view manifest_digest, bool verify) const;
 
   std::filesystem::path root_;
   mutable std::mutex pins_mutex_;  // threads of one build pin concurrently

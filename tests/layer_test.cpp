@@ -693,9 +693,13 @@ TEST_F(LayerTest, TreeWalkErrorStopsTheWorker) {
     UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     try {
       LayerBlobWriter writer(fd.get(), Compression::kGzip);
-      // gzip encoders, blob digest and write
-      EXPECT_EQ(thread_count(), threads_before + kGzipThreads + 1);
-      FaultingSink sink(writer, 4u << 20, [&] { fs::remove(upper / "b-victim"); });
+      // No threads yet: a layer smaller than one block is compressed on the caller's thread.
+      EXPECT_EQ(thread_count(), threads_before);
+      FaultingSink sink(writer, 4u << 20, [&] {
+        // gzip encoders, blob digest and write, started by the first full block
+        EXPECT_EQ(thread_count(), threads_before + kGzipThreads + 1);
+        fs::remove(upper / "b-victim");
+      });
       write_layer_tar(upper, sink);
       ADD_FAILURE() << "write_layer_tar did not fail";
     } catch (const Error& e) {
@@ -704,6 +708,22 @@ TEST_F(LayerTest, TreeWalkErrorStopsTheWorker) {
     EXPECT_EQ(thread_count_settled(threads_before), threads_before);
     write_bytes(upper / "b-victim", "back again");
   }
+}
+
+// A layer smaller than one block (most RUN steps) is compressed on the caller's thread: no
+// thread is started and joined for it.
+TEST_F(LayerTest, SmallGzipLayerStartsNoThreads) {
+  fs::path upper = make_dir("upper");
+  fs::path work = make_dir("work");
+  write_bytes(upper / "small", "a few bytes");
+  const size_t threads_before = thread_count();
+  UniqueFd fd = open_or_throw(work / "blob", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  LayerBlobWriter writer(fd.get(), Compression::kGzip);
+  write_layer_tar(upper, writer);
+  EXPECT_EQ(thread_count(), threads_before);
+  LayerDigests digests = writer.finish();
+  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_GT(digests.blob_size, 0u);
 }
 
 // An exception thrown by the caller's own code between writes (here by the sink in front of the
