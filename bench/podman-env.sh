@@ -1,6 +1,12 @@
 # Sourced by network-bench.sh and startup-bench.sh: slipway and podman side by side in namespaces
 # the bench makes, touching none of the machine's network or container state.
 
+# median X...: the median of the numbers, to four decimals.
+median() {
+  printf '%s\n' "$@" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.4f", v[(NR + 1) / 2]; else printf "%.4f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # podman_config WORK: podman's containers.conf (no ulimits: no CAP_SYS_RESOURCE here; runc:
 # crun refuses the hybrid cgroups; cgroupfs) and storage.conf, in WORK; and WORK/tmp.
 podman_config() {

@@ -32,10 +32,6 @@ RUNS=${RUNS:-21}
 TARGET_PS=0.15
 
 die() { printf 'startup-bench: %s\n' "$*" >&2; exit 1; }
-median() {
-  printf '%s\n' "$@" | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.4f", v[(NR + 1) / 2]; else printf "%.4f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # timed VAR CMD...: runs CMD (output to a file, failure fatal) and appends its wall seconds to
 # the array VAR. $EPOCHREALTIME, not date(1), and no command substitution: nothing but CMD's own
