@@ -113,6 +113,10 @@ class Executor {
       if (names.size() > 1)
         fail(node.pos, "range",
              "can't use " + print(value) + " to iterate over more than one variable");
+      if (options_.max_range_count > 0 && count > options_.max_range_count)
+        fail(node.pos, "range",
+             "range over " + print(value) + " exceeds the limit of " +
+                 std::to_string(options_.max_range_count) + " iterations");
       for (int64_t i = 0; i < count; ++i) {
         any = true;
         if (one(Value(i), Value(i)) == Flow::break_) break;

@@ -23,6 +23,7 @@
 // slipway::Error), so a fuzzer can feed any string to parse().
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,6 +54,10 @@ struct ExecuteOptions {
   // docker's header pass of a table: json, join, split, lower, upper, title, truncate and pad
   // return their first argument unchanged, so the header cell is the header name.
   bool header = false;
+  // The most iterations a `range` over an integer may make; 0 for no limit, as in Go. --format is
+  // the user's own text, so the CLI sets none (a range over 10^15 runs as long as Go's would);
+  // the fuzzer sets one, so that such a template is an error rather than a timeout.
+  int64_t max_range_count = 0;
 };
 
 struct Node;
