@@ -138,7 +138,10 @@ storage:
 http:
   addr: $REG
 EOF
-inns docker-registry serve "$work/registry/config.yml" > "$work/registry/log" 2>&1 &
+# nsenter itself, not the inns function: a function in the background is a subshell, and $!
+# would be that subshell's PID, so cleanup's kill would leave the registry running.
+nsenter --net="/run/netns/$ns" docker-registry serve "$work/registry/config.yml" \
+  > "$work/registry/log" 2>&1 &
 registry_pid=$!
 for _ in $(seq 100); do inns curl -fs "http://$REG/v2/" > /dev/null && break; sleep 0.1; done
 inns curl -fs "http://$REG/v2/" > /dev/null || die "docker-registry did not start"
