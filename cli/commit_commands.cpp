@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 
 #include <algorithm>
 #include <iostream>
@@ -65,7 +64,7 @@ class WritableLayer {
     if (::lstat(path.c_str(), &upper) != 0) return false;
     if (S_ISREG(upper.st_mode)) return upper.st_size == 0 && !in_image(rel);
     if (!S_ISDIR(upper.st_mode)) return false;
-    if (in_image(rel) && !bare_copy_up(rel, upper)) return false;
+    if (in_image(rel) && !runtime::is_bare_copy_up(upper_, lowers_, rel)) return false;
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(path, ec)) {
       fs::path child = rel / entry.path().filename();
@@ -75,20 +74,6 @@ class WritableLayer {
   }
 
  private:
-  bool bare_copy_up(const fs::path& rel, const struct stat& upper) const {
-    char opaque[2];
-    if (::lgetxattr((upper_ / rel).c_str(), "trusted.overlay.opaque", opaque, sizeof opaque) > 0)
-      return false;
-    // lowers_ is topmost first: the first that has the path is what the image shows.
-    for (const auto& lower : lowers_) {
-      struct stat below {};
-      if (::lstat((lower / rel).c_str(), &below) != 0) continue;
-      return S_ISDIR(below.st_mode) && below.st_mode == upper.st_mode &&
-             below.st_uid == upper.st_uid && below.st_gid == upper.st_gid;
-    }
-    return false;
-  }
-
   fs::path upper_;
   std::vector<fs::path> lowers_;
   std::set<std::string> mount_points_;

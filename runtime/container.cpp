@@ -787,24 +787,36 @@ bool remove_if_bare_copy_up(const ContainerSpec& spec, const std::filesystem::pa
     if (fs::is_symlink(fs::symlink_status(prefix, ec))) return false;
   }
   fs::path in_upper = spec.upper_dir / rel;
+  if (!fs::is_directory(fs::symlink_status(in_upper, ec)) || !fs::is_empty(in_upper, ec) || ec)
+    return false;
+  std::vector<fs::path> lowers;
+  for (const auto& lower : spec.lower_dirs)
+    lowers.push_back(fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower);
+  return is_bare_copy_up(spec.upper_dir, lowers, rel) && ::rmdir(in_upper.c_str()) == 0;
+}
+
+}  // namespace
+
+bool is_bare_copy_up(const std::filesystem::path& upper_dir,
+                     const std::vector<std::filesystem::path>& lowers,
+                     const std::filesystem::path& rel) {
+  std::filesystem::path in_upper = upper_dir / rel;
   struct stat upper {};
   if (::lstat(in_upper.c_str(), &upper) != 0 || !S_ISDIR(upper.st_mode)) return false;
-  if (!fs::is_empty(in_upper, ec) || ec) return false;
   char opaque[2];
   if (::lgetxattr(in_upper.c_str(), "trusted.overlay.opaque", opaque, sizeof opaque) > 0)
     return false;
-  for (const auto& lower : spec.lower_dirs) {
-    fs::path lower_dir = fs::path(lower).is_absolute() ? fs::path(lower) : spec.layers_base / lower;
+  for (const auto& lower : lowers) {
     struct stat below {};
-    if (::lstat((lower_dir / rel).c_str(), &below) != 0) continue;
+    if (::lstat((lower / rel).c_str(), &below) != 0) continue;
     // The topmost lower that has the path is what the merged view shows without the copy.
-    if (!S_ISDIR(below.st_mode) || below.st_mode != upper.st_mode || below.st_uid != upper.st_uid ||
-        below.st_gid != upper.st_gid)
-      return false;
-    return ::rmdir(in_upper.c_str()) == 0;
+    return S_ISDIR(below.st_mode) && below.st_mode == upper.st_mode &&
+           below.st_uid == upper.st_uid && below.st_gid == upper.st_gid;
   }
   return false;
 }
+
+namespace {
 
 // The runtime creates /proc, /dev and /sys when the image lacks them, and the mount points of
 // extra mounts with their parents. They must not become part of the step's layer: after the

@@ -191,4 +191,12 @@ int exec_attached(const ContainerSpec& spec, pid_t init_pid, const std::string& 
 // and returns start_container(spec).wait().
 int run_container(const ContainerSpec& spec);
 
+// Whether the directory `rel` of an overlay's upper dir is one overlayfs copied up only to hold
+// something inside it (a mount point): not opaque, and with the owner and mode of the topmost of
+// `lowers` (absolute, top first) that has it. The runtime's mount-point cleanup and commit/diff
+// both leave such a directory out.
+bool is_bare_copy_up(const std::filesystem::path& upper_dir,
+                     const std::vector<std::filesystem::path>& lowers,
+                     const std::filesystem::path& rel);
+
 }  // namespace slipway::runtime
