@@ -6,9 +6,10 @@
 # tests/fuzz/seeds.txt and what earlier runs found (build-sanitize/fuzz/corpus/NAME, kept between
 # runs), with tests/fuzz/NAME.dict if there is one. Exits non-zero when any target found a crash,
 # leak, timeout or out-of-memory; the reproducer is build-sanitize/fuzz/findings/NAME-{crash,leak,
-# timeout,oom}-<sha1> and the log build-sanitize/fuzz/logs/NAME.log. Replay one with
+# timeout,oom}-<sha1> and the log build-sanitize/fuzz/logs/NAME-SECONDSs.log. Replay one with
 # `build-sanitize/tests/fuzz/fuzz_NAME FILE`. A summary (executions, coverage) is printed at the end
-# and kept in build-sanitize/fuzz/summary.txt.
+# and kept in build-sanitize/fuzz/summary-SECONDSs-{all,TARGET+...}.txt, so campaigns of different
+# lengths or targets can run side by side (start them a minute apart: the build step is shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -36,7 +37,9 @@ trap 'rm -rf "$scratch"' EXIT
 # Leaks inside third-party libraries (each explained there) are not findings.
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 failed=()
-summary="$out/summary.txt"
+run_name=all
+[ $# -gt 0 ] && run_name=$(IFS=+; echo "$*")
+summary="$out/summary-${seconds}s-$run_name.txt"
 printf '%-18s %8s %12s %8s %8s %8s  %s\n' target seconds executions exec/s cov ft result >"$summary"
 for name in "${targets[@]}"; do
   seeds=(tests/fuzz/corpus/"$name")
@@ -46,7 +49,7 @@ for name in "${targets[@]}"; do
   dict=()
   [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
   mkdir -p "$out/corpus/$name"
-  log="$out/logs/$name.log"
+  log="$out/logs/$name-${seconds}s.log"
   echo "fuzzing $name for ${seconds}s (log: $log)"
   status=0
   TMPDIR=$scratch nice -n 19 "build-sanitize/tests/fuzz/fuzz_$name" -max_total_time="$seconds" \
