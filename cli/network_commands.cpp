@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/help.h"
 #include "network/network.h"
 #include "runtime/containers.h"
 
@@ -22,14 +23,26 @@ struct CreateArgs {
   bool internal = false;
 };
 
+// The exit status of a network command refused for its input (an overlapping subnet, a network
+// still in use). docker's CLI gives 1 for any daemon error outside run/create; the network issue
+// (10) asks for 125, run's status for a refused setup, so that scripts see one status for every
+// network setup that was refused, and that is what slipway gives.
+constexpr int kNetworkRefused = 125;
+
 int create_network(store::Store& store, const CreateArgs& args) {
-  if (args.driver != "bridge")
-    throw Error("plugin \"" + args.driver + "\" not found: only the bridge driver is supported");
-  std::optional<network::Subnet> subnet;
-  if (!args.subnet.empty()) subnet = network::Subnet::parse(args.subnet);
-  std::optional<uint32_t> gateway;
-  if (!args.gateway.empty()) gateway = network::parse_ipv4(args.gateway, "gateway");
-  std::cout << networks_of(store).create(args.name, subnet, gateway, args.internal).id << "\n";
+  network::NetworkConfig created;
+  try {
+    if (args.driver != "bridge")
+      throw Error("plugin \"" + args.driver + "\" not found: only the bridge driver is supported");
+    std::optional<network::Subnet> subnet;
+    if (!args.subnet.empty()) subnet = network::Subnet::parse(args.subnet);
+    std::optional<uint32_t> gateway;
+    if (!args.gateway.empty()) gateway = network::parse_ipv4(args.gateway, "gateway");
+    created = networks_of(store).create(args.name, subnet, gateway, args.internal);
+  } catch (const Error& e) {
+    throw UsageError(std::string("Error response from daemon: ") + e.what(), kNetworkRefused);
+  }
+  std::cout << created.id << "\n";
   return 0;
 }
 
@@ -119,7 +132,7 @@ int remove_networks(store::Store& store, const std::vector<std::string>& names) 
     } catch (const Error& e) {
       std::cout.flush();
       std::cerr << "Error response from daemon: " << e.what() << "\n";
-      status = 1;
+      status = kNetworkRefused;
     }
   }
   return status;

@@ -344,8 +344,8 @@ TEST_F(NetworkTest, BadInputIsRefusedWithNothingLeftBehind) {
        125,
        "does not belong to any of this network's subnets"},
       {{"run", "--rm", "--ip", "172.17.0.9", "busybox", "true"}, 125, "user defined networks"},
-      {{"network", "create", "--subnet", "10.88.1.0/24", "overlap"}, 1, "overlaps"},
-      {{"network", "rm", "taken"}, 1, "has active endpoints"},
+      {{"network", "create", "--subnet", "10.88.1.0/24", "overlap"}, 125, "overlaps"},
+      {{"network", "rm", "taken"}, 125, "has active endpoints"},
       {{"run", "--rm", "-p", "8181:80", "busybox", "true"}, 125, "port is already allocated"},
       {{"run", "--rm", "--add-host", "nocolon", "busybox", "true"}, 125, "add-host"},
   };
