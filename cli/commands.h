@@ -18,6 +18,8 @@
 
 namespace slipway::cli {
 
+class Filters;
+
 class CommandContext {
  public:
   std::filesystem::path root = store::Store::default_root();
@@ -95,5 +97,15 @@ std::optional<nlohmann::json> inspect_container_json(store::Store& store,
 
 // IDs of the images containers (in any state) were created from.
 std::set<std::string> images_used_by_containers(store::Store& store);
+
+// docker's `image prune -a` / `system prune -a`: removes every image no container (in any state)
+// uses and that passes `filters` (until: created before; label, label!), as rmi of each of its
+// names would; returns what went, for the "untagged:" and "deleted:" lines
+// (cli/store_commands.cpp).
+store::RemovedImage remove_unused_images(store::Store& store, const Filters& filters);
+
+// docker's "Deleted Images:" block of the prune commands: "untagged: NAME" and "deleted: ID"
+// lines for what `removed` and then `collected` took, and nothing when both took nothing.
+void print_deleted_images(const store::RemovedImage& removed, const store::GcReport& collected);
 
 }  // namespace slipway::cli

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "cli/commands.h"
+#include "cli/filters.h"
 #include "cli/format.h"
 #include "common/error.h"
 #include "common/fs.h"
@@ -147,19 +148,28 @@ int load_images(store::Store& store, const std::string& input, bool quiet) {
   return 0;
 }
 
-int prune_images(store::Store& store, bool all, bool force) {
-  if (!force && !confirm(all ? "WARNING! This will remove all images without at least one name "
-                               "and the build cache of unnamed intermediate images."
-                             : "WARNING! This will remove all data no image or build cache "
-                               "entry uses."))
+const std::set<std::string> kImagePruneFilterKeys = {"until", "label", "label!"};
+
+int prune_images(store::Store& store, bool all, bool force,
+                 const std::vector<std::string>& filter_specs) {
+  Filters filters(filter_specs, kImagePruneFilterKeys);
+  if (!force && !confirm(all ? "WARNING! This will remove all images without at least one "
+                               "container associated to them."
+                             : "WARNING! This will remove all dangling images."))
     return 0;
-  store::GcReport report = store.collect_garbage(store::GcOptions{.all = all});
-  if (!report.deleted_images.empty()) {
-    std::cout << "Deleted Images:\n";
-    for (const auto& id : report.deleted_images) std::cout << "deleted: " << id << "\n";
-    std::cout << "\n";
-  }
-  std::cout << "Total reclaimed space: " << human_size4(report.reclaimed_bytes) << "\n";
+  // -a: docker's "every image no container uses", named ones included. Unnamed intermediates are
+  // images too (`images -a` lists them), so their build cache entries go as well, those recorded
+  // before `until` when it is given; a label filter selects named images only (a cache entry has
+  // no labels of its own). Without -a only what nothing names or caches goes: the cache of
+  // earlier builds stays, as BuildKit's does.
+  store::RemovedImage removed;
+  if (all) removed = remove_unused_images(store, filters);
+  store::GcOptions gc{.all = all && !filters.has("label") && !filters.has("label!")};
+  for (const auto& value : filters.values("until")) gc.recorded_before = parse_until(value);
+  store::GcReport report = store.collect_garbage(gc);
+  print_deleted_images(removed, report);
+  std::cout << "Total reclaimed space: "
+            << human_size4(removed.reclaimed_bytes + report.reclaimed_bytes) << "\n";
   return 0;
 }
 
@@ -296,6 +306,35 @@ bool confirm(const std::string& warning) {
   return answer == "y" || answer == "Y" || answer == "yes";
 }
 
+void print_deleted_images(const store::RemovedImage& removed, const store::GcReport& collected) {
+  if (removed.untagged.empty() && removed.deleted.empty() && collected.deleted_images.empty())
+    return;
+  std::cout << "Deleted Images:\n";
+  for (const auto& name : removed.untagged) std::cout << "untagged: " << name << "\n";
+  for (const auto& id : removed.deleted) std::cout << "deleted: " << id << "\n";
+  for (const auto& id : collected.deleted_images) std::cout << "deleted: " << id << "\n";
+  std::cout << "\n";
+}
+
+store::RemovedImage remove_unused_images(store::Store& store, const Filters& filters) {
+  std::set<std::string> used = images_used_by_containers(store);
+  std::optional<std::chrono::system_clock::time_point> until;
+  for (const auto& value : filters.values("until")) until = parse_until(value);
+  store::RemovedImage removed;
+  for (const auto& named : store.list_images()) {
+    if (used.count(named.image.id)) continue;
+    if (until && !(parse_rfc3339(named.image.config.value("created", "")) < *until)) continue;
+    auto labels = named.image.config.value("config", nlohmann::json::object())
+                      .value("Labels", nlohmann::json());
+    if (!filters.labels_match(labels)) continue;
+    store::RemovedImage one = store.remove_image(named.repository + ":" + named.tag, false);
+    removed.untagged.insert(removed.untagged.end(), one.untagged.begin(), one.untagged.end());
+    removed.deleted.insert(removed.deleted.end(), one.deleted.begin(), one.deleted.end());
+    removed.reclaimed_bytes += one.reclaimed_bytes;
+  }
+  return removed;
+}
+
 void add_store_commands(CLI::App& app, CommandContext& context) {
   struct Arguments {
     std::vector<std::string> references;
@@ -305,6 +344,7 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
     std::string input;
     bool quiet = false;
     bool all = false;
+    std::vector<std::string> filters;
     std::string df_format;
     bool df_verbose = false;
   };
@@ -362,11 +402,13 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
   }
 
   auto* prune = image->add_subcommand("prune", "Remove unused images and data");
-  prune->add_flag("-a,--all", args->all, "Also remove unnamed intermediate images (build cache)");
+  prune->add_flag("-a,--all", args->all,
+                  "Remove all unused images (no container uses them), not just dangling ones");
   prune->add_flag("-f,--force", args->force, "Do not prompt for confirmation");
+  prune->add_option("--filter", args->filters, "Provide filter values (e.g. \"until=<timestamp>\")");
   prune->callback([&context, args] {
     context.action = [&context, args] {
-      return prune_images(context.store(), args->all, args->force);
+      return prune_images(context.store(), args->all, args->force, args->filters);
     };
   });
 

@@ -281,34 +281,16 @@ int system_prune(store::Store& store, const PruneOptions& options) {
       std::cout << "\n";
     }
   }
-  std::vector<std::string> untagged;
-  if (options.all) {
-    // docker's -a: every image no container (of any state) uses.
-    std::set<std::string> used = images_used_by_containers(store);
-    std::optional<std::chrono::system_clock::time_point> until;
-    for (const auto& value : filters.values("until")) until = parse_until(value);
-    for (const auto& named : store.list_images()) {
-      if (used.count(named.image.id)) continue;
-      if (until && !(parse_rfc3339(named.image.config.value("created", "")) < *until)) continue;
-      auto labels = named.image.config.value("config", nlohmann::json::object())
-                        .value("Labels", nlohmann::json());
-      if (!filters.labels_match(labels)) continue;
-      for (const auto& name :
-           store.remove_image(named.repository + ":" + named.tag, false).untagged)
-        untagged.push_back(name);
-    }
-  }
+  store::RemovedImage removed_images;
+  if (options.all) removed_images = remove_unused_images(store, filters);
   store::GcReport report = store.collect_garbage(store::GcOptions{.all = true});
-  if (!untagged.empty() || !report.deleted_images.empty()) {
-    std::cout << "Deleted Images:\n";
-    for (const auto& name : untagged) std::cout << "untagged: " << name << "\n";
-    for (const auto& id : report.deleted_images) std::cout << "deleted: " << id << "\n";
-    std::cout << "\n";
-  }
+  print_deleted_images(removed_images, report);
   if (report.cache_entries > 0)
     std::cout << "Deleted build cache objects: " << report.cache_entries << "\n\n";
   std::cout << "Total reclaimed space: "
-            << human_size4(reclaimed + volumes_reclaimed + report.reclaimed_bytes) << "\n";
+            << human_size4(reclaimed + volumes_reclaimed + removed_images.reclaimed_bytes +
+                           report.reclaimed_bytes)
+            << "\n";
   return 0;
 }
 

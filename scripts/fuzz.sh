@@ -16,6 +16,11 @@ seconds=${1:-60}
 shift || true
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2; }
 
+# nice alone does not yield to the user's other work when the kernel groups tasks by session
+# (sched_autogroup, on by default): a fuzzer started with setsid or from another terminal gets a
+# whole group's share. Lowering the group's weight makes nice 19 mean what it says.
+echo 19 >/proc/self/autogroup 2>/dev/null || true
+
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD/..}
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)

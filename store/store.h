@@ -100,6 +100,7 @@ struct HistoryEntry {
 struct RemovedImage {
   std::vector<std::string> untagged;  // "name:tag" and "name@sha256:..."
   std::vector<std::string> deleted;   // image IDs
+  uint64_t reclaimed_bytes = 0;       // what the collection after a deletion freed
 };
 
 struct GcOptions {

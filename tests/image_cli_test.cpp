@@ -220,7 +220,7 @@ TEST_F(ImageCliTest, HistoryListsStepsNewestFirst) {
   EXPECT_NE(full.out.find(long_command + " # buildkit"), std::string::npos) << full.out;
 
   // Without the intermediate images the lower steps have no image: <missing>.
-  ASSERT_EQ(slipway({"image", "prune", "-a", "-f"}).exit_code, 0);
+  ASSERT_EQ(slipway({"builder", "prune", "-a", "-f"}).exit_code, 0);
   auto pruned = slipway({"history", "-q", "app:1"});
   EXPECT_EQ(count_lines_equal(pruned.out, "<missing>"), 3) << pruned.out;
 
@@ -288,11 +288,10 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
   EXPECT_EQ(declined.exit_code, 0);
   EXPECT_EQ(lines_of(slipway({"images", "-a", "-q"}).out).size(), 5u);
 
-  auto all = slipway({"image", "prune", "-a", "-f"});
-  ASSERT_EQ(all.exit_code, 0) << all.err;
-  EXPECT_EQ(all.out.rfind("Deleted Images:\ndeleted: sha256:", 0), 0u) << all.out;
-  EXPECT_EQ(count_lines_containing(all.out, "deleted: sha256:"), 3) << all.out;
-  EXPECT_NE(all.out.find("\nTotal reclaimed space: "), std::string::npos);
+  // builder prune -a: the intermediates and their cache go, named images stay.
+  auto cache = slipway({"builder", "prune", "-a", "-f"});
+  ASSERT_EQ(cache.exit_code, 0) << cache.err;
+  EXPECT_EQ(cache.out.rfind("Deleted build cache objects: 3\n", 0), 0u) << cache.out;
   EXPECT_EQ(lines_of(slipway({"images", "-a", "-q"}).out).size(), 2u);
   EXPECT_EQ(lines_of(slipway({"system", "df"}).out)[4].rfind("Build Cache     0 ", 0), 0u);
 
@@ -301,16 +300,36 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
   rebuilt = run_slipway(root(), {"build", "-t", "app:1", context.string()});
   EXPECT_EQ(count_lines_containing(rebuilt.out, "Running in"), 2) << rebuilt.out;
 
-  // rmi of the last name frees its layers; the base stays.
-  ASSERT_EQ(slipway({"rmi", "app:1"}).exit_code, 0);
-  ASSERT_EQ(slipway({"image", "prune", "-a", "-f"}).exit_code, 0);
-  EXPECT_EQ(std::distance(fs::directory_iterator(root() / "layers"), fs::directory_iterator()), 1);
-  EXPECT_EQ(std::distance(fs::directory_iterator(root() / "l"), fs::directory_iterator()), 1);
-  EXPECT_EQ(
-      std::distance(fs::directory_iterator(root() / "oci/blobs/sha256"), fs::directory_iterator()),
-      3);  // busybox's manifest, config and layer
+  // image prune -a is docker's: every image no container uses goes, named ones too. A filter
+  // narrows it: no image has this label, and every image is newer than 2000.
+  ASSERT_EQ(slipway({"create", "--name", "holder", "busybox", "true"}).exit_code, 0);
+  for (const char* filter : {"label=nosuch", "until=2000-01-01"}) {
+    auto narrowed = slipway({"image", "prune", "-a", "-f", "--filter", filter});
+    ASSERT_EQ(narrowed.exit_code, 0) << narrowed.err;
+    EXPECT_EQ(narrowed.out.find("untagged:"), std::string::npos) << filter << narrowed.out;
+  }
+  EXPECT_EQ(slipway({"images", "-q"}).out.size(), 2 * 13u);
+  auto bad_filter = slipway({"image", "prune", "-a", "-f", "--filter", "name=app"});
+  EXPECT_EQ(bad_filter.exit_code, 1);
+  EXPECT_EQ(bad_filter.err, "Error: invalid filter 'name'\n");
+  auto all = slipway({"image", "prune", "-a", "-f"});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(all.out.rfind("Deleted Images:\nuntagged: app:1\ndeleted: sha256:", 0), 0u)
+      << all.out;
+  EXPECT_NE(all.out.find("\nTotal reclaimed space: "), std::string::npos);
+  // busybox stays: the container uses it.
+  EXPECT_EQ(slipway({"images", "--format", "{{.Repository}}:{{.Tag}}"}).out, "busybox:latest\n");
+  EXPECT_EQ(lines_of(slipway({"images", "-a", "-q"}).out).size(), 1u);
+  EXPECT_EQ(slipway({"start", "-a", "holder"}).exit_code, 0);
+
+  // Once no container holds it, its layers go too; only the store's skeleton is left.
+  ASSERT_EQ(slipway({"rm", "holder"}).exit_code, 0);
+  auto last = slipway({"image", "prune", "-a", "-f"});
+  EXPECT_EQ(last.out.rfind("Deleted Images:\nuntagged: busybox:latest\ndeleted: sha256:", 0), 0u)
+      << last.out;
+  EXPECT_TRUE(fs::is_empty(root() / "layers"));
   EXPECT_TRUE(fs::is_empty(root() / "cache"));
-  EXPECT_EQ(slipway({"run", "--rm", "busybox", "echo", "ok"}).out, "ok\n");
+  EXPECT_EQ(slipway({"images", "-a", "-q"}).out, "");
   EXPECT_EQ(slipway({"image", "prune", "--bogus"}).exit_code, 125);  // docker's flag errors
 }
 

@@ -163,7 +163,7 @@ TEST_F(StoreConcurrencyTest, SigkillDuringLayerCommitLeavesAUsableStore) {
     EXPECT_TRUE(fs::exists(entry.path() / "layer.json")) << entry.path();
 
   // GC after the crashes: the images stay whole, what the killed builds left goes.
-  auto pruned = run_slipway(root(), {"image", "prune", "-a", "-f"});
+  auto pruned = run_slipway(root(), {"builder", "prune", "-a", "-f"});
   ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
   // Under load a kill can arrive after a build finished; that build rightly tagged killed:1.
   bool a_killed_build_finished = killed < 24;
