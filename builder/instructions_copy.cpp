@@ -157,22 +157,6 @@ bool is_tar_archive(const fs::path& file) {
   return archive_read_next_header(reader.get(), &entry) == ARCHIVE_OK;
 }
 
-// Restores the working directory when it goes out of scope.
-class ScopedChdir {
- public:
-  explicit ScopedChdir(const fs::path& dir) : previous_(::open(".", O_RDONLY | O_DIRECTORY)) {
-    if (::chdir(dir.c_str()) != 0) throw_errno("cannot enter " + dir.string());
-  }
-  ~ScopedChdir() {
-    if (previous_) (void)::fchdir(previous_.get());
-  }
-  ScopedChdir(const ScopedChdir&) = delete;
-  ScopedChdir& operator=(const ScopedChdir&) = delete;
-
- private:
-  UniqueFd previous_;
-};
-
 // Unpacks a tar archive into `dir`, keeping owners and modes, refusing entries that would land
 // outside it (absolute paths, `..`, symlinked parents).
 void extract_tar(const fs::path& file, const fs::path& dir) {

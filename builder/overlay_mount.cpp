@@ -19,24 +19,6 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
-// Restores the working directory when it goes out of scope: mounting happens from the store root
-// so that the relative lowerdirs of deep images fit in one page of mount options.
-class ScopedChdir {
- public:
-  explicit ScopedChdir(const fs::path& dir) : previous_(::open(".", O_RDONLY | O_DIRECTORY)) {
-    if (::chdir(dir.c_str()) != 0)
-      throw Error("cannot enter " + dir.string() + ": " + errno_text());
-  }
-  ~ScopedChdir() {
-    if (previous_) (void)::fchdir(previous_.get());
-  }
-  ScopedChdir(const ScopedChdir&) = delete;
-  ScopedChdir& operator=(const ScopedChdir&) = delete;
-
- private:
-  UniqueFd previous_;
-};
-
 }  // namespace
 
 void ensure_private_mount_namespace() {
@@ -77,6 +59,8 @@ void OverlayMount::mount(const store::Store& store, const std::vector<std::strin
   std::string options = "lowerdir=" + join(lowers, ":") + ",upperdir=" + upper_.string() +
                         ",workdir=" + (dir / "work").string() +
                         ",index=off,redirect_dir=off,metacopy=off";
+  // Mount from the store root, so that the relative lowerdirs of deep images fit in one page of
+  // mount options.
   ScopedChdir in_root(store.root());
   if (::mount("overlay", merged_.c_str(), "overlay", 0, options.c_str()) != 0)
     throw Error("cannot mount the image's layers at " + merged_.string() + ": " + errno_text());

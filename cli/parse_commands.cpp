@@ -52,20 +52,21 @@
 namespace slipway::cli {
 namespace {
 
-using json = nlohmann::ordered_json;
+// Keys in the order the AST defines them, as a reader expects.
+using OrderedJson = nlohmann::ordered_json;
 
-json to_json(const ast::Position& position) {
+OrderedJson to_json(const ast::Position& position) {
   return {{"line", position.line}, {"column", position.column}};
 }
 
-json to_json(const ast::Command& command) {
+OrderedJson to_json(const ast::Command& command) {
   return {{"exec_form", command.exec_form},
           {"exec_args", command.exec_args},
           {"shell_text", command.shell_text}};
 }
 
-json to_json(const std::vector<ast::Heredoc>& heredocs) {
-  json out = json::array();
+OrderedJson to_json(const std::vector<ast::Heredoc>& heredocs) {
+  OrderedJson out = OrderedJson::array();
   for (const auto& heredoc : heredocs) {
     out.push_back({{"name", heredoc.name},
                    {"content", heredoc.content},
@@ -77,20 +78,20 @@ json to_json(const std::vector<ast::Heredoc>& heredocs) {
   return out;
 }
 
-json to_json(const std::vector<ast::KeyValue>& pairs) {
-  json out = json::array();
+OrderedJson to_json(const std::vector<ast::KeyValue>& pairs) {
+  OrderedJson out = OrderedJson::array();
   for (const auto& pair : pairs) out.push_back({{"key", pair.key}, {"value", pair.value}});
   return out;
 }
 
-json optional_string(const std::optional<std::string>& value) {
-  return value ? json(*value) : json(nullptr);
+OrderedJson optional_string(const std::optional<std::string>& value) {
+  return value ? OrderedJson(*value) : OrderedJson(nullptr);
 }
 
-json to_json(const ast::Instruction& instruction);
+OrderedJson to_json(const ast::Instruction& instruction);
 
 // The fields of one kind of instruction, added to `out`.
-void add_body(const ast::InstructionBody& body, json& out) {
+void add_body(const ast::InstructionBody& body, OrderedJson& out) {
   std::visit(
       [&](const auto& typed) {
         using T = std::decay_t<decltype(typed)>;
@@ -125,7 +126,7 @@ void add_body(const ast::InstructionBody& body, json& out) {
         } else if constexpr (std::is_same_v<T, ast::ExposeInstruction>) {
           out["ports"] = typed.ports;
         } else if constexpr (std::is_same_v<T, ast::ArgInstruction>) {
-          json args = json::array();
+          OrderedJson args = OrderedJson::array();
           for (const auto& arg : typed.args) {
             args.push_back(
                 {{"name", arg.name}, {"default_value", optional_string(arg.default_value)}});
@@ -147,14 +148,14 @@ void add_body(const ast::InstructionBody& body, json& out) {
       body);
 }
 
-json to_json(const ast::Instruction& instruction) {
-  json flags = json::array();
+OrderedJson to_json(const ast::Instruction& instruction) {
+  OrderedJson flags = OrderedJson::array();
   for (const auto& flag : instruction.flags) {
     flags.push_back({{"name", flag.name},
                      {"value", optional_string(flag.value)},
                      {"position", to_json(flag.position)}});
   }
-  json out = {{"keyword", instruction.keyword},
+  OrderedJson out = {{"keyword", instruction.keyword},
               {"source", instruction.source},
               {"start", to_json(instruction.start)},
               {"end_line", instruction.end_line},
@@ -163,12 +164,12 @@ json to_json(const ast::Instruction& instruction) {
   return out;
 }
 
-json to_json(const ast::Dockerfile& dockerfile) {
-  json warnings = json::array();
+OrderedJson to_json(const ast::Dockerfile& dockerfile) {
+  OrderedJson warnings = OrderedJson::array();
   for (const auto& warning : dockerfile.warnings) {
     warnings.push_back({{"line", warning.line}, {"message", warning.message}});
   }
-  json instructions = json::array();
+  OrderedJson instructions = OrderedJson::array();
   for (const auto& instruction : dockerfile.instructions)
     instructions.push_back(to_json(instruction));
   return {{"escape", std::string(1, dockerfile.escape)},
@@ -199,7 +200,7 @@ int parse_command(const ParseOptions& options) {
     return 1;
   }
   if (options.format == "json") {
-    std::cout << to_json(dockerfile).dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    std::cout << to_json(dockerfile).dump(2, ' ', false, OrderedJson::error_handler_t::replace) << "\n";
   } else {
     std::cout << grammar::dump(dockerfile) << "\n";
   }

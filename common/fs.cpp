@@ -29,6 +29,14 @@ UniqueFd open_or_throw(const fs::path& path, int flags, mode_t mode) {
   return UniqueFd(fd);
 }
 
+ScopedChdir::ScopedChdir(const fs::path& dir) : previous_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+  if (::chdir(dir.c_str()) != 0) throw_errno("cannot enter " + dir.string());
+}
+
+ScopedChdir::~ScopedChdir() {
+  if (previous_) (void)::fchdir(previous_.get());
+}
+
 namespace {
 std::string random_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};

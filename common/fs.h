@@ -2,7 +2,10 @@
 // directories removed on scope exit, atomic file replacement, and whole-file reads.
 #pragma once
 
+#include <dirent.h>
+
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -65,5 +68,25 @@ void remove_tree(const std::filesystem::path& path);
 
 // Writes all of `data` to fd, retrying short writes and EINTR.
 void write_all(int fd, const void* data, size_t size, const char* what);
+
+// Enters `dir` and goes back to the previous working directory when destroyed (throws
+// SystemError naming `dir` when it cannot enter). The working directory is per process: only
+// for code that no other thread runs beside.
+class ScopedChdir {
+ public:
+  explicit ScopedChdir(const std::filesystem::path& dir);
+  ~ScopedChdir();
+  ScopedChdir(const ScopedChdir&) = delete;
+  ScopedChdir& operator=(const ScopedChdir&) = delete;
+
+ private:
+  UniqueFd previous_;
+};
+
+// A directory stream (opendir, fdopendir) closed on destruction.
+struct DirCloser {
+  void operator()(DIR* dir) const { ::closedir(dir); }
+};
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 }  // namespace slipway

@@ -58,11 +58,6 @@ constexpr int kTarBlockSize = 0;
 // The unit of a sparse entry's map: the page size, and the block size of the usual filesystems.
 constexpr uint64_t kSparseBlock = 4096;
 
-struct DirCloser {
-  void operator()(DIR* dir) const { ::closedir(dir); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
-
 // State shared with libarchive's write callback. Exceptions from the sink cannot unwind through
 // libarchive's C frames, so the callback parks them here and write_layer_tar rethrows.
 struct SinkContext {

@@ -91,17 +91,13 @@ timespec archive_entry_mtime_spec(archive_entry* entry) {
   return {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
 }
 
-struct DirCloser {
-  void operator()(DIR* dir) const { ::closedir(dir); }
-};
-
 // Removes `name` in `dir_fd`, recursively for directories, never following symlinks.
 void remove_at(int dir_fd, const char* name, std::string_view entry) {
   if (::unlinkat(dir_fd, name, 0) == 0 || errno == ENOENT) return;
   if (errno != EISDIR) entry_errno(entry, std::string("cannot remove ") + name);
   UniqueFd fd(::openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) entry_errno(entry, std::string("cannot open ") + name);
-  std::unique_ptr<DIR, DirCloser> dir(::fdopendir(fd.get()));
+  DirPtr dir(::fdopendir(fd.get()));
   if (!dir) entry_errno(entry, std::string("cannot read ") + name);
   const int child_fd = fd.release();  // owned by `dir` now
   std::vector<std::string> children;

@@ -9,11 +9,6 @@
 namespace slipway::gotemplate {
 namespace {
 
-// What Go's template calls an invalid value: a missing map key. Printed as "<no value>".
-Value no_value() {
-  return Value(Value::value_t::discarded);
-}
-
 enum class Flow { normal, break_, continue_ };
 
 class Executor {

@@ -15,10 +15,6 @@
 namespace slipway::gotemplate {
 namespace {
 
-Value no_value() {
-  return Value(Value::value_t::discarded);
-}
-
 std::string format_float(double value) {
   // strconv.FormatFloat(v, 'g', -1, 64), which fmt's %v uses: the shortest digits that read
   // back as `value`, in exponent form when the exponent is below -4 or at least 6 ("1e+06").

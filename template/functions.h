@@ -9,6 +9,11 @@
 
 namespace slipway::gotemplate {
 
+// What Go's template calls an invalid value, such as a missing map key: printed as "<no value>".
+inline Value no_value() {
+  return Value(Value::value_t::discarded);
+}
+
 // "wrong number of args for join: want 2 got 1" (Go reports it at the function's name).
 class ArityError : public TemplateError {
  public:
