@@ -447,12 +447,19 @@ void Store::tag(std::string_view name, const Image& image) {
   // already points at this manifest (synced when that name was written; blobs never change).
   // A fully cached build re-tags the image it found, and its syncfs flushed every dirty page of
   // the filesystem, other processes' too: 11 ms of a 30 ms build here (issue 14).
+  // When this very name already points at the manifest, nothing is written at all: rewriting
+  // index.json durably (fsync, rename, fsync of the directory) was 10-25 ms of a 30-45 ms fully
+  // cached build. The price: the name's tagged-at time (inspect's LastTagTime) stays the time it
+  // was first set to this image, where docker would refresh it.
   bool named = false;
   {
     FileLock lock(root_ / "lock", FileLock::Mode::kShared);
     const json index = read_index();
-    for (const auto& entry : index.value("manifests", json::array()))
-      if (entry.value("digest", "") == image.manifest_digest) named = true;
+    for (const auto& entry : index.value("manifests", json::array())) {
+      if (entry.value("digest", "") != image.manifest_digest) continue;
+      if (internal::stored_name(entry) == full_name) return;
+      named = true;
+    }
   }
   if (!named) sync();
   FileLock lock(root_ / "lock");
