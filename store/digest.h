@@ -1,4 +1,4 @@
-// SHA-256 through OpenSSL EVP (uses SHA-NI where the CPU has it). Digests are written the OCI way:
+// SHA-256 through OpenSSL's SHA256_* functions (SHA-NI where the CPU has it). Digests are written the OCI way:
 // "sha256:<64 lowercase hex>".
 #pragma once
 
@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-struct evp_md_ctx_st;
+struct SHA256state_st;
 
 namespace slipway::store {
 
@@ -23,10 +23,7 @@ class Sha256 {
   std::string finish();
 
  private:
-  struct CtxDeleter {
-    void operator()(evp_md_ctx_st* ctx) const;
-  };
-  std::unique_ptr<evp_md_ctx_st, CtxDeleter> ctx_;
+  std::unique_ptr<SHA256state_st> ctx_;
 };
 
 std::string sha256_digest(std::string_view data);
