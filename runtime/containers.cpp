@@ -429,9 +429,17 @@ ContainerStore::Lock::Lock(const ContainerStore& containers, std::string_view id
 ContainerRecord ContainerStore::load(std::string_view id) const {
   if (!is_container_id(id)) throw NoSuchContainer(id);
   fs::path file = dir(id) / "config.json";
-  if (!fs::exists(file)) throw NoSuchContainer(id);
+  std::string text;
   try {
-    return record_from(json::parse(read_file(file)));
+    text = read_file(file);
+  } catch (const Error&) {
+    // Gone, or going: `rm` (and --rm) renames the directory away in one step, also between a
+    // look at the file and its read (`attach` of an exiting --rm container saw that).
+    if (!fs::exists(file)) throw NoSuchContainer(id);
+    throw;
+  }
+  try {
+    return record_from(json::parse(text));
   } catch (const json::exception& e) {
     throw Error("container " + std::string(id) + " has a damaged record " + file.string() + ": " +
                 e.what());

@@ -457,7 +457,9 @@ void Store::tag(std::string_view name, const Image& image) {
     const json index = read_index();
     for (const auto& entry : index.value("manifests", json::array())) {
       if (entry.value("digest", "") != image.manifest_digest) continue;
-      if (internal::stored_name(entry) == full_name) return;
+      // Written in this very form (a name stored before names were normalized gets rewritten).
+      auto annotations = entry.value("annotations", json::object());
+      if (annotations.value(kRefNameAnnotation, "") == full_name) return;
       named = true;
     }
   }

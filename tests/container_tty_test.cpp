@@ -294,8 +294,9 @@ TEST_F(ContainerTtyTest, RunItDetachesWithCtrlPCtrlQAndAttachComesBack) {
 }
 
 TEST_F(ContainerTtyTest, AttachGetsTheExitCodeOfARemovedContainerAndProxiesSignals) {
+  // 5 s: attach must start while it runs, also when a loaded machine is slow to show "up".
   ASSERT_EQ(slipway({"run", "-d", "--rm", "--name", "gone", "busybox", "sh", "-c",
-                     "echo up; sleep 3; exit 11"})
+                     "echo up; sleep 5; exit 11"})
                 .exit_code,
             0);
   ASSERT_NE(logs_when_ready("gone", "up").find("up"), std::string::npos);
