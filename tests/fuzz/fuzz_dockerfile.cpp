@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string dumped = grammar::dump(dockerfile);
     for (const auto& instruction : dockerfile.instructions) dumped += grammar::dump(instruction);
     std::string json_text =
-        cli::to_json(dockerfile).dump(2, ' ', false, cli::json::error_handler_t::replace);
+        cli::to_json(dockerfile).dump(2, ' ', false, cli::OrderedJson::error_handler_t::replace);
     if (dumped.size() + json_text.size() == 0 && !dockerfile.instructions.empty()) std::abort();
   });
   return 0;
