@@ -156,10 +156,10 @@ OrderedJson to_json(const ast::Instruction& instruction) {
                      {"position", to_json(flag.position)}});
   }
   OrderedJson out = {{"keyword", instruction.keyword},
-              {"source", instruction.source},
-              {"start", to_json(instruction.start)},
-              {"end_line", instruction.end_line},
-              {"flags", std::move(flags)}};
+                     {"source", instruction.source},
+                     {"start", to_json(instruction.start)},
+                     {"end_line", instruction.end_line},
+                     {"flags", std::move(flags)}};
   add_body(instruction.body, out);
   return out;
 }
@@ -200,7 +200,8 @@ int parse_command(const ParseOptions& options) {
     return 1;
   }
   if (options.format == "json") {
-    std::cout << to_json(dockerfile).dump(2, ' ', false, OrderedJson::error_handler_t::replace) << "\n";
+    std::cout << to_json(dockerfile).dump(2, ' ', false, OrderedJson::error_handler_t::replace)
+              << "\n";
   } else {
     std::cout << grammar::dump(dockerfile) << "\n";
   }

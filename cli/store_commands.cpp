@@ -405,7 +405,8 @@ void add_store_commands(CLI::App& app, CommandContext& context) {
   prune->add_flag("-a,--all", args->all,
                   "Remove all unused images (no container uses them), not just dangling ones");
   prune->add_flag("-f,--force", args->force, "Do not prompt for confirmation");
-  prune->add_option("--filter", args->filters, "Provide filter values (e.g. \"until=<timestamp>\")");
+  prune->add_option("--filter", args->filters,
+                    "Provide filter values (e.g. \"until=<timestamp>\")");
   prune->callback([&context, args] {
     context.action = [&context, args] {
       return prune_images(context.store(), args->all, args->force, args->filters);

@@ -29,7 +29,8 @@ UniqueFd open_or_throw(const fs::path& path, int flags, mode_t mode) {
   return UniqueFd(fd);
 }
 
-ScopedChdir::ScopedChdir(const fs::path& dir) : previous_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+ScopedChdir::ScopedChdir(const fs::path& dir)
+    : previous_(::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
   if (::chdir(dir.c_str()) != 0) throw_errno("cannot enter " + dir.string());
 }
 

@@ -1,5 +1,5 @@
-// SHA-256 through OpenSSL's SHA256_* functions (SHA-NI where the CPU has it). Digests are written the OCI way:
-// "sha256:<64 lowercase hex>".
+// SHA-256 through OpenSSL's SHA256_* functions (SHA-NI where the CPU has it). Digests are written
+// the OCI way: "sha256:<64 lowercase hex>".
 #pragma once
 
 #include <memory>

@@ -147,7 +147,8 @@ RemovedImage Store::remove_image(std::string_view reference, bool force) {
     index["manifests"] = std::move(kept);
     write_index(index);
   }
-  if (!result.deleted.empty()) result.reclaimed_bytes = collect_garbage(GcOptions{}).reclaimed_bytes;
+  if (!result.deleted.empty())
+    result.reclaimed_bytes = collect_garbage(GcOptions{}).reclaimed_bytes;
   return result;
 }
 

@@ -314,8 +314,7 @@ TEST_F(ImageCliTest, PruneAndSystemDf) {
   EXPECT_EQ(bad_filter.err, "Error: invalid filter 'name'\n");
   auto all = slipway({"image", "prune", "-a", "-f"});
   ASSERT_EQ(all.exit_code, 0) << all.err;
-  EXPECT_EQ(all.out.rfind("Deleted Images:\nuntagged: app:1\ndeleted: sha256:", 0), 0u)
-      << all.out;
+  EXPECT_EQ(all.out.rfind("Deleted Images:\nuntagged: app:1\ndeleted: sha256:", 0), 0u) << all.out;
   EXPECT_NE(all.out.find("\nTotal reclaimed space: "), std::string::npos);
   // busybox stays: the container uses it.
   EXPECT_EQ(slipway({"images", "--format", "{{.Repository}}:{{.Tag}}"}).out, "busybox:latest\n");
