@@ -32,9 +32,7 @@ TARGET=0.1
 TARGET_RUN=0.05  # issue 14: run --rm at most 0.05 of podman
 
 die() { printf 'network-bench: %s\n' "$*" >&2; exit 1; }
-# $EPOCHREALTIME, not date(1) in a command substitution: at tens of milliseconds a command, the
-# two forks of date and the subshell of $(...) were 3-5 ms of each sample, on both sides alike,
-# which inflates the smaller number's share (as startup-bench.sh found).
+# $EPOCHREALTIME, not date(1) in a command substitution (see timed in podman-env.sh).
 now() { printf '%s' "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
@@ -46,22 +44,6 @@ checked() {
     die "failed: $*"
   fi
   printf '%s' "$out"
-}
-
-# timed VAR CMD...: runs CMD with its output to a file (failure fatal) and appends its wall
-# seconds to the array VAR; nothing but CMD's own fork and exec inside the timed span.
-timed() {
-  local -n samples=$1
-  shift
-  local t0 t1 rc=0
-  t0=$EPOCHREALTIME
-  "$@" >"$work/out" 2>&1 || rc=$?
-  t1=$EPOCHREALTIME
-  if [ "$rc" -ne 0 ]; then
-    cat "$work/out" >&2
-    die "failed ($rc): $*"
-  fi
-  samples+=("$(elapsed "$t0" "$t1")")
 }
 
 # ---- inside the namespaces: `network-bench.sh --inside WORK`

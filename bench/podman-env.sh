@@ -9,6 +9,24 @@ median() {
 
 # podman_config WORK: podman's containers.conf (no ulimits: no CAP_SYS_RESOURCE here; runc:
 # crun refuses the hybrid cgroups; cgroupfs) and storage.conf, in WORK; and WORK/tmp.
+# timed VAR CMD...: runs CMD with its output to $work/out (a failure calls the caller's die with
+# that output) and appends its wall seconds to the array VAR. $EPOCHREALTIME, not date(1), and no
+# command substitution: nothing but CMD's own fork and exec inside the timed span, which at a few
+# milliseconds a command would show (3-5 ms a sample with two date forks and a subshell).
+timed() {
+  local -n samples=$1
+  shift
+  local t0 t1 rc=0
+  t0=$EPOCHREALTIME
+  "$@" >"$work/out" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  if [ "$rc" -ne 0 ]; then
+    cat "$work/out" >&2
+    die "failed ($rc): $*"
+  fi
+  samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+}
+
 podman_config() {
   mkdir -p "$1/tmp"
   cat > "$1/containers.conf" << EOF2

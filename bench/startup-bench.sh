@@ -33,22 +33,6 @@ TARGET_PS=0.15
 
 die() { printf 'startup-bench: %s\n' "$*" >&2; exit 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-# timed VAR CMD...: runs CMD (output to a file, failure fatal) and appends its wall seconds to
-# the array VAR. $EPOCHREALTIME, not date(1), and no command substitution: nothing but CMD's own
-# fork and exec inside the timed span, which at a few milliseconds a command would show.
-timed() {
-  local -n samples=$1
-  shift
-  local t0 t1 rc=0
-  t0=$EPOCHREALTIME
-  "$@" > "$work/out" 2>&1 || rc=$?
-  t1=$EPOCHREALTIME
-  if [ "$rc" -ne 0 ]; then
-    cat "$work/out" >&2
-    die "failed ($rc): $*"
-  fi
-  samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
-}
 
 # ---- inside the namespaces: `startup-bench.sh --inside WORK`
 if [ "${1:-}" = --inside ]; then
