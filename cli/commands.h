@@ -100,8 +100,8 @@ std::set<std::string> images_used_by_containers(store::Store& store);
 
 // docker's `image prune -a` / `system prune -a`: removes every image no container (in any state)
 // uses and that passes `filters` (until: created before; label, label!), as rmi of each of its
-// names would; returns what went, for the "untagged:" and "deleted:" lines
-// (cli/store_commands.cpp).
+// names would, but without collecting: the caller's collect_garbage frees their data once;
+// returns what went, for the "untagged:" and "deleted:" lines (cli/store_commands.cpp).
 store::RemovedImage remove_unused_images(store::Store& store, const Filters& filters);
 
 // docker's "Deleted Images:" block of the prune commands: "untagged: NAME" and "deleted: ID"

@@ -168,8 +168,7 @@ int prune_images(store::Store& store, bool all, bool force,
   for (const auto& value : filters.values("until")) gc.recorded_before = parse_until(value);
   store::GcReport report = store.collect_garbage(gc);
   print_deleted_images(removed, report);
-  std::cout << "Total reclaimed space: "
-            << human_size4(removed.reclaimed_bytes + report.reclaimed_bytes) << "\n";
+  std::cout << "Total reclaimed space: " << human_size4(report.reclaimed_bytes) << "\n";
   return 0;
 }
 
@@ -312,7 +311,10 @@ void print_deleted_images(const store::RemovedImage& removed, const store::GcRep
   std::cout << "Deleted Images:\n";
   for (const auto& name : removed.untagged) std::cout << "untagged: " << name << "\n";
   for (const auto& id : removed.deleted) std::cout << "deleted: " << id << "\n";
-  for (const auto& id : collected.deleted_images) std::cout << "deleted: " << id << "\n";
+  // The collection after the removal frees the removed images' manifests too: each ID once.
+  std::set<std::string> printed(removed.deleted.begin(), removed.deleted.end());
+  for (const auto& id : collected.deleted_images)
+    if (printed.insert(id).second) std::cout << "deleted: " << id << "\n";
   std::cout << "\n";
 }
 
@@ -327,10 +329,11 @@ store::RemovedImage remove_unused_images(store::Store& store, const Filters& fil
     auto labels = named.image.config.value("config", nlohmann::json::object())
                       .value("Labels", nlohmann::json());
     if (!filters.labels_match(labels)) continue;
-    store::RemovedImage one = store.remove_image(named.repository + ":" + named.tag, false);
+    // One collection afterwards (the caller's), not one per image.
+    store::RemovedImage one =
+        store.remove_image(named.repository + ":" + named.tag, false, /*collect=*/false);
     removed.untagged.insert(removed.untagged.end(), one.untagged.begin(), one.untagged.end());
     removed.deleted.insert(removed.deleted.end(), one.deleted.begin(), one.deleted.end());
-    removed.reclaimed_bytes += one.reclaimed_bytes;
   }
   return removed;
 }

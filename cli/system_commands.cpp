@@ -288,9 +288,7 @@ int system_prune(store::Store& store, const PruneOptions& options) {
   if (report.cache_entries > 0)
     std::cout << "Deleted build cache objects: " << report.cache_entries << "\n\n";
   std::cout << "Total reclaimed space: "
-            << human_size4(reclaimed + volumes_reclaimed + removed_images.reclaimed_bytes +
-                           report.reclaimed_bytes)
-            << "\n";
+            << human_size4(reclaimed + volumes_reclaimed + report.reclaimed_bytes) << "\n";
   return 0;
 }
 

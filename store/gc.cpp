@@ -65,7 +65,7 @@ bool pid_alive(const std::string& dir_name) {
 
 }  // namespace
 
-RemovedImage Store::remove_image(std::string_view reference, bool force) {
+RemovedImage Store::remove_image(std::string_view reference, bool force, bool collect) {
   RemovedImage result;
   {
     FileLock lock(root_ / "lock");
@@ -147,8 +147,7 @@ RemovedImage Store::remove_image(std::string_view reference, bool force) {
     index["manifests"] = std::move(kept);
     write_index(index);
   }
-  if (!result.deleted.empty())
-    result.reclaimed_bytes = collect_garbage(GcOptions{}).reclaimed_bytes;
+  if (collect && !result.deleted.empty()) collect_garbage(GcOptions{});
   return result;
 }
 

@@ -100,7 +100,6 @@ struct HistoryEntry {
 struct RemovedImage {
   std::vector<std::string> untagged;  // "name:tag" and "name@sha256:..."
   std::vector<std::string> deleted;   // image IDs
-  uint64_t reclaimed_bytes = 0;       // what the collection after a deletion freed
 };
 
 struct GcOptions {
@@ -267,8 +266,9 @@ class Store {
   // ---- removal and GC
   // docker rmi: a name is untagged; an ID untags every name (more than one needs `force`). When
   // no name is left the image is deleted: its cache entries go, and GC frees what nothing else
-  // uses. Throws Error "no such image: REF" or docker's conflict message.
-  RemovedImage remove_image(std::string_view reference, bool force);
+  // uses. Throws Error "no such image: REF" or docker's conflict message. With `collect` false the
+  // collection is the caller's: prune removes many images and collects once.
+  RemovedImage remove_image(std::string_view reference, bool force, bool collect = true);
   GcReport collect_garbage(const GcOptions& options);
 
   // ---- holds: images that outlive their names because something still runs on them
