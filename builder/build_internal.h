@@ -177,6 +177,9 @@ struct StepRecord {
   nlohmann::json parent_config;
   size_t parent_layers = 0;
   store::Image image;  // the step's result
+  // The store's own cache holds the key (a local hit, or a step run here): finish_image has
+  // nothing to record for it. False for a hit in a --cache-from cache.
+  bool cached_here = true;
 };
 
 // Where each stage's instructions are.
@@ -308,8 +311,9 @@ class Build {
   // Downloads the layers of `image` that came from a --cache-from cache and are not in the
   // store yet; called before anything reads the image's files.
   void ensure_layers(const store::Image& image);
-  // Notes a finished step (for --cache-to) and makes it the stage's last key.
-  void record_step(const std::string& key, const store::Image& parent);
+  // Notes a finished step (for --cache-to) and makes it the stage's last key. `cached_here`:
+  // the store's cache already has the key (see StepRecord).
+  void record_step(const std::string& key, const store::Image& parent, bool cached_here);
   // Opens the --cache-from caches (warning about those that cannot be used).
   void open_cache_sources();
   // The records of this build to export: every step (mode=max) or the final image's chain,
@@ -411,8 +415,10 @@ template <typename Apply>
 void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
   std::string key = cache_key(step_description);
   const store::Image parent = stage_->image;
+  bool cached_here = true;
   auto use_cache = [&] {
     auto hit = store_.cache_lookup(key);
+    cached_here = hit.has_value();
     if (!hit) hit = remote_cache_lookup(key);
     if (!hit) return false;
     out_ << " ---> Using cache\n";
@@ -430,7 +436,7 @@ void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
       hit = use_cache();
     }
     if (hit) {
-      record_step(key, parent);
+      record_step(key, parent, cached_here);
       return;
     }
   }
@@ -438,7 +444,7 @@ void Build::cached_step(const nlohmann::json& step_description, Apply&& apply) {
   stage_->image = apply();
   store_.cache_record(key, stage_->image);
   ++shared_->steps_run;
-  record_step(key, parent);
+  record_step(key, parent, true);
 }
 
 template <typename Mutate>

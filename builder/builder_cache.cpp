@@ -126,11 +126,11 @@ void Build::ensure_layers(const store::Image& image) {
   shared_->layers_fetched += static_cast<int>(missing.size());
 }
 
-void Build::record_step(const std::string& key, const store::Image& parent) {
+void Build::record_step(const std::string& key, const store::Image& parent, bool cached_here) {
   {
     std::lock_guard lock(shared_->cache_mutex);
-    shared_->step_records.push_back(
-        {key, stage_->last_cache_key, parent.config, parent.layers.size(), stage_->image});
+    shared_->step_records.push_back({key, stage_->last_cache_key, parent.config,
+                                     parent.layers.size(), stage_->image, cached_here});
   }
   stage_->last_cache_key = key;
 }
@@ -194,7 +194,8 @@ store::Image Build::finish_image(store::Image image, const std::string& last_key
   std::vector<StepRecord> steps;
   {
     std::lock_guard lock(shared_->cache_mutex);
-    steps = shared_->step_records;
+    for (const auto& step : shared_->step_records)
+      if (!step.cached_here) steps.push_back(step);
   }
   for (const auto& step : steps) {
     bool complete = true;

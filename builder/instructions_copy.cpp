@@ -532,8 +532,10 @@ void Build::linked_step(const json& step_description, const std::string& created
   const std::string linked_key =
       store::sha256_digest(std::string(kCacheKeyVersion) + "\nlinked\n" + step_description.dump());
   const store::Image parent_image = stage_->image;
+  bool cached_here = true;
   auto reuse = [&] {
     auto hit = store_.cache_lookup(key);
+    cached_here = hit.has_value();
     if (!hit) hit = remote_cache_lookup(key);
     if (hit) {
       stage_->image = std::move(*hit);
@@ -552,6 +554,7 @@ void Build::linked_step(const json& step_description, const std::string& created
     layers.push_back(layer.blob);
     stage_->image = store_.write_image(add_history(std::move(config), created_by, false), layers);
     store_.cache_record(key, stage_->image);
+    cached_here = true;
     return true;
   };
   std::optional<store::StepLock> building;
@@ -564,7 +567,7 @@ void Build::linked_step(const json& step_description, const std::string& created
     if (hit) {
       out_ << " ---> Using cache\n";
       ++shared_->steps_cached;
-      record_step(key, parent_image);
+      record_step(key, parent_image, cached_here);
       return;
     }
   }
@@ -576,7 +579,7 @@ void Build::linked_step(const json& step_description, const std::string& created
   store_.cache_record(key, stage_->image);
   store_.cache_record(linked_key, stage_->image);
   ++shared_->steps_run;
-  record_step(key, parent_image);
+  record_step(key, parent_image, true);
 }
 
 // ADD of http(s) URLs, BuildKit's way: each file downloaded (mode 0600, unpacked only with
