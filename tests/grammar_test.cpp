@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "DockerfileLexer.h"
+#include "DockerfileParser.h"
 #include "grammar/dump.h"
 #include "grammar/line_scanner.h"
 
@@ -67,6 +69,25 @@ std::vector<std::string> kv(const ast::KeyValue& pair) {
 }
 
 using Strings = std::vector<std::string>;
+
+// ---------------------------------------------------------------------------------------------
+// The generated tables
+
+// The lexer and parser deserialize their ATNs without ANTLR's verifyATN (lazy_atn.cmake: it
+// cost every build 2.3 M instructions for data fixed when slipway is built); the check runs here.
+TEST(GeneratedAtn, LexerAndParserAtnsVerify) {
+  antlr4::ANTLRInputStream input("FROM scratch\n");
+  gen::DockerfileLexer lexer(&input);
+  antlr4::CommonTokenStream tokens(&lexer);
+  gen::DockerfileParser parser(&tokens);
+  // What deserialize() does with verification on, after building the ATN (the generated parser
+  // of ANTLR 4.7 keeps its serialized form private).
+  antlr4::atn::ATNDeserializer deserializer;
+  EXPECT_NO_THROW(deserializer.verifyATN(lexer.getATN()));
+  EXPECT_NO_THROW(deserializer.verifyATN(parser.getATN()));
+  EXPECT_GT(lexer.getATN().states.size(), 100u);
+  EXPECT_GT(parser.getATN().states.size(), 100u);
+}
 
 // ---------------------------------------------------------------------------------------------
 // FROM
