@@ -202,15 +202,32 @@ GcReport Store::collect_garbage(const GcOptions& options) {
     named.insert(digest_hex(digest));
     mark_manifest(digest_hex(digest));
   }
-  for (const auto& dir : fs::directory_iterator(root_ / "tmp", ec)) {
-    std::string name = dir.path().filename().string();
+  auto keep_pinned = [&](const std::string& hex) {
+    if (!is_hex64(hex)) return;
+    keep_layers.insert(hex);
+    mark_manifest(hex);
+  };
+  for (const auto& entry : fs::directory_iterator(root_ / "tmp", ec)) {
+    std::string name = entry.path().filename().string();
     if (name.find("-pins-") == std::string::npos || !pid_alive(name)) continue;
     std::error_code pin_ec;
-    for (const auto& pin_file : fs::directory_iterator(dir.path(), pin_ec)) {
-      std::string hex = pin_file.path().filename().string();
-      if (!is_hex64(hex)) continue;
-      keep_layers.insert(hex);
-      mark_manifest(hex);
+    if (entry.is_directory(pin_ec)) {
+      // A file per pin: how slipway before December 2026 pinned, for a build running across
+      // an upgrade.
+      for (const auto& pin_file : fs::directory_iterator(entry.path(), pin_ec))
+        keep_pinned(pin_file.path().filename().string());
+      continue;
+    }
+    std::string lines;
+    try {
+      lines = read_file(entry.path());
+    } catch (const Error&) {
+      continue;  // its process just ended and removed it
+    }
+    for (size_t from = 0, to; from < lines.size(); from = to + 1) {
+      to = lines.find('\n', from);
+      if (to == std::string::npos) to = lines.size();
+      keep_pinned(lines.substr(from, to - from));
     }
   }
   for (const auto& file : fs::directory_iterator(root_ / "holds", ec)) {

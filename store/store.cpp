@@ -543,10 +543,14 @@ namespace slipway::store {
 
 // ---- pins
 
+Store::PinFile::~PinFile() {
+  if (fd) ::unlink(path.c_str());
+}
+
 void Store::pin(std::string_view digest) const {
   {
     std::lock_guard guard(pins_mutex_);
-    if (pins_dir_ && ::access((pins_dir_->path() / digest_hex(digest)).c_str(), F_OK) == 0) return;
+    if (pins_ && pins_->pinned.contains(digest_hex(digest))) return;
   }
   FileLock lock(root_ / "lock", FileLock::Mode::kShared);
   pin_locked(digest);
@@ -554,10 +558,20 @@ void Store::pin(std::string_view digest) const {
 
 void Store::pin_locked(std::string_view digest) const {
   std::lock_guard guard(pins_mutex_);
-  if (!pins_dir_) pins_dir_.emplace(root_ / "tmp", std::to_string(::getpid()) + "-pins-");
-  fs::path file = pins_dir_->path() / digest_hex(digest);
-  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd) throw_errno("cannot pin " + std::string(digest) + " at " + file.string());
+  std::string hex(digest_hex(digest));
+  if (pins_ && pins_->pinned.contains(hex)) return;
+  if (!pins_) {
+    std::string name = (root_ / "tmp" / (std::to_string(::getpid()) + "-pins-XXXXXX")).string();
+    int fd = ::mkostemp(name.data(), O_APPEND | O_CLOEXEC);
+    if (fd < 0) throw_errno("cannot create a pin file in " + (root_ / "tmp").string());
+    pins_.emplace();
+    pins_->path = name;
+    pins_->fd.reset(fd);
+  }
+  std::string line = hex + "\n";
+  if (::write(pins_->fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    throw_errno("cannot pin " + std::string(digest) + " in " + pins_->path.string());
+  pins_->pinned.insert(std::move(hex));
 }
 
 // ---- listing, history, sizes

@@ -322,7 +322,7 @@ TEST(IngestTest, AFlippedByteIsADigestMismatchAndLeavesNoTrace) {
   EXPECT_FALSE(store.has_blob(blob.descriptor.digest));
   EXPECT_EQ(count_entries(dir.path() / "oci" / "blobs" / "sha256"), 0u);
   EXPECT_EQ(count_entries(dir.path() / "layers"), 0u);
-  EXPECT_EQ(count_entries(dir.path() / "tmp") <= 1, true);  // at most the pins dir
+  EXPECT_EQ(count_entries(dir.path() / "tmp") <= 1, true);  // at most the pins file
 }
 
 TEST(IngestTest, WrongSizesAreRefused) {

@@ -95,14 +95,23 @@ TEST_F(StoreGcTest, PinsOfALiveProcessKeepWhatItIsWriting) {
   gc.collect_garbage({.all = true});
   EXPECT_TRUE(image_intact(gc, in_progress));
 
-  // A dead process's pins count for nothing.
+  // The writer's pins are one file, gone with the writer.
+  auto pin_files = [&] {
+    size_t found = 0;
+    for (const auto& entry : fs::directory_iterator(root() / "tmp"))
+      found += entry.path().filename().string().find("-pins-") != std::string::npos;
+    return found;
+  };
+  EXPECT_EQ(pin_files(), 1u);
   writer.reset();
+  EXPECT_EQ(pin_files(), 0u);
+
+  // A dead process's pins count for nothing.
   pid_t child = ::fork();
   if (child == 0) _exit(0);
   ::waitpid(child, nullptr, 0);
-  fs::path dead_pins = root() / "tmp" / (std::to_string(child) + "-pins-x");
-  fs::create_directories(dead_pins);
-  testing::write_text(dead_pins / digest_hex(in_progress.manifest_digest), "");
+  testing::write_text(root() / "tmp" / (std::to_string(child) + "-pins-x"),
+                      digest_hex(in_progress.manifest_digest) + "\n");
   gc.collect_garbage({});
   EXPECT_FALSE(gc.has_blob(in_progress.manifest_digest));
   EXPECT_FALSE(gc.has_layer(in_progress.chain_ids()[0]));
