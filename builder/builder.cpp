@@ -21,6 +21,7 @@
 #include "builder/build_internal.h"
 #include "builder/file_copy.h"
 #include "common/go_quote.h"
+#include "grammar/ast_codec.h"
 #include "grammar/grammar.h"
 #include "registry/registry.h"
 #include "runtime/runtime.h"
@@ -233,11 +234,29 @@ ast::Dockerfile Build::load_dockerfile() const {
   } catch (const Error& e) {
     throw BuildError(std::string("unable to prepare context: ") + e.what());
   }
+  // A Dockerfile built before is not parsed again: its parse is a memo beside the cache entries
+  // (grammar/ast_codec.h says what that saves), named by the text and the parser's version.
+  fs::path memo =
+      store_.root() / "cache" /
+      ("parse-" +
+       store::digest_hex(store::sha256_digest(grammar::ast_codec_version() + "\n" + text)));
   try {
-    return grammar::parse_dockerfile(text);
+    return grammar::decode_dockerfile(read_file(memo));
+  } catch (const Error&) {
+    // None yet, or GC removed it, or it is damaged: parse.
+  }
+  ast::Dockerfile dockerfile;
+  try {
+    dockerfile = grammar::parse_dockerfile(text);
   } catch (const grammar::SyntaxError& e) {
     throw BuildError(dockerfile_name() + ":" + e.what());
   }
+  try {
+    write_file_atomic(memo, grammar::encode_dockerfile(dockerfile), /*durable=*/false);
+  } catch (const std::exception&) {
+    // A memo is only a shortcut: the next build parses again.
+  }
+  return dockerfile;
 }
 
 // Splits the Dockerfile into stages, checks their names, and defines the global ARGs (which

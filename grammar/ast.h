@@ -8,6 +8,9 @@
 // destination, ONBUILD without a trigger). Everything docker validates later -- flag names and
 // values, HEALTHCHECK's type, SHELL in shell form, WORKDIR/USER/STOPSIGNAL being empty, ARG
 // names -- is left to the builder, which finds what it needs in these types.
+//
+// Every type compares field by field (defaulted operator==): ast_codec's tests check that a
+// decoded Dockerfile equals the parsed one.
 #pragma once
 
 #include <memory>
@@ -23,6 +26,8 @@ namespace slipway::ast {
 struct Position {
   int line = 0;
   int column = 0;
+
+  bool operator==(const Position&) const = default;
 };
 
 // `--name=value` or `--name` (value absent) as written before an instruction's arguments, with
@@ -32,6 +37,8 @@ struct Flag {
   std::string name;  // without the leading "--"
   std::optional<std::string> value;
   Position position;
+
+  bool operator==(const Flag&) const = default;
 };
 
 // The argument of RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK CMD: either a JSON string array
@@ -40,11 +47,15 @@ struct Command {
   bool exec_form = false;
   std::vector<std::string> exec_args;  // exec form, JSON strings decoded
   std::string shell_text;              // shell form, trimmed, continuation lines joined
+
+  bool operator==(const Command&) const = default;
 };
 
 struct KeyValue {
   std::string key;
   std::string value;  // raw: quotes and escapes as written
+
+  bool operator==(const KeyValue&) const = default;
 };
 
 // A here-document (`<<EOF` ... `EOF`) of RUN, COPY or ADD.
@@ -56,6 +67,8 @@ struct Heredoc {
   bool chomp = false;            // `<<-`: strip leading tabs from every body line
   bool expand = true;            // false if any part of the delimiter was quoted (`<<'EOF'`)
   Position position;             // of the `<<` word
+
+  bool operator==(const Heredoc&) const = default;
 };
 
 // A heap-allocated value with value semantics (copying copies the value). It lets ONBUILD's body
@@ -76,6 +89,7 @@ class Box {
 
   T& operator*() { return *value_; }
   const T& operator*() const { return *value_; }
+  bool operator==(const Box& other) const { return *value_ == *other.value_; }
   T* operator->() { return value_.get(); }
   const T* operator->() const { return value_.get(); }
 
@@ -88,43 +102,61 @@ struct FromInstruction {
   std::string image;                      // raw (may contain $VARS from global ARGs)
   std::optional<std::string> stage_name;  // from `AS name`, as written (not lowercased)
   std::string as_keyword = "AS";          // the `AS` word as written (`as`, `As`...), for dumps
+
+  bool operator==(const FromInstruction&) const = default;
 };
 // MAINTAINER text
 struct MaintainerInstruction {
   std::string name;  // the rest of the line; empty if there is none
+
+  bool operator==(const MaintainerInstruction&) const = default;
 };
 // RUN [flags] command, possibly with here-documents (`RUN <<EOF`): the `<<EOF` words stay in
 // the shell text, the bodies are in heredocs, in order.
 struct RunInstruction {
   Command command;
   std::vector<Heredoc> heredocs;
+
+  bool operator==(const RunInstruction&) const = default;
 };
 // CMD command
 struct CmdInstruction {
   Command command;
+
+  bool operator==(const CmdInstruction&) const = default;
 };
 // ENTRYPOINT command
 struct EntrypointInstruction {
   Command command;
+
+  bool operator==(const EntrypointInstruction&) const = default;
 };
 // SHELL ["executable", "arg"...]. Docker only accepts the exec form; a shell form is kept here so
 // that the builder can say so.
 struct ShellInstruction {
   Command command;
+
+  bool operator==(const ShellInstruction&) const = default;
 };
 // ENV k=v k2=v2 | ENV k value with spaces
 struct EnvInstruction {
   std::vector<KeyValue> variables;
   bool legacy_form = false;  // `ENV KEY value with spaces`
+
+  bool operator==(const EnvInstruction&) const = default;
 };
 // LABEL k=v k2=v2 | LABEL k value with spaces
 struct LabelInstruction {
   std::vector<KeyValue> labels;
   bool legacy_form = false;  // `LABEL key value with spaces`
+
+  bool operator==(const LabelInstruction&) const = default;
 };
 // EXPOSE 80 53/udp
 struct ExposeInstruction {
   std::vector<std::string> ports;  // raw words: "80", "53/udp", "$PORT"
+
+  bool operator==(const ExposeInstruction&) const = default;
 };
 // COPY/ADD [flags] src... dest | COPY ["src"..., "dest"]. Heredoc sources (`COPY <<EOF /dst`)
 // stay in `sources` as their `<<EOF` word; their bodies are in `heredocs`, in order.
@@ -133,38 +165,58 @@ struct FileTransfer {
   std::string destination;
   bool json_form = false;
   std::vector<Heredoc> heredocs;
+
+  bool operator==(const FileTransfer&) const = default;
 };
-struct AddInstruction : FileTransfer {};
-struct CopyInstruction : FileTransfer {};
+struct AddInstruction : FileTransfer {
+  bool operator==(const AddInstruction&) const = default;
+};
+struct CopyInstruction : FileTransfer {
+  bool operator==(const CopyInstruction&) const = default;
+};
 // VOLUME /a /b | VOLUME ["/a", "/b"]
 struct VolumeInstruction {
   std::vector<std::string> paths;  // raw words or decoded JSON strings; may be empty
   bool json_form = false;
+
+  bool operator==(const VolumeInstruction&) const = default;
 };
 // USER name[:group]
 struct UserInstruction {
   std::string user;  // the rest of the line; empty if there is none
+
+  bool operator==(const UserInstruction&) const = default;
 };
 // WORKDIR path
 struct WorkdirInstruction {
   std::string path;  // the rest of the line; empty if there is none
+
+  bool operator==(const WorkdirInstruction&) const = default;
 };
 // STOPSIGNAL signal
 struct StopsignalInstruction {
   std::string signal;  // the rest of the line; empty if there is none
+
+  bool operator==(const StopsignalInstruction&) const = default;
 };
 // ARG name[=default] ...
 struct ArgDefinition {
   std::string name;                          // raw, may be empty (`ARG =x`: builder rejects)
   std::optional<std::string> default_value;  // raw: quotes and escapes as written
+
+  bool operator==(const ArgDefinition&) const = default;
 };
 struct ArgInstruction {
   std::vector<ArgDefinition> args;  // may be empty (`ARG`: builder rejects)
+
+  bool operator==(const ArgInstruction&) const = default;
 };
 // HEALTHCHECK [flags] CMD command | HEALTHCHECK NONE
 struct HealthcheckInstruction {
   std::string type;  // the first word as written: "CMD", "NONE", "cmd", anything; "" if none
   Command command;   // what follows the type word (empty shell text if nothing)
+
+  bool operator==(const HealthcheckInstruction&) const = default;
 };
 
 struct Instruction;
@@ -181,6 +233,8 @@ using InstructionBody =
 
 struct OnbuildInstruction {
   Box<Instruction> trigger;
+
+  bool operator==(const OnbuildInstruction&) const = default;
 };
 
 struct Instruction {
@@ -193,11 +247,15 @@ struct Instruction {
   int end_line = 0;  // last physical line consumed, counting skipped comment/blank lines and
                      // heredoc bodies
   InstructionBody body;
+
+  bool operator==(const Instruction&) const = default;
 };
 
 struct Warning {
   int line = 0;
   std::string message;
+
+  bool operator==(const Warning&) const = default;
 };
 
 struct Dockerfile {
@@ -206,6 +264,8 @@ struct Dockerfile {
   char escape = '\\';                 // from `# escape=`
   std::optional<std::string> syntax;  // from `# syntax=`
   std::optional<std::string> check;   // from `# check=`, unparsed
+
+  bool operator==(const Dockerfile&) const = default;
 };
 
 }  // namespace slipway::ast

@@ -24,11 +24,13 @@ namespace {
 // A write_file_atomic temp file this old belongs to a process that died while writing it.
 constexpr time_t kStaleTempSeconds = 60;
 // The builder keeps memos beside the cache entries (`statcache-*`: the context's file stats,
-// `copyfrom-*`: content digests of COPY --from selections). Each is only a shortcut that is
-// recomputed when missing, so one unchanged for this long goes (with --all, every one).
+// `copyfrom-*`: content digests of COPY --from selections, `parse-*`: parsed Dockerfiles). Each
+// is only a shortcut that is recomputed when missing, so one unchanged for this long goes (with
+// --all, every one).
 constexpr time_t kStaleMemoSeconds = 7 * 24 * 3600;
 bool is_builder_memo(std::string_view name) {
-  return name.starts_with("statcache-") || name.starts_with("copyfrom-");
+  return name.starts_with("statcache-") || name.starts_with("copyfrom-") ||
+         name.starts_with("parse-");
 }
 
 bool newer_or_equal(const struct timespec& a, const struct timespec& b) {
