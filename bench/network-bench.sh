@@ -61,11 +61,13 @@ if [ "${1:-}" = --inside ]; then
   for ((i = 0; i < RUNS; i++)); do
     timed s_run "${slipway[@]}" run --rm busybox true
     timed p_run "${podman[@]}" run --rm localhost/busybox true
+    settle
     t0=$(now)
     id=$(checked "${slipway[@]}" run -d busybox sleep 1000)
     checked "${slipway[@]}" rm -f "$id" >/dev/null
     t1=$(now)
     s_d+=("$(elapsed "$t0" "$t1")")
+    settle
     t0=$(now)
     id=$(checked "${podman[@]}" run -d localhost/busybox sleep 1000)
     checked "${podman[@]}" rm -f "$id" >/dev/null

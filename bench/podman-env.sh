@@ -13,10 +13,12 @@ median() {
 # that output) and appends its wall seconds to the array VAR. $EPOCHREALTIME, not date(1), and no
 # command substitution: nothing but CMD's own fork and exec inside the timed span, which at a few
 # milliseconds a command would show (3-5 ms a sample with two date forks and a subshell).
+# Each sample starts settled (see settle).
 timed() {
   local -n samples=$1
   shift
   local t0 t1 rc=0
+  settle
   t0=$EPOCHREALTIME
   "$@" >"$work/out" 2>&1 || rc=$?
   t1=$EPOCHREALTIME
@@ -25,6 +27,20 @@ timed() {
     die "failed ($rc): $*"
   fi
   samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+}
+
+# settle, untimed, before every sample: waits (up to 10 s) until no process of this bench's
+# podman is left, then writes dirty pages back. After `podman run --rm` or `rm -f` returns, conmon
+# and the `podman container cleanup` it starts still tear down the container's network namespace
+# and veth (holding the rtnl lock) and its mounts; without the wait that work landed in slipway's
+# next sample (run --rm: 41 ms right after podman's turn, 34 ms after a pause, 20 ms alone).
+settle() {
+  local i
+  for ((i = 0; i < 1000; i++)); do
+    pgrep -f -- "$work/podman" > /dev/null || break
+    sleep 0.01
+  done
+  sync
 }
 
 podman_config() {
