@@ -10,6 +10,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace slipway::builder {
 namespace fs = std::filesystem;
@@ -313,10 +314,6 @@ class Copier {
   CopyStats& stats_;
   std::map<std::pair<uint64_t, uint64_t>, std::vector<std::string>> links_;
 };
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
-}
 
 uint32_t parse_id(std::string_view s, std::string_view spec) {
   uint32_t v = 0;
