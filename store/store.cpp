@@ -501,10 +501,24 @@ std::optional<Image> Store::cache_lookup(std::string_view key_digest) const {
     if (!is_valid_digest(manifest_digest)) return std::nullopt;
     pin(manifest_digest);
     Image image = read_image(manifest_digest, true);
+    // What an earlier lookup found stays: its image is pinned, and GC keeps a pinned image's
+    // layers. A chain of cached steps checked every layer of every step again (steps^2 stats).
+    std::vector<std::string> found;
+    auto present = [&](const std::string& object, bool is_layer) {
+      {
+        std::lock_guard guard(pins_mutex_);
+        if (known_present_.contains(object)) return true;
+      }
+      if (!(is_layer ? has_layer(object) : has_blob(object))) return false;
+      found.push_back(object);
+      return true;
+    };
     for (const auto& chain : image.chain_ids())
-      if (!has_layer(chain)) return std::nullopt;
+      if (!present(chain, true)) return std::nullopt;
     for (const auto& layer : image.layers)
-      if (!has_blob(layer.digest)) return std::nullopt;
+      if (!present(layer.digest, false)) return std::nullopt;
+    std::lock_guard guard(pins_mutex_);
+    known_present_.insert(found.begin(), found.end());
     return image;
   } catch (const std::exception&) {
     return std::nullopt;

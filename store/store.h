@@ -344,8 +344,10 @@ class Store {
     std::set<std::string, std::less<>> pinned;
     ~PinFile();
   };
-  mutable std::mutex pins_mutex_;  // threads of one build pin concurrently
+  mutable std::mutex pins_mutex_;  // threads of one build pin concurrently; guards both below
   mutable std::optional<PinFile> pins_;
+  // Layers and blobs cache_lookup found present, each part of an image this process pinned.
+  mutable std::set<std::string, std::less<>> known_present_;
 };
 
 }  // namespace slipway::store
