@@ -640,7 +640,9 @@ ContainerRecord ContainerStore::create(const store::Image& image, std::string_vi
   TempDir staged(root_, ".new-" + std::to_string(::getpid()) + "-");
   for (const char* sub : {"upper", "work", "rootfs"}) fs::create_directory(staged.path() / sub);
   write_file_atomic(staged.path() / "config.json", record_json(record).dump(2), false);
-  store_.hold_image("container-" + record.id, image);
+  // A --rm container's record is garbage after a crash (it was to go when the container
+  // ended), so its hold need not survive one: two fsyncs less, 1-4 ms of a `run --rm`.
+  store_.hold_image("container-" + record.id, image, /*durable=*/!record.auto_remove);
   if (::rename(staged.path().c_str(), dir(record.id).c_str()) < 0) {
     int err = errno;
     store_.release_image("container-" + record.id);

@@ -346,12 +346,12 @@ GcReport Store::collect_garbage(const GcOptions& options) {
   return report;  // `lock` is released before `trash` is deleted (locals die in reverse order)
 }
 
-void Store::hold_image(std::string_view holder, const Image& image) {
+void Store::hold_image(std::string_view holder, const Image& image, bool durable) {
   fs::create_directories(root_ / "holds");
   // Under the shared lock, like a pin: GC either sees the hold or ran before it was written (and
   // then this process's pin from finding the image kept it).
   FileLock lock(root_ / "lock", FileLock::Mode::kShared);
-  write_file_atomic(root_ / "holds" / std::string(holder), image.manifest_digest);
+  write_file_atomic(root_ / "holds" / std::string(holder), image.manifest_digest, durable);
 }
 
 void Store::release_image(std::string_view holder) {

@@ -275,8 +275,9 @@ class Store {
   // ---- holds: images that outlive their names because something still runs on them
   // Keeps the image (manifest, config, layers) from GC until release_image(holder), whatever
   // happens to its names: `rmi -f` of an image a container uses only untags it. `holder` is a
-  // file name such as "container-<id>"; holding again replaces the holder's image.
-  void hold_image(std::string_view holder, const Image& image);
+  // file name such as "container-<id>"; holding again replaces the holder's image. `durable`
+  // false skips the fsyncs, for a holder that a crash makes worthless anyway (a --rm container).
+  void hold_image(std::string_view holder, const Image& image, bool durable = true);
   void release_image(std::string_view holder);
 
   DiskUsage disk_usage() const;
