@@ -46,7 +46,39 @@ CommandResult run_program(const std::vector<std::string>& argv, const std::vecto
   return result;
 }
 
+namespace {
+
+// `run` puts containers on a bridge with firewall rules: the machine's own network namespace is
+// not the tests' to change. scripts/test.sh runs ctest inside `unshare --net`; a test binary
+// started by hand outside one stops here instead of making slipway0 on the machine. The machine's
+// namespace is pid 1's, or, where pid 1's cannot be read (as on these VMs), one with a default
+// route: a namespace made for tests has none.
+bool in_machine_network_namespace() {
+  std::error_code own_ec, init_ec;
+  fs::path own = fs::read_symlink("/proc/self/ns/net", own_ec);
+  fs::path init = fs::read_symlink("/proc/1/ns/net", init_ec);
+  if (!own_ec && !init_ec) return own == init;
+  std::ifstream routes("/proc/self/net/route");
+  std::string interface, destination, rest;
+  std::getline(routes, rest);  // the header
+  while (routes >> interface >> destination && std::getline(routes, rest))
+    if (destination == "00000000") return true;
+  return false;
+}
+
+void require_private_network_namespace() {
+  static const bool refused = in_machine_network_namespace();
+  if (refused)
+    throw std::runtime_error(
+        "slipway's integration tests change the network namespace they run in: run them inside "
+        "one of their own, e.g. unshare --net sh -c 'ip link set lo up && exec TEST' (as "
+        "scripts/test.sh runs ctest)");
+}
+
+}  // namespace
+
 CommandResult run_slipway(const fs::path& root, const std::vector<std::string>& args) {
+  require_private_network_namespace();
   std::vector<std::string> argv = {SLIPWAY_BINARY, "--root", root.string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_program(argv);
