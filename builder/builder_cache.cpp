@@ -127,7 +127,9 @@ void Build::ensure_layers(const store::Image& image) {
 }
 
 void Build::record_step(const std::string& key, const store::Image& parent, bool cached_here) {
-  {
+  // The records serve --cache-to and the local entries of --cache-from hits; a build with
+  // neither keeps none (each held two copies of a config: most of a cached build's heap).
+  if (!options_.cache_to.empty() || !cached_here) {
     std::lock_guard lock(shared_->cache_mutex);
     shared_->step_records.push_back({key, stage_->last_cache_key, parent.config,
                                      parent.layers.size(), stage_->image, cached_here});
