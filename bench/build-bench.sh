@@ -22,12 +22,13 @@
 # (/var/lib/containers/cache, /etc/containers/networks, /etc/cni, /var/cache/containers, /run/runc,
 # /run/containers, /var/tmp). The namespace is set up before the clock starts.
 set -euo pipefail
-export LC_ALL=C  # $EPOCHREALTIME and awk agree on the decimal point
+export LC_ALL=C  # awk and printf agree on the decimal point
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
 SLIPWAY=${SLIPWAY:-$repo/build/cli/slipway}
+BENCH_TIME=${BENCH_TIME:-$repo/build/bench/slipway_bench_time}
 COLD_RUNS=${COLD_RUNS:-3}
 WARM_RUNS=${WARM_RUNS:-5}
 TARGET_COLD=0.04  # issue 14
@@ -36,13 +37,15 @@ STEPS=10
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf 'build-bench: %s\n' "$*" >&2; exit 1; }
-# The timed commands are bracketed by $EPOCHREALTIME, not $(date ...): the fork and exec of
-# date after the command were 1-3 ms of each sample, a tenth of a cached slipway build.
-# settle, untimed, before each: the other builder's dirty pages are written back now, not
-# during the next sample (a cached slipway build right after a buildah build took 33-37 ms
-# against 17-22 ms alone).
+# The timed commands run under slipway_bench_time (bench/bench_time.cpp): posix_spawn and a clock
+# around it. Bracketing them in bash, the fork of bash and its copy-on-write faults were 2-3 ms
+# of each sample on this VM (and with $(date) around it, 1-3 ms more), a fifth of a cached
+# slipway build. settle, untimed, before each: the other builder's dirty pages are written back
+# now, not during the next sample (a cached slipway build right after a buildah build took
+# 33-37 ms against 17-22 ms alone).
 settle() { sync; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# seconds FILE: the seconds slipway_bench_time wrote, to three decimals.
+seconds() { awk '{ printf "%.3f", $1 }' "$1"; }
 # The median of the numbers given as arguments.
 median() {
   printf '%s\n' "$@" | sort -g |
@@ -92,12 +95,10 @@ buildah_action() {
     cold | warm)
       [ "$action" = cold ] && bflags=(--no-cache "${bflags[@]}")
       settle
-      t0=$EPOCHREALTIME
-      "${bh[@]}" build "${bflags[@]}" "$work/ctx" > "$b/build.out" 2>&1 ||
+      "$BENCH_TIME" "$b/seconds" "${bh[@]}" build "${bflags[@]}" "$work/ctx" > "$b/build.out" 2>&1 ||
         { cat "$b/build.out" >&2; die "buildah $action build failed"; }
-      t1=$EPOCHREALTIME
       check_cache buildah "$action" "$b/build.out"
-      elapsed "$t0" "$t1"
+      seconds "$b/seconds"
       ;;
     check)
       ctr=$("${bh[@]}" from --pull=never -q localhost/bench:latest)
@@ -123,6 +124,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "run as root (buildah with overlay and runc, slipway's runtime)"
 [ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (cmake --build build --target slipway, or set SLIPWAY)"
+[ -x "$BENCH_TIME" ] || die "no timer at $BENCH_TIME (cmake --build build --target slipway_bench_time)"
 missing=()
 command -v buildah > /dev/null || missing+=(buildah)
 command -v skopeo > /dev/null || missing+=(skopeo)
@@ -209,14 +211,11 @@ slipway_manifest() {
 slipway_build() { # cold|warm; prints the seconds
   local -a flags=(-t bench)
   [ "$1" = cold ] && flags=(--no-cache "${flags[@]}")
-  local t0 t1
   settle
-  t0=$EPOCHREALTIME
-  "${sw[@]}" build "${flags[@]}" "$work/ctx" > "$work/slipway.out" 2>&1 ||
+  "$BENCH_TIME" "$work/seconds" "${sw[@]}" build "${flags[@]}" "$work/ctx" > "$work/slipway.out" 2>&1 ||
     { cat "$work/slipway.out" >&2; die "slipway $1 build failed"; }
-  t1=$EPOCHREALTIME
   check_cache slipway "$1" "$work/slipway.out"
-  elapsed "$t0" "$t1"
+  seconds "$work/seconds"
 }
 
 log "slipway: $SLIPWAY"

@@ -27,14 +27,12 @@ source "$here/podman-env.sh"
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
 SLIPWAY=${SLIPWAY:-$repo/build/cli/slipway}
+BENCH_TIME=${BENCH_TIME:-$repo/build/bench/slipway_bench_time}
 RUNS=${RUNS:-5}
 TARGET=0.1
 TARGET_RUN=0.05  # issue 14: run --rm at most 0.05 of podman
 
 die() { printf 'network-bench: %s\n' "$*" >&2; exit 1; }
-# $EPOCHREALTIME, not date(1) in a command substitution (see timed in podman-env.sh).
-now() { printf '%s' "$EPOCHREALTIME"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # Runs "$@", failing the bench with its output when it fails.
 checked() {
@@ -44,6 +42,18 @@ checked() {
     die "failed: $*"
   fi
   printf '%s' "$out"
+}
+
+# run_d_rm VAR TOOL... -- IMAGE: `TOOL run -d IMAGE sleep 1000` then `TOOL rm -f ID`, each timed
+# (timed, in podman-env.sh); appends the sum to the array VAR.
+run_d_rm() {
+  local -n total=$1
+  shift
+  local -a tool=() pair=()
+  while [ "$1" != -- ]; do tool+=("$1"); shift; done
+  timed pair "${tool[@]}" run -d "$2" sleep 1000
+  timed_now pair "${tool[@]}" rm -f "$(tail -n 1 "$work/out")"
+  total+=("$(awk -v a="${pair[0]}" -v b="${pair[1]}" 'BEGIN { printf "%.4f", a + b }')")
 }
 
 # ---- inside the namespaces: `network-bench.sh --inside WORK`
@@ -61,18 +71,8 @@ if [ "${1:-}" = --inside ]; then
   for ((i = 0; i < RUNS; i++)); do
     timed s_run "${slipway[@]}" run --rm busybox true
     timed p_run "${podman[@]}" run --rm localhost/busybox true
-    settle
-    t0=$(now)
-    id=$(checked "${slipway[@]}" run -d busybox sleep 1000)
-    checked "${slipway[@]}" rm -f "$id" >/dev/null
-    t1=$(now)
-    s_d+=("$(elapsed "$t0" "$t1")")
-    settle
-    t0=$(now)
-    id=$(checked "${podman[@]}" run -d localhost/busybox sleep 1000)
-    checked "${podman[@]}" rm -f "$id" >/dev/null
-    t1=$(now)
-    p_d+=("$(elapsed "$t0" "$t1")")
+    run_d_rm s_d "${slipway[@]}" -- busybox
+    run_d_rm p_d "${podman[@]}" -- localhost/busybox
   done
   # Both really used a bridge: an address on it, as each reports it.
   addr=$(checked "${slipway[@]}" run --rm busybox ip -4 -o addr show eth0)

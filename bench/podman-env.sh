@@ -10,23 +10,24 @@ median() {
 # podman_config WORK: podman's containers.conf (no ulimits: no CAP_SYS_RESOURCE here; runc:
 # crun refuses the hybrid cgroups; cgroupfs) and storage.conf, in WORK; and WORK/tmp.
 # timed VAR CMD...: runs CMD with its output to $work/out (a failure calls the caller's die with
-# that output) and appends its wall seconds to the array VAR. $EPOCHREALTIME, not date(1), and no
-# command substitution: nothing but CMD's own fork and exec inside the timed span, which at a few
-# milliseconds a command would show (3-5 ms a sample with two date forks and a subshell).
-# Each sample starts settled (see settle).
+# that output) and appends its wall seconds to the array VAR, as slipway_bench_time measures them
+# (bench/bench_time.cpp: posix_spawn, not a fork of bash, whose copy-on-write faults were 2-3 ms
+# a sample on this VM). Each sample starts settled (see settle).
 timed() {
+  settle
+  timed_now "$@"
+}
+# timed_now VAR CMD...: timed without settling first (the second command of a pair).
+timed_now() {
   local -n samples=$1
   shift
-  local t0 t1 rc=0
-  settle
-  t0=$EPOCHREALTIME
-  "$@" >"$work/out" 2>&1 || rc=$?
-  t1=$EPOCHREALTIME
+  local rc=0
+  "$BENCH_TIME" "$work/seconds" "$@" >"$work/out" 2>&1 || rc=$?
   if [ "$rc" -ne 0 ]; then
     cat "$work/out" >&2
     die "failed ($rc): $*"
   fi
-  samples+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+  samples+=("$(awk '{ printf "%.4f", $1 }' "$work/seconds")")
 }
 
 # settle, untimed, before every sample: waits (up to 10 s) until no process of this bench's
@@ -88,6 +89,7 @@ podman_bench_start() {
   local name=$1 header=$2
   [ "$(id -u)" = 0 ] || die "run as root"
   [ -x "$SLIPWAY" ] || die "no slipway binary at $SLIPWAY (scripts/build.sh slipway)"
+  [ -x "$BENCH_TIME" ] || die "no timer at $BENCH_TIME (scripts/build.sh slipway_bench_time)"
   command -v podman > /dev/null || die "podman is not installed (scripts/install-deps.sh --with-peers)"
   work=$(mktemp -d "/var/tmp/$name.XXXXXX")
   netns=$name-$$

@@ -28,6 +28,7 @@ source "$here/podman-env.sh"
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
 SLIPWAY=${SLIPWAY:-$repo/build/cli/slipway}
+BENCH_TIME=${BENCH_TIME:-$repo/build/bench/slipway_bench_time}
 RUNS=${RUNS:-21}
 TARGET_PS=0.15
 
