@@ -4,7 +4,8 @@
 // directives, BOM, CRLF, backslash/backtick continuation with interleaved comments and blank
 // lines, heredoc bodies), then the ANTLR4 grammar (DockerfileLexer.g4, DockerfileParser.g4) that
 // parses the logical instruction lines into keywords, flags and argument forms. Positions always
-// refer to the physical lines of the input. dump.h prints the AST as the reference parser does.
+// refer to the physical lines of the input. dump.h prints the AST as the reference parser does;
+// ast_codec.h turns it into bytes and back, so that a Dockerfile built before skips the parser.
 #pragma once
 
 #include <string>
