@@ -98,14 +98,26 @@ std::string sprintf(const std::string& format, const std::vector<Value>& args) {
     ++i;
     while (i < format.size() && std::string("-+# 0").find(format[i]) != std::string::npos)
       flags += format[i++];
+    // Go's parsenum: a number past a million is "crazy long" and takes the rest of the format
+    // with it (then the verb is missing). Stopping there also keeps the int from overflowing.
+    auto parse_number = [&](int& number) {
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
+        if (number > 1000000) {
+          i = format.size();
+          return;
+        }
+        number = number * 10 + (format[i++] - '0');
+      }
+    };
     int width = -1, precision = -1;
-    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
-      width = std::max(width, 0) * 10 + (format[i++] - '0');
+    if (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
+      width = 0;
+      parse_number(width);
+    }
     if (i < format.size() && format[i] == '.') {
       ++i;
       precision = 0;
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
-        precision = precision * 10 + (format[i++] - '0');
+      parse_number(precision);
     }
     if (i >= format.size()) {
       out += "%!(NOVERB)";

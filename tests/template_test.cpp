@@ -106,6 +106,16 @@ TEST(TemplateTest, DockerFunctions) {
   EXPECT_EQ(run("{{(index .Config.Cmd 0) | len}}", kContainer), "2");
 }
 
+// Go's fmt takes a width or precision past a million as the end of the format (the fuzzer found
+// the int overflowing on a long run of digits).
+TEST(TemplateTest, PrintfWidthAndPrecisionPastAMillion) {
+  EXPECT_EQ(run("{{printf \"a%9999999999999d|%d\" 1 2}}", kContainer),
+            "a%!(NOVERB)%!(EXTRA int=1, int=2)");
+  EXPECT_EQ(run("{{printf \"b%.99999999999f|\" 1.5}}", kContainer),
+            "b%!(NOVERB)%!(EXTRA float64=1.5)");
+  EXPECT_EQ(run("{{printf \"%4d|%-3d|%.1f\" 7 8 2.25}}", kContainer), "   7|8  |2.2");
+}
+
 TEST(TemplateTest, GoParseErrors) {
   EXPECT_EQ(parse_error("{{.ID"), "template: :1: unclosed action");
   EXPECT_EQ(parse_error("{{foo .ID}}"), "template: :1: function \"foo\" not defined");
