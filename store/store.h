@@ -6,7 +6,8 @@
 //                        blobs/sha256/<hex> (layers, configs, manifests; immutable)
 //   layers/<chain-hex>/  an unpacked layer in overlay form: diff/ (an overlay lowerdir), layer.json
 //   l/<short>            short symlinks to layers/*/diff, so deep images fit in one mount option
-//   cache/<key-hex>      build cache: the manifest digest a build step produced
+//   cache/<key-hex>      build cache: the manifest digest a build step produced; beside it the
+//                        builder's memos (statcache-*, copyfrom-*, parse-*), which GC ages out
 //   tmp/                 scratch dirs of running commands, named <pid>-...; a dead pid's are
 //   removed. tmp/<pid>-pins-* is a live process's pins, one digest hex a line (see "GC" below).
 //   tmp/partial/sha256-<hex>  a layer blob partly downloaded by a pull, kept across processes
