@@ -7,8 +7,6 @@ median() {
     awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.4f", v[(NR + 1) / 2]; else printf "%.4f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# podman_config WORK: podman's containers.conf (no ulimits: no CAP_SYS_RESOURCE here; runc:
-# crun refuses the hybrid cgroups; cgroupfs) and storage.conf, in WORK; and WORK/tmp.
 # timed VAR CMD...: runs CMD with its output to $work/out (a failure calls the caller's die with
 # that output) and appends its wall seconds to the array VAR, as slipway_bench_time measures them
 # (bench/bench_time.cpp: posix_spawn, not a fork of bash, whose copy-on-write faults were 2-3 ms
@@ -44,6 +42,8 @@ settle() {
   sync
 }
 
+# podman_config WORK: podman's containers.conf (no ulimits: no CAP_SYS_RESOURCE here; runc:
+# crun refuses the hybrid cgroups; cgroupfs) and storage.conf, in WORK; and WORK/tmp.
 podman_config() {
   mkdir -p "$1/tmp"
   cat > "$1/containers.conf" << EOF2

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <set>
 
@@ -220,17 +221,8 @@ GcReport Store::collect_garbage(const GcOptions& options) {
         keep_pinned(pin_file.path().filename().string());
       continue;
     }
-    std::string lines;
-    try {
-      lines = read_file(entry.path());
-    } catch (const Error&) {
-      continue;  // its process just ended and removed it
-    }
-    for (size_t from = 0, to; from < lines.size(); from = to + 1) {
-      to = lines.find('\n', from);
-      if (to == std::string::npos) to = lines.size();
-      keep_pinned(lines.substr(from, to - from));
-    }
+    std::ifstream lines(entry.path());  // unopened if its process just ended and removed it
+    for (std::string hex; std::getline(lines, hex);) keep_pinned(hex);
   }
   for (const auto& file : fs::directory_iterator(root_ / "holds", ec)) {
     if (is_temp_name(file.path().filename().string())) continue;
