@@ -176,6 +176,26 @@ TEST_F(BuildTest, ChangingOneRunRebuildsThatStepAndTheOnesAfter) {
   EXPECT_EQ(ran.out, "step-a-ran\nstep-b2-ran\nstep-c-ran\n");
 }
 
+// The parse of a Dockerfile is kept as cache/parse-* (builder.cpp); a damaged one is parsed
+// again and replaced, and the build's output is the same (warnings included).
+TEST_F(BuildTest, ADamagedParseMemoIsParsedAgain) {
+  std::string dockerfile = "FROM busybox\nLABEL memo=yes \\\n\n  other=no\n";
+  ASSERT_EQ(build(dockerfile, "memo:1").exit_code, 0);
+  auto cached = build(dockerfile, "memo:1");  // from the memo
+  ASSERT_EQ(cached.exit_code, 0) << cached.err;
+  std::vector<fs::path> memos;
+  for (const auto& entry : fs::directory_iterator(root() / "cache"))
+    if (entry.path().filename().string().starts_with("parse-")) memos.push_back(entry.path());
+  ASSERT_EQ(memos.size(), 1u);
+  std::string intact = slipway::read_file(memos[0]);
+  write_text(memos[0], intact.substr(0, intact.size() / 2));
+  auto again = build(dockerfile, "memo:1");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(again.out, cached.out);
+  EXPECT_EQ(slipway::read_file(memos[0]), intact);
+  EXPECT_EQ(count_lines_containing(again.out, "Empty continuation line found in"), 1) << again.out;
+}
+
 TEST_F(BuildTest, NoCacheRunsEveryStepAgain) {
   std::string dockerfile = "FROM busybox\nRUN echo ran-again\n";
   ASSERT_EQ(build(dockerfile, "nocache:1").exit_code, 0);
@@ -384,7 +404,8 @@ TEST_F(BuildTest, BadTagIsRejectedBeforeBuilding) {
   auto failed = build("FROM busybox\nRUN echo should-not-run\n", "Bad/Name");
   EXPECT_EQ(failed.exit_code, 1);
   EXPECT_EQ(failed.out.find("should-not-run"), std::string::npos);
-  EXPECT_NE(failed.err.find("invalid reference format: \"Bad/Name\""), std::string::npos) << failed.err;
+  EXPECT_NE(failed.err.find("invalid reference format: \"Bad/Name\""), std::string::npos)
+      << failed.err;
 }
 
 }  // namespace
